@@ -1,1 +1,58 @@
-pub fn x(){}
+//! # portvakt
+//!
+//! Validate [Maskinporten](https://docs.digdir.no/docs/Maskinporten/) access tokens the way the
+//! NAIS guide "Secure your API with Maskinporten" requires, hardened beyond generic JWT crates.
+//!
+//! ```no_run
+//! use portvakt::{Config, Policy, Validator};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! // MASKINPORTEN_WELL_KNOWN_URL (or MASKINPORTEN_ISSUER + MASKINPORTEN_JWKS_URI), as NAIS injects.
+//! let validator = Validator::new(Config::from_env()?)?;
+//! let read = Policy::new().require_scope("nav:arbeid:some.scope.read");
+//! # let bearer_token = "";
+//! match validator.validate_with(bearer_token, &read).await {
+//!     Ok(token) => println!("consumer {:?}", token.consumer_orgno()),
+//!     Err(e) => println!("refused ({}): {e}", e.code()),
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! What it checks, in order: size, compact JWS shape and strict base64url, header (`alg` in the
+//! allow-list, RS256 by default; `kid` required; `crit` refused; `jku`/`x5u`/`jwk`/`x5c` never
+//! used), the signature against the issuer's JWKS, `iss` exactly, `exp` (required), `nbf` and
+//! `iat` with 60 s leeway, `aud` when an audience is required, then the route's scopes and
+//! consumers. Keys are refreshed in the background, single-flight and rate-limited on unknown
+//! `kid`s; the last good keys are kept when the issuer fails. Verified tokens are cached.
+
+#![warn(missing_docs)]
+
+mod algorithm;
+mod cache;
+pub mod claims;
+mod config;
+pub mod discovery;
+mod encoding;
+mod error;
+mod fetch;
+pub mod jwk;
+pub mod jws;
+mod keystore;
+mod roca;
+pub mod scope;
+pub mod signing;
+mod validator;
+
+pub use algorithm::Algorithm;
+pub use claims::{Claims, Organization};
+pub use config::{
+    Config, ConfigBuilder, ConfigError, DEFAULT_LEEWAY, DEFAULT_MAX_TOKEN_SIZE, ENV_ALGORITHMS,
+    ENV_AUDIENCE, ENV_ISSUER, ENV_JWKS_URI, ENV_WELL_KNOWN_URL,
+};
+pub use error::{Segment, ValidationError};
+pub use fetch::FetchError;
+pub use jwk::{KeySet, KeyWarning, VerifyingKey};
+pub use keystore::{KeyStats, Readiness};
+pub use scope::{Policy, ScopeRequirement, ScopeSet};
+pub use signing::{SigningError, SigningKey};
+pub use validator::{Stats, Validator, VerifiedToken};

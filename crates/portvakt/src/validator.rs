@@ -1,0 +1,371 @@
+//! The validator: every rule, in order, cheapest and safest first.
+//!
+//! 1. size; 2. compact shape and strict base64url; 3. header (`alg` allow-list, `kid`, no
+//! `crit`); 4. signature with the key the `kid` names; 5. claims: `iss`, `exp`, `nbf`, `iat`,
+//! and `aud` when an audience is required; 6. the route's [`Policy`] (scopes, consumers).
+//! Verified tokens are cached; a cache hit is re-checked against the clock and the key set.
+
+use std::ops::Deref;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::algorithm::Algorithm;
+use crate::cache::TokenCache;
+use crate::claims::{Claims, check_audience};
+use crate::config::{Config, ConfigError};
+use crate::encoding::parse_json_object;
+use crate::error::{Segment, ValidationError, printable};
+use crate::jwk::{KeySet, VerifyingKey};
+use crate::jws::{KeyLookup, split_compact, verify_parts};
+use crate::keystore::{KeyStats, KeyStore, Readiness};
+use crate::scope::Policy;
+
+/// A token whose signature and claims verified. Cheap to clone (one `Arc`); dereferences to
+/// its [`Claims`].
+#[derive(Debug, Clone)]
+pub struct VerifiedToken(Arc<Verified>);
+
+#[derive(Debug)]
+struct Verified {
+    claims: Claims,
+    algorithm: Algorithm,
+    key: Arc<VerifyingKey>,
+    payload_len: usize,
+}
+
+impl VerifiedToken {
+    /// The verified claims.
+    pub fn claims(&self) -> &Claims {
+        &self.0.claims
+    }
+
+    /// The algorithm the token was signed with.
+    pub fn algorithm(&self) -> Algorithm {
+        self.0.algorithm
+    }
+
+    /// The id of the key that verified it.
+    pub fn kid(&self) -> &str {
+        self.0.key.kid()
+    }
+
+    /// The consumer's organization number, the usual thing to authorize on.
+    pub fn consumer_orgno(&self) -> Option<&str> {
+        self.0.claims.consumer().and_then(|c| c.orgno())
+    }
+
+    pub(crate) fn approximate_size(&self) -> usize {
+        // The claims map holds the payload's strings plus map overhead.
+        self.0.payload_len * 2 + 256
+    }
+}
+
+impl Deref for VerifiedToken {
+    type Target = Claims;
+
+    fn deref(&self) -> &Claims {
+        &self.0.claims
+    }
+}
+
+/// Counters for metrics.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// The key store's counters.
+    pub keys: KeyStats,
+    /// Verified-token cache hits.
+    pub cache_hits: u64,
+    /// Verified-token cache misses (full validations).
+    pub cache_misses: u64,
+    /// Entries in the cache.
+    pub cache_entries: usize,
+    /// Approximate bytes the cache holds.
+    pub cache_bytes: u64,
+}
+
+/// Validates Maskinporten access tokens. Create one per process and clone it freely: clones
+/// share keys, cache and background refresh. The refresh stops when the last clone is dropped.
+#[derive(Clone)]
+pub struct Validator {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Validator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Validator")
+            .field("readiness", &self.readiness())
+            .finish_non_exhaustive()
+    }
+}
+
+struct Inner {
+    store: Arc<KeyStore>,
+    cache: Option<TokenCache>,
+    algorithms: Vec<Algorithm>,
+    leeway: i64,
+    leeway_secs: u64,
+    max_token_size: usize,
+    audience: Option<String>,
+    cache_hits: std::sync::atomic::AtomicU64,
+    cache_misses: std::sync::atomic::AtomicU64,
+    refresher: Option<tokio::task::AbortHandle>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Some(task) = &self.refresher {
+            task.abort();
+        }
+    }
+}
+
+impl Validator {
+    /// Creates a validator and starts fetching keys in the background. Returns at once: until
+    /// keys arrive, [`readiness`](Self::readiness) says why not, and validations wait briefly
+    /// for the first fetch. Must be called inside a Tokio runtime.
+    pub fn new(config: Config) -> Result<Validator, ConfigError> {
+        let handle = tokio::runtime::Handle::try_current().map_err(|_| ConfigError::NoRuntime)?;
+        let store = Arc::new(KeyStore::remote(&config));
+        let task = handle.spawn(KeyStore::run_background(Arc::downgrade(&store)));
+        Ok(Validator::assemble(
+            &config,
+            store,
+            Some(task.abort_handle()),
+        ))
+    }
+
+    /// Creates a validator for fixed keys and issuer, with no network at all: for tests, for an
+    /// issuer embedded in the same process, and for keys distributed out of band. The issuer
+    /// and key-source settings in `config` are ignored.
+    pub fn with_keys(config: &Config, issuer: &str, keys: KeySet) -> Validator {
+        let store = Arc::new(KeyStore::fixed(config, issuer, keys));
+        Validator::assemble(config, store, None)
+    }
+
+    fn assemble(
+        config: &Config,
+        store: Arc<KeyStore>,
+        refresher: Option<tokio::task::AbortHandle>,
+    ) -> Validator {
+        Validator {
+            inner: Arc::new(Inner {
+                store,
+                cache: TokenCache::new(config.cache_bytes),
+                algorithms: config.algorithms.clone(),
+                leeway: config.leeway.as_secs() as i64,
+                leeway_secs: config.leeway.as_secs(),
+                max_token_size: config.max_token_size,
+                audience: config.audience.clone(),
+                cache_hits: Default::default(),
+                cache_misses: Default::default(),
+                refresher,
+            }),
+        }
+    }
+
+    /// Waits until keys are held, up to `timeout`. Returns the readiness either way, so a
+    /// caller can report why not (and stop on [`Readiness::Misconfigured`]).
+    pub async fn wait_until_ready(&self, timeout: Duration) -> Readiness {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let readiness = self.readiness();
+            if readiness.is_ready()
+                || matches!(readiness, Readiness::Misconfigured { .. })
+                || tokio::time::Instant::now() >= deadline
+            {
+                return readiness;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Whether keys are held (for readiness probes).
+    pub fn readiness(&self) -> Readiness {
+        self.inner.store.readiness()
+    }
+
+    /// Counters for metrics.
+    pub fn stats(&self) -> Stats {
+        use std::sync::atomic::Ordering::Relaxed;
+        Stats {
+            keys: self.inner.store.stats(),
+            cache_hits: self.inner.cache_hits.load(Relaxed),
+            cache_misses: self.inner.cache_misses.load(Relaxed),
+            cache_entries: self.inner.cache.as_ref().map_or(0, TokenCache::len),
+            cache_bytes: self.inner.cache.as_ref().map_or(0, TokenCache::weight),
+        }
+    }
+
+    /// The trusted issuer, once known (from configuration or discovery).
+    pub fn issuer(&self) -> Option<String> {
+        self.inner
+            .store
+            .snapshot()
+            .as_ref()
+            .map(|s| s.issuer.to_string())
+    }
+
+    /// The allowed algorithms.
+    pub fn algorithms(&self) -> &[Algorithm] {
+        &self.inner.algorithms
+    }
+
+    /// The audience every token must carry, if one is configured.
+    pub fn required_audience(&self) -> Option<&str> {
+        self.inner.audience.as_deref()
+    }
+
+    /// Fetches keys now (joining a refresh in flight), e.g. after an operator rotated keys.
+    pub async fn refresh(&self) -> Result<(), String> {
+        self.inner.store.refresh_now().await
+    }
+
+    /// Validates a token. On an unknown `kid` it may wait for one rate-limited, single-flight
+    /// key refresh, so keys the issuer has just published are picked up; tokens whose key we
+    /// hold never wait.
+    pub async fn validate(&self, token: &str) -> Result<VerifiedToken, ValidationError> {
+        match self.validate_now(token) {
+            Err(ValidationError::UnknownKid { .. } | ValidationError::KeysUnavailable)
+                if self.inner.store.refresh_for_unknown_kid().await =>
+            {
+                self.validate_now(token)
+            }
+            result => result,
+        }
+    }
+
+    /// Validates a token and applies a route's policy (scopes, consumers, audience).
+    pub async fn validate_with(
+        &self,
+        token: &str,
+        policy: &Policy,
+    ) -> Result<VerifiedToken, ValidationError> {
+        let verified = self.validate(token).await?;
+        policy.check(verified.claims())?;
+        Ok(verified)
+    }
+
+    /// Validates against the keys held now, without waiting for any refresh. For synchronous
+    /// callers; [`validate`](Self::validate) is preferred where `.await` is available.
+    pub fn validate_now(&self, token: &str) -> Result<VerifiedToken, ValidationError> {
+        self.validate_at(token, SystemTime::now())
+    }
+
+    /// Validates as if the clock read `now` (tests, and replaying a token's history).
+    pub fn validate_at(
+        &self,
+        token: &str,
+        now: SystemTime,
+    ) -> Result<VerifiedToken, ValidationError> {
+        let inner = &*self.inner;
+        if token.len() > inner.max_token_size {
+            return Err(ValidationError::TokenTooLarge {
+                size: token.len(),
+                limit: inner.max_token_size,
+            });
+        }
+        let now = unix_seconds(now);
+        let snapshot = inner.store.snapshot();
+        if let Some(cache) = &inner.cache
+            && let Some(hit) = cache.get(token)
+        {
+            // Still valid only while the key that verified it is in the current set.
+            let key_held = snapshot
+                .as_ref()
+                .and_then(|s| s.keys.get(hit.kid()))
+                .is_some_and(|key| Arc::ptr_eq(key, &hit.0.key));
+            if key_held {
+                inner
+                    .cache_hits
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                return match self.check_times(hit.claims(), now) {
+                    Ok(()) => Ok(hit),
+                    Err(e) => {
+                        cache.remove(token);
+                        Err(e)
+                    }
+                };
+            }
+            cache.remove(token);
+        }
+        inner
+            .cache_misses
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let parts = split_compact(token)?;
+        let lookup = match snapshot.as_ref() {
+            Some(s) => KeyLookup::Keys(&s.keys),
+            None => KeyLookup::NoKeys,
+        };
+        let jws = verify_parts(parts, lookup, &inner.algorithms)?;
+        let Some(snapshot) = snapshot.as_ref() else {
+            return Err(ValidationError::KeysUnavailable);
+        };
+        let raw = parse_json_object(&jws.payload).map_err(|e| ValidationError::BadJson {
+            segment: Segment::Payload,
+            reason: e.to_string(),
+        })?;
+        let claims = Claims::from_map(raw)?;
+        match claims.issuer() {
+            Some(iss) if *iss == *snapshot.issuer => {}
+            found => {
+                return Err(ValidationError::WrongIssuer {
+                    found: found.map(printable),
+                });
+            }
+        }
+        self.check_times(&claims, now)?;
+        if let Some(iat) = claims.issued_at()
+            && iat > now + inner.leeway
+        {
+            return Err(ValidationError::IssuedInFuture {
+                iat,
+                ahead: iat - now,
+                leeway: inner.leeway_secs,
+            });
+        }
+        if let Some(required) = &inner.audience {
+            check_audience(&claims, required)?;
+        }
+        let verified = VerifiedToken(Arc::new(Verified {
+            claims,
+            algorithm: jws.header.alg,
+            key: jws.key,
+            payload_len: jws.payload.len(),
+        }));
+        if let Some(cache) = &inner.cache {
+            cache.insert(token, verified.clone());
+        }
+        Ok(verified)
+    }
+
+    /// `exp` (required) and `nbf` (when present), with leeway. Shared by full validations and
+    /// cache hits, so a cached token expires exactly when a fresh one would.
+    fn check_times(&self, claims: &Claims, now: i64) -> Result<(), ValidationError> {
+        let leeway = self.inner.leeway;
+        let exp = claims.expires_at().ok_or(ValidationError::MissingExpiry)?;
+        if now >= exp.saturating_add(leeway) {
+            return Err(ValidationError::Expired {
+                exp,
+                ago: now.saturating_sub(exp),
+                leeway: self.inner.leeway_secs,
+            });
+        }
+        if let Some(nbf) = claims.not_before()
+            && now.saturating_add(leeway) < nbf
+        {
+            return Err(ValidationError::NotYetValid {
+                nbf,
+                ahead: nbf.saturating_sub(now),
+                leeway: self.inner.leeway_secs,
+            });
+        }
+        Ok(())
+    }
+}
+
+fn unix_seconds(time: SystemTime) -> i64 {
+    match time.duration_since(UNIX_EPOCH) {
+        Ok(d) => d.as_secs() as i64,
+        Err(e) => -(e.duration().as_secs() as i64),
+    }
+}
