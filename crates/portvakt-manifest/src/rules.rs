@@ -1,0 +1,927 @@
+//! Reads the YAML tree into the model and applies the NAIS rules and portvakt's own.
+//!
+//! Every check reports at the position of the value it is about: the value itself for wrong
+//! values, the key for unknown and duplicate keys, the enclosing mapping (or the empty key) for
+//! missing fields.
+
+use std::collections::HashMap;
+
+use crate::diagnostic::{Code, Diagnostic, Severity};
+use crate::model::{
+    Application, Consumer, DelegationSource, ExposedScope, Integration, Maskinporten, Visibility,
+};
+use crate::orgno::{is_nine_digits, orgno_check_digit_ok};
+use crate::scope::{
+    self, NAME_PATTERN, PRODUCT_PATTERN, Separator, check_scope_name, suggest_product,
+    suggest_scope_name,
+};
+use crate::yaml::{self, Kind, Node, Pos, Value};
+
+/// `atMaxAge` bounds and default, in seconds.
+pub(crate) const AT_MAX_AGE_MIN: u32 = 30;
+pub(crate) const AT_MAX_AGE_MAX: u32 = 680;
+pub(crate) const AT_MAX_AGE_DEFAULT: u32 = 30;
+
+const MASKINPORTEN_FIELDS: &[&str] = &["enabled", "scopes"];
+const SCOPES_FIELDS: &[&str] = &["consumes", "exposes"];
+const CONSUMES_FIELDS: &[&str] = &["name"];
+const EXPOSES_FIELDS: &[&str] = &[
+    "name",
+    "enabled",
+    "product",
+    "separator",
+    "consumers",
+    "accessibleForAll",
+    "atMaxAge",
+    "allowedIntegrations",
+    "visibility",
+    "delegationSource",
+];
+const CONSUMER_FIELDS: &[&str] = &["orgno", "name"];
+
+/// The result of reading one file.
+pub(crate) struct Checked {
+    pub apps: Vec<Application>,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+/// Reads and checks `source`. `strict` turns every warning into an error.
+pub(crate) fn check(source: &str, file: &str, strict: bool) -> Checked {
+    let mut cx = Cx {
+        file,
+        diagnostics: Vec::new(),
+    };
+    let apps = read_file(&mut cx, source);
+    let mut diagnostics = cx.diagnostics;
+    if strict {
+        for d in &mut diagnostics {
+            d.severity = Severity::Error;
+        }
+    }
+    diagnostics.sort_by_key(|d| (d.line, d.column));
+    Checked { apps, diagnostics }
+}
+
+struct Cx<'f> {
+    file: &'f str,
+    diagnostics: Vec<Diagnostic>,
+}
+
+impl Cx<'_> {
+    fn report(
+        &mut self,
+        severity: Severity,
+        pos: Pos,
+        code: Code,
+        message: String,
+    ) -> &mut Diagnostic {
+        self.diagnostics.push(Diagnostic {
+            severity,
+            file: self.file.to_owned(),
+            line: pos.line,
+            column: pos.column,
+            code,
+            message,
+            value: None,
+            suggestion: None,
+            help: None,
+        });
+        let last = self.diagnostics.len() - 1;
+        &mut self.diagnostics[last]
+    }
+
+    fn error(&mut self, pos: Pos, code: Code, message: String) -> &mut Diagnostic {
+        self.report(Severity::Error, pos, code, message)
+    }
+
+    fn warning(&mut self, pos: Pos, code: Code, message: String) -> &mut Diagnostic {
+        self.report(Severity::Warning, pos, code, message)
+    }
+}
+
+trait DiagnosticExt {
+    fn value(&mut self, v: impl Into<String>) -> &mut Self;
+    fn suggest(&mut self, s: impl Into<String>) -> &mut Self;
+    fn help(&mut self, h: impl Into<String>) -> &mut Self;
+}
+
+impl DiagnosticExt for Diagnostic {
+    fn value(&mut self, v: impl Into<String>) -> &mut Self {
+        self.value = Some(v.into());
+        self
+    }
+    fn suggest(&mut self, s: impl Into<String>) -> &mut Self {
+        self.suggestion = Some(s.into());
+        self
+    }
+    fn help(&mut self, h: impl Into<String>) -> &mut Self {
+        self.help = Some(h.into());
+        self
+    }
+}
+
+/// The source text of a node for the `value` field of a diagnostic.
+fn raw(node: &Node) -> String {
+    match &node.kind {
+        Kind::Scalar(s) => s.text.clone(),
+        Kind::Seq(_) => "[...]".to_owned(),
+        Kind::Map(_) => "{...}".to_owned(),
+    }
+}
+
+fn read_file(cx: &mut Cx<'_>, source: &str) -> Vec<Application> {
+    let docs = match yaml::load(source) {
+        Ok(docs) => docs,
+        Err(e) => {
+            cx.error(
+                e.pos,
+                Code::InvalidYaml,
+                format!("invalid YAML: {}", e.message),
+            );
+            return Vec::new();
+        }
+    };
+    let mut apps = Vec::new();
+    // Fully qualified scope (without prefix, which is the same for all) -> where first seen.
+    let mut seen_scopes: HashMap<String, (usize, Option<String>)> = HashMap::new();
+    for doc in &docs {
+        if !is_application(&doc.root) {
+            continue;
+        }
+        report_duplicate_keys(cx, &doc.root, 0);
+        let app = read_application(cx, &doc.root);
+        if let Some(mp) = &app.maskinporten {
+            for s in &mp.exposes {
+                let key = format!(
+                    "{}{}{}",
+                    s.product,
+                    Separator::effective(s.separator, &s.name),
+                    s.name
+                );
+                let pos = Pos {
+                    line: s.line,
+                    column: s.column,
+                };
+                match seen_scopes.get(&key) {
+                    Some((line, other_app)) => {
+                        let where_ = match other_app {
+                            Some(a) if *other_app != app.name => {
+                                format!("line {line}, application {a}")
+                            }
+                            _ => format!("line {line}"),
+                        };
+                        cx.error(
+                            pos,
+                            Code::DuplicateScope,
+                            format!(
+                                "scope \"{}\" is exposed more than once (first at {where_})",
+                                s.name
+                            ),
+                        )
+                        .value(s.name.clone())
+                        .help("expose each scope once, with all its consumers");
+                    }
+                    None => {
+                        seen_scopes.insert(key, (s.line, app.name.clone()));
+                    }
+                }
+            }
+        }
+        apps.push(app);
+    }
+    if apps.is_empty() {
+        cx.error(
+            Pos { line: 1, column: 1 },
+            Code::NoApplication,
+            "no NAIS Application in this file".to_owned(),
+        )
+        .help(
+            "expected a document with `apiVersion: nais.io/v1alpha1` and `kind: Application`, \
+             or a bare `spec:` fragment",
+        );
+    }
+    apps
+}
+
+/// A `nais.io/v1alpha1` `Application`, or a bare `spec:` fragment (a mapping with `spec` and
+/// neither `apiVersion` nor `kind`). Everything else (ConfigMaps, Argo CD `Application`s, ...) is
+/// not ours.
+fn is_application(root: &Node) -> bool {
+    if root.entries().is_none() {
+        return false;
+    }
+    let text = |k: &str| root.get(k).and_then(|(_, v)| v.as_str());
+    match (text("apiVersion"), text("kind")) {
+        (Some("nais.io/v1alpha1"), Some("Application")) => true,
+        (None, None) => root.get("spec").is_some() && root.get("apiVersion").is_none(),
+        _ => false,
+    }
+}
+
+fn report_duplicate_keys(cx: &mut Cx<'_>, node: &Node, depth: usize) {
+    if depth > yaml::MAX_DEPTH {
+        return;
+    }
+    match &node.kind {
+        Kind::Scalar(_) => {}
+        Kind::Seq(items) => {
+            for item in items {
+                report_duplicate_keys(cx, item, depth + 1);
+            }
+        }
+        Kind::Map(entries) => {
+            let mut seen: HashMap<&str, usize> = HashMap::new();
+            for (k, v) in entries {
+                if let Some(name) = k.scalar().map(|s| s.text.as_str()) {
+                    if let Some(first) = seen.get(name) {
+                        cx.error(
+                            k.pos,
+                            Code::DuplicateKey,
+                            format!("duplicate key `{name}` (first at line {first})"),
+                        )
+                        .value(name)
+                        .help("Kubernetes refuses a mapping with a key twice: keep one");
+                    } else {
+                        seen.insert(name, k.pos.line);
+                    }
+                }
+                report_duplicate_keys(cx, v, depth + 1);
+            }
+        }
+    }
+}
+
+fn read_application(cx: &mut Cx<'_>, root: &Node) -> Application {
+    let meta = root.get("metadata").map(|(_, v)| v);
+    let meta_text = |k: &str| {
+        meta.and_then(|m| m.get(k))
+            .and_then(|(_, v)| match v.scalar()?.value() {
+                Value::Str(s) => Some(s.to_owned()),
+                _ => None,
+            })
+    };
+    let mut app = Application {
+        name: meta_text("name"),
+        namespace: meta_text("namespace"),
+        line: root.pos.line,
+        maskinporten: None,
+    };
+    let Some((_, spec)) = root.get("spec") else {
+        return app;
+    };
+    if spec.is_null() {
+        return app;
+    }
+    if spec.entries().is_none() {
+        type_error(cx, "spec", "a mapping", spec);
+        return app;
+    }
+    match spec.get("maskinporten") {
+        Some((_, mp)) => app.maskinporten = read_maskinporten(cx, mp),
+        None => {
+            // A misspelt `maskinporten:` silently provisions nothing.
+            if let Some((k, _)) = spec.entries().and_then(|e| {
+                e.iter().find(|(k, _)| {
+                    k.as_str()
+                        .is_some_and(|s| s != "maskinporten" && is_near("maskinporten", s))
+                })
+            }) {
+                let name = k.as_str().unwrap_or_default().to_owned();
+                cx.warning(
+                    k.pos,
+                    Code::UnknownField,
+                    format!("unknown field `{name}` in spec; NAIS would ignore it"),
+                )
+                .value(name)
+                .suggest("maskinporten")
+                .help("did you mean `maskinporten`?");
+            }
+        }
+    }
+    app
+}
+
+/// Reports keys of `map` that are not in `known`.
+fn report_unknown_fields(cx: &mut Cx<'_>, map: &Node, known: &[&str], path: &str) {
+    let Some(entries) = map.entries() else {
+        return;
+    };
+    for (k, _) in entries {
+        let name = k.scalar().map(|s| s.text.clone()).unwrap_or_else(|| raw(k));
+        if known.contains(&name.as_str()) {
+            continue;
+        }
+        let d = cx
+            .warning(
+                k.pos,
+                Code::UnknownField,
+                format!("unknown field `{name}` in {path}; NAIS would ignore it"),
+            )
+            .value(name.clone());
+        match closest(&name, known) {
+            Some(best) => {
+                d.suggest(best).help(format!("did you mean `{best}`?"));
+            }
+            None => {
+                d.help(format!("known fields: {}", known.join(", ")));
+            }
+        }
+    }
+}
+
+/// Levenshtein distance, over characters.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != *cb);
+            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+/// Whether `candidate` is probably a misspelling of `target`.
+fn is_near(target: &str, candidate: &str) -> bool {
+    candidate.eq_ignore_ascii_case(target)
+        || edit_distance(&target.to_lowercase(), &candidate.to_lowercase())
+            <= (target.chars().count() / 4).clamp(1, 3)
+}
+
+/// The known value `s` is most likely a misspelling of.
+fn closest<'k>(s: &str, known: &[&'k str]) -> Option<&'k str> {
+    known
+        .iter()
+        .filter(|k| is_near(k, s))
+        .min_by_key(|k| edit_distance(&k.to_lowercase(), &s.to_lowercase()))
+        .copied()
+}
+
+fn type_error<'c>(
+    cx: &'c mut Cx<'_>,
+    field: &str,
+    expected: &str,
+    found: &Node,
+) -> &'c mut Diagnostic {
+    cx.error(
+        found.pos,
+        Code::InvalidType,
+        format!("`{field}` must be {expected}, found {}", found.describe()),
+    )
+    .value(raw(found))
+}
+
+/// Looks `field` up in `map`. A null value counts as absent, as it does in Kubernetes. When
+/// `required` and absent, reports it at the key (if written without a value) or at `map`.
+fn field<'n>(
+    cx: &mut Cx<'_>,
+    map: &'n Node,
+    field: &str,
+    path: &str,
+    required: bool,
+) -> Option<&'n Node> {
+    let entry = map.get(field);
+    match entry {
+        Some((_, v)) if !v.is_null() => Some(v),
+        _ => {
+            if required {
+                let pos = entry.map_or(map.pos, |(k, _)| k.pos);
+                cx.error(
+                    pos,
+                    Code::MissingField,
+                    format!("missing required field `{field}` in {path}"),
+                );
+            }
+            None
+        }
+    }
+}
+
+fn read_bool(cx: &mut Cx<'_>, field_name: &str, node: &Node) -> Option<bool> {
+    let scalar = node.scalar();
+    match scalar.map(|s| s.value()) {
+        Some(Value::Bool(b)) => Some(b),
+        Some(Value::Str(s)) => {
+            if let Some(b) = scalar.and_then(|s| s.yaml11_bool()) {
+                cx.warning(
+                    node.pos,
+                    Code::AmbiguousBoolean,
+                    format!(
+                        "`{field_name}: {s}` is the boolean {b} to YAML 1.1 readers but the \
+                         string \"{s}\" to YAML 1.2 readers"
+                    ),
+                )
+                .value(s)
+                .suggest(b.to_string())
+                .help(format!("write `{field_name}: {b}`"));
+                return Some(b);
+            }
+            let d = type_error(cx, field_name, "a boolean (true or false)", node);
+            if let Some(b) = ["true", "false"].iter().find(|t| s.eq_ignore_ascii_case(t)) {
+                d.suggest(*b)
+                    .help(format!("remove the quotes: `{field_name}: {b}`"));
+            }
+            None
+        }
+        _ => {
+            type_error(cx, field_name, "a boolean (true or false)", node);
+            None
+        }
+    }
+}
+
+fn read_string<'n>(cx: &mut Cx<'_>, field_name: &str, node: &'n Node) -> Option<&'n str> {
+    let scalar = node.scalar();
+    match scalar.map(|s| s.value()) {
+        Some(Value::Str(s)) => {
+            if let Some(b) = scalar.and_then(|sc| sc.yaml11_bool()) {
+                cx.warning(
+                    node.pos,
+                    Code::AmbiguousBoolean,
+                    format!(
+                        "`{field_name}: {s}` is the string \"{s}\" to YAML 1.2 readers but the \
+                         boolean {b} to YAML 1.1 readers"
+                    ),
+                )
+                .value(s)
+                .suggest(format!("\"{s}\""))
+                .help(format!("quote it: `{field_name}: \"{s}\"`"));
+            }
+            Some(s)
+        }
+        Some(Value::Int(_) | Value::Float(_) | Value::Bool(_)) => {
+            let text = scalar.map(|s| s.text.clone()).unwrap_or_default();
+            type_error(cx, field_name, "a string", node)
+                .suggest(format!("\"{text}\""))
+                .help(format!("quote it: `{field_name}: \"{text}\"`"));
+            None
+        }
+        _ => {
+            type_error(cx, field_name, "a string", node);
+            None
+        }
+    }
+}
+
+fn read_seq<'n>(cx: &mut Cx<'_>, field_name: &str, node: &'n Node) -> &'n [Node] {
+    match &node.kind {
+        Kind::Seq(items) => items,
+        _ => {
+            type_error(cx, field_name, "a list", node);
+            &[]
+        }
+    }
+}
+
+fn is_map(cx: &mut Cx<'_>, field_name: &str, node: &Node) -> bool {
+    if node.entries().is_some() {
+        true
+    } else {
+        type_error(cx, field_name, "a mapping", node);
+        false
+    }
+}
+
+fn read_maskinporten(cx: &mut Cx<'_>, node: &Node) -> Option<Maskinporten> {
+    if node.is_null() || !is_map(cx, "maskinporten", node) {
+        return None;
+    }
+    let path = "spec.maskinporten";
+    report_unknown_fields(cx, node, MASKINPORTEN_FIELDS, path);
+    let enabled_node = field(cx, node, "enabled", path, true);
+    let enabled = enabled_node
+        .and_then(|n| read_bool(cx, "enabled", n))
+        .unwrap_or(false);
+    let mut mp = Maskinporten {
+        enabled,
+        consumes: Vec::new(),
+        exposes: Vec::new(),
+    };
+    let Some(scopes) = field(cx, node, "scopes", path, false) else {
+        return Some(mp);
+    };
+    if !is_map(cx, "scopes", scopes) {
+        return Some(mp);
+    }
+    let path = "spec.maskinporten.scopes";
+    report_unknown_fields(cx, scopes, SCOPES_FIELDS, path);
+
+    if let Some(consumes) = field(cx, scopes, "consumes", path, false) {
+        let mut first_seen: HashMap<String, usize> = HashMap::new();
+        for (i, item) in read_seq(cx, "consumes", consumes).iter().enumerate() {
+            let item_path = format!("{path}.consumes[{i}]");
+            if !is_map(cx, "consumes[]", item) {
+                continue;
+            }
+            report_unknown_fields(cx, item, CONSUMES_FIELDS, &item_path);
+            let Some(name_node) = field(cx, item, "name", &item_path, true) else {
+                continue;
+            };
+            let Some(name) = read_string(cx, "name", name_node) else {
+                continue;
+            };
+            if let Some(line) = first_seen.get(name) {
+                cx.warning(
+                    name_node.pos,
+                    Code::DuplicateConsumedScope,
+                    format!("scope \"{name}\" is consumed more than once (first at line {line})"),
+                )
+                .value(name);
+                continue;
+            }
+            if !name.contains(':') {
+                cx.warning(
+                    name_node.pos,
+                    Code::UnqualifiedConsumedScope,
+                    format!(
+                        "consumed scope \"{name}\" has no prefix; Maskinporten scopes look like \
+                         prefix:name"
+                    ),
+                )
+                .value(name)
+                .help("use the fully qualified scope, e.g. nav:arbeid:some.scope.read");
+            }
+            first_seen.insert(name.to_owned(), name_node.pos.line);
+            mp.consumes.push(name.to_owned());
+        }
+    }
+
+    if let Some(exposes) = field(cx, scopes, "exposes", path, false) {
+        for (i, item) in read_seq(cx, "exposes", exposes).iter().enumerate() {
+            let item_path = format!("{path}.exposes[{i}]");
+            if !is_map(cx, "exposes[]", item) {
+                continue;
+            }
+            if let Some(scope) = read_exposed(cx, item, &item_path) {
+                mp.exposes.push(scope);
+            }
+        }
+    }
+
+    if !mp.enabled
+        && (!mp.exposes.is_empty() || !mp.consumes.is_empty())
+        && let Some(n) = enabled_node.filter(|n| n.scalar().is_some())
+    {
+        cx.warning(
+            n.pos,
+            Code::MaskinportenDisabled,
+            format!(
+                "maskinporten is disabled, so none of the {} exposed and {} consumed scopes \
+                     is provisioned",
+                mp.exposes.len(),
+                mp.consumes.len()
+            ),
+        )
+        .help("set `enabled: true`, or remove the scopes");
+    }
+    Some(mp)
+}
+
+fn read_exposed(cx: &mut Cx<'_>, item: &Node, path: &str) -> Option<ExposedScope> {
+    report_unknown_fields(cx, item, EXPOSES_FIELDS, path);
+
+    let name_node = field(cx, item, "name", path, true);
+    let name = name_node.and_then(|n| read_string(cx, "name", n));
+    if let (Some(n), Some(node)) = (name, name_node)
+        && let Err(problem) = check_scope_name(n)
+    {
+        let d = cx
+            .error(
+                node.pos,
+                Code::InvalidScopeName,
+                format!("scope name \"{n}\" does not match {NAME_PATTERN}: {problem}"),
+            )
+            .value(n);
+        if let Some(s) = suggest_scope_name(n) {
+            d.suggest(s.clone()).help(format!("use \"{s}\""));
+        }
+    }
+    let name = name.filter(|n| check_scope_name(n).is_ok());
+
+    let enabled_node = field(cx, item, "enabled", path, true);
+    let enabled = enabled_node.and_then(|n| read_bool(cx, "enabled", n));
+
+    let product_node = field(cx, item, "product", path, true);
+    let product = product_node.and_then(|n| read_string(cx, "product", n));
+    if let (Some(p), Some(node)) = (product, product_node)
+        && !scope::is_valid_product(p)
+    {
+        let d = cx
+            .error(
+                node.pos,
+                Code::InvalidProduct,
+                format!(
+                    "`product` \"{p}\" does not match {PRODUCT_PATTERN} (lowercase letters \
+                         a-z and digits only)"
+                ),
+            )
+            .value(p);
+        if let Some(s) = suggest_product(p) {
+            d.suggest(s.clone()).help(format!("use \"{s}\""));
+        }
+    }
+    let product = product.filter(|p| scope::is_valid_product(p));
+
+    let separator_node = field(cx, item, "separator", path, false);
+    let separator = separator_node.and_then(|node| {
+        let s = read_string(cx, "separator", node)?;
+        let sep = Separator::parse(s);
+        if sep.is_none() {
+            let d = cx
+                .error(
+                    node.pos,
+                    Code::InvalidSeparator,
+                    format!("`separator` \"{s}\" must be one of \"/\", \":\", \".\""),
+                )
+                .value(s);
+            let trimmed = s.trim();
+            if Separator::parse(trimmed).is_some() {
+                d.suggest(trimmed).help(format!("use \"{trimmed}\""));
+            }
+        }
+        sep
+    });
+
+    let consumers = read_consumers(cx, item, path);
+
+    let accessible_node = field(cx, item, "accessibleForAll", path, false);
+    let accessible_for_all = accessible_node
+        .and_then(|n| read_bool(cx, "accessibleForAll", n))
+        .unwrap_or(false);
+
+    let at_max_age_seconds = field(cx, item, "atMaxAge", path, false)
+        .and_then(|n| read_at_max_age(cx, n))
+        .unwrap_or(AT_MAX_AGE_DEFAULT);
+
+    let allowed_integrations = match field(cx, item, "allowedIntegrations", path, false) {
+        None => vec![Integration::Maskinporten],
+        Some(node) => read_integrations(cx, node),
+    };
+
+    let visibility = field(cx, item, "visibility", path, false)
+        .and_then(|node| {
+            let s = read_string(cx, "visibility", node)?;
+            match s {
+                "public" => Some(Visibility::Public),
+                "private" => Some(Visibility::Private),
+                _ => {
+                    let d = cx
+                        .error(
+                            node.pos,
+                            Code::InvalidVisibility,
+                            format!("`visibility` \"{s}\" must be \"public\" or \"private\""),
+                        )
+                        .value(s);
+                    if let Some(best) = closest(s, &["public", "private"]) {
+                        d.suggest(best).help(format!("use \"{best}\""));
+                    }
+                    None
+                }
+            }
+        })
+        .unwrap_or_default();
+
+    let delegation_node = field(cx, item, "delegationSource", path, false);
+    let delegation_source = delegation_node.and_then(|node| {
+        let s = read_string(cx, "delegationSource", node)?;
+        if s == "altinn" {
+            return Some(DelegationSource::Altinn);
+        }
+        let d = cx
+            .error(
+                node.pos,
+                Code::InvalidDelegationSource,
+                format!(
+                    "`delegationSource` \"{s}\" must be \"altinn\", the only delegation source"
+                ),
+            )
+            .value(s);
+        if s.eq_ignore_ascii_case("altinn") {
+            d.suggest("altinn").help("use \"altinn\"");
+        }
+        None
+    });
+    if let (Some(_), Some(node), Some(n)) = (delegation_source, delegation_node, name) {
+        let sep = Separator::effective(separator, n);
+        if sep != Separator::Slash {
+            cx.error(
+                node.pos,
+                Code::DelegationRequiresSlash,
+                format!(
+                    "`delegationSource: altinn` requires separator \"/\", but scope \"{n}\" uses \
+                     \"{sep}\""
+                ),
+            )
+            .value("altinn")
+            .help("add `separator: \"/\"` to this scope");
+        }
+    }
+
+    // Combinations that NAIS accepts but that cannot be what the author meant.
+    if let (Some(false), Some(node), Some(n)) = (enabled, enabled_node, name)
+        && !consumers.is_empty()
+    {
+        cx.warning(
+            node.pos,
+            Code::ConsumersOnDisabledScope,
+            format!(
+                "scope \"{n}\" is disabled, so its {} listed consumer{} get{} no access",
+                consumers.len(),
+                if consumers.len() == 1 { "" } else { "s" },
+                if consumers.len() == 1 { "s" } else { "" },
+            ),
+        )
+        .value("false")
+        .help("enable the scope, or remove its consumers");
+    }
+    if let (true, Some(node), Some(n)) = (accessible_for_all, accessible_node, name)
+        && !consumers.is_empty()
+    {
+        cx.warning(
+            node.pos,
+            Code::AccessibleForAllWithConsumers,
+            format!("scope \"{n}\" is accessible for all, so its consumer list has no effect"),
+        )
+        .value("true")
+        .help("remove `accessibleForAll`, or the consumer list");
+    }
+
+    let (name, product, enabled, name_node) = (name?, product?, enabled?, name_node?);
+    Some(ExposedScope {
+        name: name.to_owned(),
+        product: product.to_owned(),
+        separator,
+        enabled,
+        consumers,
+        accessible_for_all,
+        at_max_age_seconds,
+        allowed_integrations,
+        visibility,
+        delegation_source,
+        line: name_node.pos.line,
+        column: name_node.pos.column,
+    })
+}
+
+fn read_at_max_age(cx: &mut Cx<'_>, node: &Node) -> Option<u32> {
+    let expected = "an integer number of seconds";
+    match node.scalar().map(|s| s.value()) {
+        Some(Value::Int(i)) => {
+            let ok = i64::from(AT_MAX_AGE_MIN)..=i64::from(AT_MAX_AGE_MAX);
+            if ok.contains(&i) {
+                return u32::try_from(i).ok();
+            }
+            let nearest = if i < *ok.start() {
+                AT_MAX_AGE_MIN
+            } else {
+                AT_MAX_AGE_MAX
+            };
+            cx.error(
+                node.pos,
+                Code::InvalidAtMaxAge,
+                format!(
+                    "`atMaxAge` {i} is out of range: it must be between {AT_MAX_AGE_MIN} and \
+                     {AT_MAX_AGE_MAX} seconds"
+                ),
+            )
+            .value(i.to_string())
+            .suggest(nearest.to_string())
+            .help(format!("use {nearest}"));
+            None
+        }
+        Some(Value::Str(s)) if s.trim().parse::<i64>().is_ok() => {
+            let n = s.trim().to_owned();
+            type_error(cx, "atMaxAge", expected, node)
+                .suggest(n.clone())
+                .help(format!("remove the quotes: `atMaxAge: {n}`"));
+            None
+        }
+        _ => {
+            type_error(cx, "atMaxAge", expected, node);
+            None
+        }
+    }
+}
+
+fn read_integrations(cx: &mut Cx<'_>, node: &Node) -> Vec<Integration> {
+    let mut out: Vec<Integration> = Vec::new();
+    for item in read_seq(cx, "allowedIntegrations", node) {
+        let Some(s) = read_string(cx, "allowedIntegrations[]", item) else {
+            continue;
+        };
+        let integration = Integration::parse(s);
+        if let Integration::Other(other) = &integration {
+            let d = cx
+                .error(
+                    item.pos,
+                    Code::UnknownIntegration,
+                    format!(
+                        "unknown integration \"{other}\" in `allowedIntegrations`: known values \
+                         are {}",
+                        Integration::KNOWN.join(", ")
+                    ),
+                )
+                .value(other.clone());
+            if let Some(best) = closest(other, &Integration::KNOWN) {
+                d.suggest(best).help(format!("use \"{best}\""));
+            }
+            continue;
+        }
+        if !out.contains(&integration) {
+            out.push(integration);
+        }
+    }
+    out
+}
+
+fn read_consumers(cx: &mut Cx<'_>, item: &Node, path: &str) -> Vec<Consumer> {
+    let mut consumers: Vec<Consumer> = Vec::new();
+    let Some(list) = field(cx, item, "consumers", path, false) else {
+        return consumers;
+    };
+    let mut first_seen: HashMap<String, usize> = HashMap::new();
+    for (i, c) in read_seq(cx, "consumers", list).iter().enumerate() {
+        let c_path = format!("{path}.consumers[{i}]");
+        if !is_map(cx, "consumers[]", c) {
+            continue;
+        }
+        report_unknown_fields(cx, c, CONSUMER_FIELDS, &c_path);
+        let name = field(cx, c, "name", &c_path, false)
+            .and_then(|n| read_string(cx, "name", n))
+            .map(str::to_owned);
+        let Some(orgno_node) = field(cx, c, "orgno", &c_path, true) else {
+            continue;
+        };
+        let Some(orgno) = read_string(cx, "orgno", orgno_node) else {
+            continue;
+        };
+        if !is_nine_digits(orgno) {
+            let d = cx
+                .error(
+                    orgno_node.pos,
+                    Code::InvalidOrgno,
+                    format!(
+                        "organization number \"{orgno}\" must be exactly nine digits (^\\d{{9}}$)"
+                    ),
+                )
+                .value(orgno);
+            let compact: String = orgno.chars().filter(|c| !c.is_whitespace()).collect();
+            if compact != orgno && is_nine_digits(&compact) {
+                d.suggest(compact.clone())
+                    .help(format!("remove the spaces: \"{compact}\""));
+            }
+            continue;
+        }
+        if let Some(line) = first_seen.get(orgno) {
+            cx.warning(
+                orgno_node.pos,
+                Code::DuplicateConsumer,
+                format!(
+                    "organization number \"{orgno}\" is listed more than once for this scope \
+                     (first at line {line})"
+                ),
+            )
+            .value(orgno)
+            .help("remove the repeated entry");
+            continue;
+        }
+        if !orgno_check_digit_ok(orgno) {
+            cx.warning(
+                orgno_node.pos,
+                Code::OrgnoCheckDigit,
+                format!("organization number \"{orgno}\" fails the modulus-11 check digit"),
+            )
+            .value(orgno)
+            .help(
+                "a mistyped organization number grants a stranger access, or nobody: look it up \
+                 in Enhetsregisteret (brreg.no)",
+            );
+        }
+        first_seen.insert(orgno.to_owned(), orgno_node.pos.line);
+        consumers.push(Consumer::new(orgno, name));
+    }
+    consumers
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn near_misses() {
+        assert!(is_near("maskinporten", "maskinporen"));
+        assert!(is_near("maskinporten", "Maskinporten"));
+        assert!(is_near("accessibleForAll", "accesibleForAll"));
+        assert!(is_near("accessibleForAll", "accessibleforall"));
+        assert!(!is_near("maskinporten", "image"));
+        assert!(!is_near("name", "port"));
+        assert_eq!(closest("consumer", EXPOSES_FIELDS), Some("consumers"));
+        assert_eq!(closest("atmaxage", EXPOSES_FIELDS), Some("atMaxAge"));
+        assert_eq!(closest("zzz", EXPOSES_FIELDS), None);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(edit_distance("", "abc"), 3);
+    }
+}
