@@ -1,7 +1,21 @@
 //! Text and JSON output for `portvakt manifest check` and `portvakt manifest scopes`, kept here
 //! so that it is tested with the library and the command stays a thin shell.
 
-use crate::{Diagnostic, GrantsTable, Manifest, ScopeGrant};
+use crate::{Diagnostic, GrantsTable, Manifest, ReadError, ScopeGrant};
+
+/// What to tell the user when the manifest file cannot be read at all: the error, naming the
+/// file, and a help line saying what to do.
+pub fn read_error(error: &ReadError) -> String {
+    let help = match error {
+        ReadError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+            "pass the path of the application's NAIS manifest, e.g. `portvakt manifest check \
+             .nais/app.yaml` (the default is ./nais.yaml)"
+        }
+        ReadError::Io { .. } => "check that the path is a readable file",
+        ReadError::TooLarge { .. } => "pass the NAIS manifest itself, not a bundle or an archive",
+    };
+    format!("error: {error}\n  = help: {help}")
+}
 
 /// One diagnostic: `file:line:col: severity: message [code]`, followed by
 /// `  = help: ...` when there is advice.
