@@ -277,7 +277,7 @@ fn read_application(cx: &mut Cx<'_>, root: &Node) -> Application {
         return app;
     }
     match spec.get("maskinporten") {
-        Some((_, mp)) => app.maskinporten = read_maskinporten(cx, mp),
+        Some((key, mp)) => app.maskinporten = read_maskinporten(cx, key.pos, mp),
         None => {
             // A misspelt `maskinporten:` silently provisions nothing.
             if let Some((k, _)) = spec.entries().and_then(|e| {
@@ -329,19 +329,32 @@ fn report_unknown_fields(cx: &mut Cx<'_>, map: &Node, known: &[&str], path: &str
     }
 }
 
-/// Levenshtein distance, over characters.
+/// Edit distance over characters, counting a swap of neighbours as one edit (optimal string
+/// alignment), since `nmae` for `name` is as likely a typo as `nam`.
 fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
     let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1; b.len() + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let cost = usize::from(ca != *cb);
-            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
-        }
-        prev = cur;
+    // d[i][j]: distance between a[..i] and b[..j].
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
     }
-    prev[b.len()]
+    for j in 0..=b.len() {
+        d[0][j] = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut best = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                best = best.min(d[i - 2][j - 2] + 1);
+            }
+            d[i][j] = best;
+        }
+    }
+    d[a.len()][b.len()]
 }
 
 /// Whether `candidate` is probably a misspelling of `target`.
@@ -383,12 +396,25 @@ fn field<'n>(
     path: &str,
     required: bool,
 ) -> Option<&'n Node> {
+    field_at(cx, map, map.pos, field, path, required)
+}
+
+/// [`field`], reporting a missing field at `missing_at` (e.g. the key of the mapping) rather
+/// than at the mapping's first entry.
+fn field_at<'n>(
+    cx: &mut Cx<'_>,
+    map: &'n Node,
+    missing_at: Pos,
+    field: &str,
+    path: &str,
+    required: bool,
+) -> Option<&'n Node> {
     let entry = map.get(field);
     match entry {
         Some((_, v)) if !v.is_null() => Some(v),
         _ => {
             if required {
-                let pos = entry.map_or(map.pos, |(k, _)| k.pos);
+                let pos = entry.map_or(missing_at, |(k, _)| k.pos);
                 cx.error(
                     pos,
                     Code::MissingField,
@@ -485,13 +511,13 @@ fn is_map(cx: &mut Cx<'_>, field_name: &str, node: &Node) -> bool {
     }
 }
 
-fn read_maskinporten(cx: &mut Cx<'_>, node: &Node) -> Option<Maskinporten> {
+fn read_maskinporten(cx: &mut Cx<'_>, key_pos: Pos, node: &Node) -> Option<Maskinporten> {
     if node.is_null() || !is_map(cx, "maskinporten", node) {
         return None;
     }
     let path = "spec.maskinporten";
     report_unknown_fields(cx, node, MASKINPORTEN_FIELDS, path);
-    let enabled_node = field(cx, node, "enabled", path, true);
+    let enabled_node = field_at(cx, node, key_pos, "enabled", path, true);
     let enabled = enabled_node
         .and_then(|n| read_bool(cx, "enabled", n))
         .unwrap_or(false);
@@ -923,5 +949,7 @@ mod tests {
         assert_eq!(closest("zzz", EXPOSES_FIELDS), None);
         assert_eq!(edit_distance("kitten", "sitting"), 3);
         assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(edit_distance("nmae", "name"), 1);
+        assert_eq!(closest("nmae", CONSUMES_FIELDS), Some("name"));
     }
 }
