@@ -30,6 +30,7 @@
 mod algorithm;
 mod cache;
 pub mod claims;
+pub mod client;
 mod config;
 pub mod discovery;
 mod encoding;

@@ -1,0 +1,177 @@
+//! Test support: real RSA keys, real tokens, and a real JWKS/discovery server on 127.0.0.1.
+#![allow(dead_code)] // each test binary uses a different part of this module
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, LazyLock, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use portvakt::{Algorithm, SigningKey};
+use serde_json::{Value, json};
+
+/// Generating RSA keys takes a moment; every test in a binary shares these.
+pub static KEY_A: LazyLock<SigningKey> = LazyLock::new(|| SigningKey::generate("key-a").unwrap());
+pub static KEY_B: LazyLock<SigningKey> = LazyLock::new(|| SigningKey::generate("key-b").unwrap());
+/// Same kid as KEY_A, different key material: an attacker's key or a botched rotation.
+pub static KEY_A_IMPOSTOR: LazyLock<SigningKey> =
+    LazyLock::new(|| SigningKey::generate("key-a").unwrap());
+
+pub fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// Maskinporten-shaped claims, valid for 120 s from now.
+pub fn claims(issuer: &str, scope: &str) -> Value {
+    let now = now();
+    json!({
+        "iss": issuer,
+        "scope": scope,
+        "client_id": "2b3c-client",
+        "client_amr": "private_key_jwt",
+        "token_type": "Bearer",
+        "consumer": {"authority": "iso6523-actorid-upis", "ID": "0192:889640782"},
+        "iat": now,
+        "exp": now + 120,
+        "jti": format!("jti-{}", rand_suffix()),
+    })
+}
+
+pub fn rand_suffix() -> u64 {
+    static COUNTER: AtomicUsize = AtomicUsize::new(0);
+    COUNTER.fetch_add(1, Ordering::Relaxed) as u64
+}
+
+pub fn sign(key: &SigningKey, claims: &Value) -> String {
+    key.sign_jwt(Algorithm::RS256, claims).unwrap()
+}
+
+pub fn jwks(keys: &[&SigningKey]) -> Value {
+    json!({"keys": keys.iter().map(|k| k.public_jwk()).collect::<Vec<_>>()})
+}
+
+/// What the fake issuer answers on its JWKS endpoint.
+#[derive(Clone)]
+pub enum Behaviour {
+    Serve(Value),
+    Status(u16),
+    Garbage,
+    Hang,
+}
+
+struct ServerState {
+    behaviour: Mutex<Behaviour>,
+    discovery_issuer: Mutex<Option<String>>,
+    jwks_requests: AtomicUsize,
+    discovery_requests: AtomicUsize,
+    base: String,
+}
+
+/// A JWKS and discovery server on 127.0.0.1 with a port of its own.
+pub struct IssuerServer {
+    state: Arc<ServerState>,
+    pub addr: SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for IssuerServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl IssuerServer {
+    pub async fn start(behaviour: Behaviour) -> IssuerServer {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let state = Arc::new(ServerState {
+            behaviour: Mutex::new(behaviour),
+            discovery_issuer: Mutex::new(None),
+            jwks_requests: AtomicUsize::new(0),
+            discovery_requests: AtomicUsize::new(0),
+            base: format!("http://{addr}"),
+        });
+        let app = Router::new()
+            .route("/jwk", get(serve_jwks))
+            .route(
+                "/.well-known/oauth-authorization-server",
+                get(serve_discovery),
+            )
+            .route("/.well-known/openid-configuration", get(serve_discovery))
+            .with_state(Arc::clone(&state));
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        IssuerServer { state, addr, task }
+    }
+
+    /// `http://127.0.0.1:PORT/`, with the trailing slash, as Maskinporten's issuer.
+    pub fn issuer(&self) -> String {
+        format!("{}/", self.state.base)
+    }
+
+    pub fn jwks_uri(&self) -> String {
+        format!("{}/jwk", self.state.base)
+    }
+
+    pub fn well_known(&self) -> String {
+        format!("{}/.well-known/oauth-authorization-server", self.state.base)
+    }
+
+    pub fn set(&self, behaviour: Behaviour) {
+        *self.state.behaviour.lock().unwrap() = behaviour;
+    }
+
+    /// Makes the discovery document claim another issuer.
+    pub fn set_discovery_issuer(&self, issuer: &str) {
+        *self.state.discovery_issuer.lock().unwrap() = Some(issuer.to_owned());
+    }
+
+    pub fn jwks_requests(&self) -> usize {
+        self.state.jwks_requests.load(Ordering::SeqCst)
+    }
+
+    pub fn discovery_requests(&self) -> usize {
+        self.state.discovery_requests.load(Ordering::SeqCst)
+    }
+}
+
+async fn serve_jwks(State(state): State<Arc<ServerState>>) -> Response {
+    state.jwks_requests.fetch_add(1, Ordering::SeqCst);
+    let behaviour = state.behaviour.lock().unwrap().clone();
+    match behaviour {
+        Behaviour::Serve(jwks) => axum::Json(jwks).into_response(),
+        Behaviour::Status(code) => StatusCode::from_u16(code).unwrap().into_response(),
+        Behaviour::Garbage => "<html>maintenance</html>".into_response(),
+        Behaviour::Hang => {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            StatusCode::OK.into_response()
+        }
+    }
+}
+
+async fn serve_discovery(State(state): State<Arc<ServerState>>) -> Response {
+    state.discovery_requests.fetch_add(1, Ordering::SeqCst);
+    let issuer = state
+        .discovery_issuer
+        .lock()
+        .unwrap()
+        .clone()
+        .unwrap_or_else(|| format!("{}/", state.base));
+    axum::Json(json!({
+        "issuer": issuer,
+        "token_endpoint": format!("{}/token", state.base),
+        "jwks_uri": format!("{}/jwk", state.base),
+        "grant_types_supported": ["urn:ietf:params:oauth:grant-type:jwt-bearer"],
+        "token_endpoint_auth_methods_supported": ["private_key_jwt"],
+        "token_endpoint_auth_signing_alg_values_supported": ["RS256", "RS384", "RS512"],
+    }))
+    .into_response()
+}

@@ -1,0 +1,585 @@
+//! Every validation rule, with real RSA keys and real signatures.
+
+mod common;
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use common::{KEY_A, KEY_A_IMPOSTOR, KEY_B, claims, jwks, now, sign};
+use portvakt::{Algorithm, Config, KeySet, Policy, ScopeRequirement, ValidationError, Validator};
+use serde_json::{Value, json};
+
+const ISSUER: &str = "https://test.maskinporten.no/";
+const READ: &str = "nav:arbeid:some.scope.read";
+const WRITE: &str = "nav:arbeid:some.scope.write";
+
+fn config() -> portvakt::ConfigBuilder {
+    Config::builder()
+        .issuer(ISSUER)
+        .jwks_uri("https://test.maskinporten.no/jwk")
+}
+
+fn validator_with(builder: portvakt::ConfigBuilder, algorithms: &[Algorithm]) -> Validator {
+    let config = builder
+        .algorithms(algorithms.iter().copied())
+        .build()
+        .unwrap();
+    let doc = jwks(&[&KEY_A, &KEY_B]);
+    let (keys, warnings) = KeySet::from_jwks(doc.to_string().as_bytes(), algorithms).unwrap();
+    assert!(warnings.is_empty(), "{warnings:?}");
+    Validator::with_keys(&config, ISSUER, keys)
+}
+
+fn validator() -> Validator {
+    validator_with(config(), &[Algorithm::RS256])
+}
+
+fn code(result: Result<portvakt::VerifiedToken, ValidationError>) -> &'static str {
+    match result {
+        Ok(_) => "ok",
+        Err(e) => e.code(),
+    }
+}
+
+fn with(mut claims: Value, key: &str, value: Value) -> Value {
+    claims[key] = value;
+    claims
+}
+
+fn without(mut claims: Value, key: &str) -> Value {
+    claims.as_object_mut().unwrap().remove(key);
+    claims
+}
+
+#[tokio::test]
+async fn a_maskinporten_token_validates_with_typed_claims() {
+    let v = validator();
+    let token = sign(&KEY_A, &claims(ISSUER, &format!("{READ} {WRITE}")));
+    let verified = v.validate(&token).await.unwrap();
+    assert_eq!(verified.consumer_orgno(), Some("889640782"));
+    assert_eq!(verified.client_id(), Some("2b3c-client"));
+    assert_eq!(verified.client_amr(), Some("private_key_jwt"));
+    assert!(verified.scopes().contains(READ) && verified.scopes().contains(WRITE));
+    assert_eq!(verified.kid(), "key-a");
+    assert_eq!(verified.algorithm(), Algorithm::RS256);
+    assert_eq!(verified.get("token_type"), Some(&json!("Bearer")));
+    assert!(verified.audience().is_empty());
+}
+
+#[tokio::test]
+async fn signature_rules() {
+    let v = validator();
+    let good = sign(&KEY_A, &claims(ISSUER, READ));
+    assert_eq!(code(v.validate(&good).await), "ok");
+
+    // The same kid, signed by another key.
+    assert_eq!(
+        code(
+            v.validate(&sign(&KEY_A_IMPOSTOR, &claims(ISSUER, READ)))
+                .await
+        ),
+        "bad_signature"
+    );
+
+    // Payload swapped under a valid signature.
+    let other = sign(&KEY_A, &claims(ISSUER, WRITE));
+    let parts: Vec<&str> = good.split('.').collect();
+    let other_parts: Vec<&str> = other.split('.').collect();
+    let spliced = format!("{}.{}.{}", parts[0], other_parts[1], parts[2]);
+    assert_eq!(code(v.validate(&spliced).await), "bad_signature");
+
+    // Signature stripped or truncated.
+    assert_eq!(
+        code(v.validate(&format!("{}.{}.", parts[0], parts[1])).await),
+        "bad_signature"
+    );
+    // Three bytes shorter, still canonical base64url.
+    let shortened = format!("{}.{}.{}", parts[0], parts[1], &parts[2][4..]);
+    assert_eq!(code(v.validate(&shortened).await), "bad_signature");
+    // Non-canonical trailing bits in the signature segment are an encoding error.
+    let mut tweaked = parts[2].to_owned();
+    let last = tweaked.pop().unwrap();
+    let sibling = (b'A'..=b'z')
+        .map(char::from)
+        .find(|c| *c != last && c.is_ascii_alphanumeric())
+        .unwrap();
+    tweaked.push(sibling);
+    let result = code(
+        v.validate(&format!("{}.{}.{}", parts[0], parts[1], tweaked))
+            .await,
+    );
+    assert!(
+        result == "malformed_token" || result == "bad_signature",
+        "{result}"
+    );
+}
+
+#[tokio::test]
+async fn header_rules() {
+    let v = validator();
+    let payload = claims(ISSUER, READ).to_string();
+    let signed = |header: &str| {
+        KEY_A
+            .sign_compact(Algorithm::RS256, header.as_bytes(), payload.as_bytes())
+            .unwrap()
+    };
+    assert_eq!(
+        code(
+            v.validate(&signed(r#"{"kid":"key-a","alg":"RS256"}"#))
+                .await
+        ),
+        "ok"
+    );
+    assert_eq!(
+        code(v.validate(&signed(r#"{"kid":"key-a","alg":"none"}"#)).await),
+        "alg_not_allowed"
+    );
+    assert_eq!(
+        code(
+            v.validate(&signed(r#"{"kid":"key-a","alg":"HS256"}"#))
+                .await
+        ),
+        "alg_not_allowed"
+    );
+    assert_eq!(
+        code(v.validate(&signed(r#"{"alg":"RS256"}"#)).await),
+        "missing_kid"
+    );
+    assert_eq!(
+        code(
+            v.validate(&signed(
+                r#"{"kid":"key-a","alg":"RS256","crit":["x"],"x":1}"#
+            ))
+            .await
+        ),
+        "unsupported_header"
+    );
+    assert_eq!(
+        code(
+            v.validate(&signed(
+                r#"{"kid":"key-a","alg":"RS256","b64":false,"crit":["b64"]}"#
+            ))
+            .await
+        ),
+        "unsupported_header"
+    );
+    assert_eq!(
+        code(v.validate(&signed(r#"{"kid":"nope","alg":"RS256"}"#)).await),
+        "unknown_kid"
+    );
+    // An embedded key or key URL is never used: the kid decides, and this one is ours.
+    let jwk = KEY_A_IMPOSTOR.public_jwk().to_string();
+    let embedded = KEY_A_IMPOSTOR
+        .sign_compact(
+            Algorithm::RS256,
+            format!(
+                r#"{{"kid":"key-a","alg":"RS256","jwk":{jwk},"jku":"https://evil.example/jwks"}}"#
+            )
+            .as_bytes(),
+            payload.as_bytes(),
+        )
+        .unwrap();
+    assert_eq!(code(v.validate(&embedded).await), "bad_signature");
+
+    // alg none with an empty signature, the classic.
+    let none = format!(
+        "{}.{}.",
+        b64(r#"{"kid":"key-a","alg":"none"}"#),
+        b64(&payload)
+    );
+    assert_eq!(code(v.validate(&none).await), "alg_not_allowed");
+}
+
+fn b64(text: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(text)
+}
+
+#[tokio::test]
+async fn optional_algorithms_must_be_allowed_and_match_the_key() {
+    let payload = claims(ISSUER, READ).to_string();
+    let rs384 = KEY_B
+        .sign_compact(
+            Algorithm::RS384,
+            br#"{"kid":"key-b","alg":"RS384"}"#,
+            payload.as_bytes(),
+        )
+        .unwrap();
+    assert_eq!(code(validator().validate(&rs384).await), "alg_not_allowed");
+
+    // Our JWKs declare alg RS256, so an RS384 token is refused even when RS384 is allowed.
+    let both = validator_with(config(), &[Algorithm::RS256, Algorithm::RS384]);
+    assert_eq!(code(both.validate(&rs384).await), "key_alg_mismatch");
+
+    // A key without `alg` may be used with any allowed algorithm.
+    let mut jwk = KEY_B.public_jwk();
+    jwk.as_object_mut().unwrap().remove("alg");
+    let config = config()
+        .algorithms([Algorithm::RS256, Algorithm::RS384])
+        .build()
+        .unwrap();
+    let (keys, _) = KeySet::from_jwks_values(&[jwk], config.algorithms());
+    let v = Validator::with_keys(&config, ISSUER, keys);
+    assert_eq!(code(v.validate(&rs384).await), "ok");
+    let ps256 = KEY_B
+        .sign_compact(
+            Algorithm::PS256,
+            br#"{"kid":"key-b","alg":"PS256"}"#,
+            payload.as_bytes(),
+        )
+        .unwrap();
+    assert_eq!(code(v.validate(&ps256).await), "alg_not_allowed");
+}
+
+#[tokio::test]
+async fn shape_and_encoding_rules() {
+    let v = validator();
+    let good = sign(&KEY_A, &claims(ISSUER, READ));
+    assert_eq!(code(v.validate("").await), "malformed_token");
+    assert_eq!(code(v.validate("abc").await), "malformed_token");
+    assert_eq!(
+        code(v.validate(&format!("{good}.x")).await),
+        "malformed_token"
+    );
+    assert_eq!(
+        code(v.validate(&format!("{good}=")).await),
+        "malformed_token"
+    );
+    assert_eq!(
+        code(v.validate(&good.replacen('.', "=.", 1)).await),
+        "malformed_token"
+    );
+    assert_eq!(
+        code(v.validate(&format!(" {good}")).await),
+        "malformed_token"
+    );
+    let huge = "a".repeat(16 * 1024 + 1);
+    let err = v.validate(&huge).await.unwrap_err();
+    assert_eq!(err.code(), "token_too_large");
+    assert!(err.to_string().contains("16385 bytes"), "{err}");
+
+    // Duplicate claims, signed: refused rather than guessing which one counts.
+    let payload = format!(
+        r#"{{"iss":"{ISSUER}","exp":{},"exp":1,"scope":"{READ}"}}"#,
+        now() + 60
+    );
+    let dup = KEY_A
+        .sign_compact(
+            Algorithm::RS256,
+            br#"{"kid":"key-a","alg":"RS256"}"#,
+            payload.as_bytes(),
+        )
+        .unwrap();
+    let err = v.validate(&dup).await.unwrap_err();
+    assert_eq!(err.code(), "malformed_token");
+    assert_eq!(
+        err.to_string(),
+        "token payload has the member \"exp\" more than once"
+    );
+    // A payload that is not an object.
+    let array = KEY_A
+        .sign_compact(
+            Algorithm::RS256,
+            br#"{"kid":"key-a","alg":"RS256"}"#,
+            b"[1]",
+        )
+        .unwrap();
+    assert_eq!(code(v.validate(&array).await), "malformed_token");
+}
+
+#[tokio::test]
+async fn issuer_must_match_exactly() {
+    let v = validator();
+    let base = claims(ISSUER, READ);
+    assert_eq!(
+        code(
+            v.validate(&sign(
+                &KEY_A,
+                &with(base.clone(), "iss", json!("https://test.maskinporten.no"))
+            ))
+            .await
+        ),
+        "invalid_issuer"
+    );
+    assert_eq!(
+        code(
+            v.validate(&sign(
+                &KEY_A,
+                &with(base.clone(), "iss", json!("https://maskinporten.no/"))
+            ))
+            .await
+        ),
+        "invalid_issuer"
+    );
+    assert_eq!(
+        code(
+            v.validate(&sign(
+                &KEY_A,
+                &with(
+                    base.clone(),
+                    "iss",
+                    json!(["https://test.maskinporten.no/"])
+                )
+            ))
+            .await
+        ),
+        "invalid_claim"
+    );
+    let err = v
+        .validate(&sign(&KEY_A, &without(base, "iss")))
+        .await
+        .unwrap_err();
+    assert_eq!(err.to_string(), "token has no `iss` (issuer) claim");
+}
+
+#[tokio::test]
+async fn time_rules_with_leeway() {
+    let v = validator();
+    let t = now();
+    let at = |exp: i64| sign(&KEY_A, &with(claims(ISSUER, READ), "exp", json!(exp)));
+    assert_eq!(
+        code(v.validate(&at(t - 30)).await),
+        "ok",
+        "within the 60 s leeway"
+    );
+    let err = v.validate(&at(t - 61)).await.unwrap_err();
+    assert_eq!(err.code(), "expired");
+    assert!(err.to_string().contains("leeway 60 s"), "{err}");
+    assert_eq!(
+        code(
+            v.validate(&sign(&KEY_A, &without(claims(ISSUER, READ), "exp")))
+                .await
+        ),
+        "missing_exp"
+    );
+    assert_eq!(
+        code(
+            v.validate(&sign(
+                &KEY_A,
+                &with(claims(ISSUER, READ), "exp", json!((t + 60).to_string()))
+            ))
+            .await
+        ),
+        "invalid_claim"
+    );
+
+    let nbf = |nbf: i64| sign(&KEY_A, &with(claims(ISSUER, READ), "nbf", json!(nbf)));
+    assert_eq!(code(v.validate(&nbf(t + 30)).await), "ok");
+    assert_eq!(code(v.validate(&nbf(t + 90)).await), "not_yet_valid");
+    assert_eq!(
+        code(
+            v.validate(&sign(
+                &KEY_A,
+                &with(claims(ISSUER, READ), "nbf", json!("0"))
+            ))
+            .await
+        ),
+        "invalid_claim"
+    );
+
+    let iat = |iat: i64| sign(&KEY_A, &with(claims(ISSUER, READ), "iat", json!(iat)));
+    assert_eq!(code(v.validate(&iat(t + 30)).await), "ok");
+    assert_eq!(code(v.validate(&iat(t + 90)).await), "issued_in_future");
+
+    // A stricter leeway is honoured.
+    let strict = validator_with(config().leeway(Duration::from_secs(0)), &[Algorithm::RS256]);
+    assert_eq!(code(strict.validate(&at(t - 2)).await), "expired");
+}
+
+#[tokio::test]
+async fn required_audience() {
+    let aud = "https://arbeid.api.nav.no/";
+    let v = validator_with(config().audience(aud), &[Algorithm::RS256]);
+    let base = claims(ISSUER, READ);
+    assert_eq!(
+        code(
+            v.validate(&sign(&KEY_A, &with(base.clone(), "aud", json!(aud))))
+                .await
+        ),
+        "ok"
+    );
+    assert_eq!(
+        code(
+            v.validate(&sign(&KEY_A, &with(base.clone(), "aud", json!(["x", aud]))))
+                .await
+        ),
+        "ok"
+    );
+    let missing = v.validate(&sign(&KEY_A, &base)).await.unwrap_err();
+    assert_eq!(missing.code(), "invalid_audience");
+    assert!(
+        missing
+            .to_string()
+            .contains("resource=https://arbeid.api.nav.no/"),
+        "{missing}"
+    );
+    assert_eq!(
+        code(
+            v.validate(&sign(
+                &KEY_A,
+                &with(base.clone(), "aud", json!("unspecified"))
+            ))
+            .await
+        ),
+        "invalid_audience"
+    );
+    assert_eq!(
+        code(
+            v.validate(&sign(
+                &KEY_A,
+                &with(base.clone(), "aud", json!("https://other/"))
+            ))
+            .await
+        ),
+        "invalid_audience"
+    );
+    // Without a configured audience, `aud` is not checked at all.
+    assert_eq!(
+        code(
+            validator()
+                .validate(&sign(&KEY_A, &with(base, "aud", json!("https://other/"))))
+                .await
+        ),
+        "ok"
+    );
+}
+
+#[tokio::test]
+async fn scope_and_consumer_policies() {
+    let v = validator();
+    let token = sign(
+        &KEY_A,
+        &claims(ISSUER, &format!("{READ} nav:arbeid:prefixscope")),
+    );
+    let check = |policy: Policy| {
+        let v = v.clone();
+        let token = token.clone();
+        async move { code(v.validate_with(&token, &policy).await) }
+    };
+    assert_eq!(check(Policy::new().require_scope(READ)).await, "ok");
+    assert_eq!(
+        check(Policy::new().require_scope(WRITE)).await,
+        "insufficient_scope"
+    );
+    assert_eq!(
+        check(Policy::new().require_scope("nav:arbeid:scope")).await,
+        "insufficient_scope"
+    );
+    assert_eq!(
+        check(Policy::new().require_scope("nav:arbeid:some.scope")).await,
+        "insufficient_scope"
+    );
+    assert_eq!(
+        check(Policy::new().scopes(ScopeRequirement::any_of([WRITE, READ]))).await,
+        "ok"
+    );
+    assert_eq!(
+        check(Policy::new().scopes(ScopeRequirement::all_of([WRITE, READ]))).await,
+        "insufficient_scope"
+    );
+    assert_eq!(
+        check(Policy::new().allow_consumers(["889640782"])).await,
+        "ok"
+    );
+    assert_eq!(
+        check(Policy::new().allow_consumers(["974760673"])).await,
+        "consumer_not_allowed"
+    );
+    assert_eq!(
+        check(Policy::new().require_audience("https://a/")).await,
+        "invalid_audience"
+    );
+    let err = v
+        .validate_with(&token, &Policy::new().require_scope(WRITE))
+        .await
+        .unwrap_err();
+    assert!(err.is_forbidden());
+    assert_eq!(
+        err.to_string(),
+        "token lacks the required scope: needs `nav:arbeid:some.scope.write`"
+    );
+}
+
+#[tokio::test]
+async fn delegated_tokens_authorize_on_the_consumer() {
+    let v = validator();
+    let mut c = claims(ISSUER, READ);
+    c["supplier"] = json!({"authority": "iso6523-actorid-upis", "ID": "0192:974760673"});
+    c["delegation_source"] = json!("https://api.altinn.no/");
+    let token = sign(&KEY_A, &c);
+    let verified = v
+        .validate_with(&token, &Policy::new().allow_consumers(["889640782"]))
+        .await
+        .unwrap();
+    assert_eq!(verified.supplier().unwrap().orgno(), Some("974760673"));
+    assert_eq!(verified.delegation_source(), Some("https://api.altinn.no/"));
+    assert_eq!(
+        code(
+            v.validate_with(&token, &Policy::new().allow_consumers(["974760673"]))
+                .await
+        ),
+        "consumer_not_allowed",
+        "the supplier is never the party authorized"
+    );
+}
+
+#[tokio::test]
+async fn cache_hits_are_rechecked_against_the_clock() {
+    let v = validator();
+    let token = sign(&KEY_A, &claims(ISSUER, READ));
+    let now = SystemTime::now();
+    v.validate_at(&token, now).unwrap();
+    v.validate_at(&token, now).unwrap();
+    let stats = v.stats();
+    assert_eq!((stats.cache_hits, stats.cache_misses), (1, 1));
+    assert_eq!(stats.cache_entries, 1);
+    let later = now + Duration::from_secs(120 + 61);
+    assert_eq!(code(v.validate_at(&token, later)), "expired");
+    // The expired entry was dropped; validating again at the real time is a full validation.
+    v.validate_at(&token, now).unwrap();
+    assert_eq!(v.stats().cache_misses, 2);
+
+    // A policy is applied on every call, cached or not.
+    assert_eq!(
+        code(
+            v.validate_with(&token, &Policy::new().require_scope(WRITE))
+                .await
+        ),
+        "insufficient_scope"
+    );
+    assert!(UNIX_EPOCH < now);
+}
+
+#[tokio::test]
+async fn cache_can_be_disabled() {
+    let v = validator_with(config().cache_bytes(0), &[Algorithm::RS256]);
+    let token = sign(&KEY_A, &claims(ISSUER, READ));
+    v.validate(&token).await.unwrap();
+    v.validate(&token).await.unwrap();
+    assert_eq!(v.stats().cache_hits, 0);
+    assert_eq!(v.stats().cache_misses, 2);
+}
+
+#[test]
+fn errors_never_echo_the_token_or_signature() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let v = validator();
+    let token = sign(&KEY_A_IMPOSTOR, &claims(ISSUER, READ));
+    let signature = token.rsplit('.').next().unwrap().to_owned();
+    let err = rt.block_on(v.validate(&token)).unwrap_err();
+    let shown = format!("{err} {err:?}");
+    assert!(!shown.contains(&signature));
+    assert!(!shown.contains(&token));
+    // A crafted kid cannot forge log lines.
+    let header = format!(
+        r#"{{"kid":"a\nERROR forged {}","alg":"RS256"}}"#,
+        "x".repeat(500)
+    );
+    let odd = KEY_A
+        .sign_compact(Algorithm::RS256, header.as_bytes(), b"{}")
+        .unwrap();
+    let err = rt.block_on(v.validate(&odd)).unwrap_err();
+    let text = err.to_string();
+    assert!(!text.contains('\n') && text.len() < 200, "{text}");
+}
