@@ -218,6 +218,19 @@ impl Node {
         }
     }
 
+    /// Moves this subtree, every node of it, to `pos` (bounded by `MAX_DEPTH` in recursion).
+    fn relocate(&mut self, pos: Pos) {
+        self.pos = pos;
+        match &mut self.kind {
+            Kind::Scalar(_) => {}
+            Kind::Seq(items) => items.iter_mut().for_each(|n| n.relocate(pos)),
+            Kind::Map(entries) => entries.iter_mut().for_each(|(k, v)| {
+                k.relocate(pos);
+                v.relocate(pos);
+            }),
+        }
+    }
+
     /// A short description for "found ..." in messages.
     pub fn describe(&self) -> String {
         match &self.kind {
@@ -411,8 +424,9 @@ impl Builder {
                 let size = target.count();
                 let mut node = target.clone();
                 self.count(size, pos)?;
-                // The alias is reported where it is used.
-                node.pos = pos;
+                // Everything an alias expands to is reported where the alias is used: that is
+                // where the value means what the diagnostic says.
+                node.relocate(pos);
                 self.add(node, 0, pos)?;
             }
         }
@@ -543,7 +557,13 @@ mod tests {
         let root = one("a: &x\n  k: v\nb: *x\n");
         let (_, b) = root.get("b").expect("b");
         assert_eq!((b.pos.line, b.pos.column), (3, 4));
-        assert!(b.get("k").is_some());
+        let (k, v) = b.get("k").expect("k");
+        assert_eq!((k.pos.line, k.pos.column), (3, 4));
+        assert_eq!((v.pos.line, v.pos.column), (3, 4));
+        // The anchored original keeps its own positions.
+        let (_, a) = root.get("a").expect("a");
+        let (_, v) = a.get("k").expect("k");
+        assert_eq!((v.pos.line, v.pos.column), (2, 6));
     }
 
     #[test]
