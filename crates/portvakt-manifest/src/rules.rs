@@ -446,9 +446,14 @@ fn read_bool(cx: &mut Cx<'_>, field_name: &str, node: &Node) -> Option<bool> {
                 return Some(b);
             }
             let d = type_error(cx, field_name, "a boolean (true or false)", node);
-            if let Some(b) = ["true", "false"].iter().find(|t| s.eq_ignore_ascii_case(t)) {
-                d.suggest(*b)
-                    .help(format!("remove the quotes: `{field_name}: {b}`"));
+            let meant = match s.to_ascii_lowercase().as_str() {
+                "true" | "yes" | "y" | "on" => Some(true),
+                "false" | "no" | "n" | "off" => Some(false),
+                _ => None,
+            };
+            if let Some(b) = meant {
+                d.suggest(b.to_string())
+                    .help(format!("write `{field_name}: {b}`, without quotes"));
             }
             None
         }

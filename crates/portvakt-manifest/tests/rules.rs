@@ -373,8 +373,8 @@ fn wrong_types() {
     assert_eq!(
         check(src),
         [
-            "nais.yaml:3:14: error: `enabled` must be a boolean (true or false), found the string \"yes\" [invalid-type]",
-            "nais.yaml:7:20: error: `enabled` must be a boolean (true or false), found the string \"true\" [invalid-type]\n  = help: remove the quotes: `enabled: true`",
+            "nais.yaml:3:14: error: `enabled` must be a boolean (true or false), found the string \"yes\" [invalid-type]\n  = help: write `enabled: true`, without quotes",
+            "nais.yaml:7:20: error: `enabled` must be a boolean (true or false), found the string \"true\" [invalid-type]\n  = help: write `enabled: true`, without quotes",
             "nais.yaml:8:20: error: `product` must be a string, found the integer 42 [invalid-type]\n  = help: quote it: `product: \"42\"`",
             "nais.yaml:9:29: error: `accessibleForAll` must be a boolean (true or false), found a list [invalid-type]",
             "nais.yaml:10:22: error: `consumers` must be a list, found the integer 889640782 [invalid-type]",
