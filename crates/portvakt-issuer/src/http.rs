@@ -1,0 +1,225 @@
+//! The HTTP surface, at Maskinporten's paths.
+
+use axum::Json;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::error::{ErrorCode, OAuthError, no_store};
+use crate::issuer::{DevTokenRequest, Issuer, TokenResponse};
+
+/// The JWT-bearer grant type, the only one Maskinporten supports.
+pub const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
+
+/// Request bodies are small: an assertion is at most 16 KiB.
+const MAX_BODY_BYTES: usize = 64 * 1024;
+
+impl Issuer {
+    /// The issuer's routes, relative to the issuer URL: `GET /.well-known/oauth-authorization-server`,
+    /// `GET /jwk`, `POST /token`, and in development mode `POST /dev/token` and
+    /// `POST /admin/rotate`. Mount it at the root, or nest it under the path of the issuer URL.
+    pub fn router(&self) -> Router {
+        let mut router = Router::new()
+            .route("/.well-known/oauth-authorization-server", get(metadata))
+            .route("/jwk", get(jwks))
+            .route("/token", post(token));
+        if self.is_development() {
+            router = router
+                .route("/dev/token", post(dev_token))
+                .route("/admin/rotate", post(rotate));
+        }
+        router
+            .fallback(not_found)
+            .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+            .with_state(self.clone())
+    }
+}
+
+async fn metadata(State(issuer): State<Issuer>) -> Json<serde_json::Value> {
+    Json(issuer.metadata())
+}
+
+async fn jwks(State(issuer): State<Issuer>) -> Json<serde_json::Value> {
+    Json(issuer.jwks())
+}
+
+async fn not_found() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        Json(json!({"error": "not_found", "error_description": "no such endpoint"})),
+    )
+        .into_response()
+}
+
+fn token_response(result: Result<TokenResponse, OAuthError>) -> Response {
+    match result {
+        Ok(token) => {
+            let mut response = (StatusCode::OK, Json(token)).into_response();
+            no_store(&mut response);
+            response
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+/// The media type of the body, lower case, without parameters.
+fn media_type(headers: &HeaderMap) -> String {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|v| v.trim().to_ascii_lowercase())
+        .unwrap_or_default()
+}
+
+const FORM: &str = "application/x-www-form-urlencoded";
+
+fn form_pairs(body: &[u8]) -> Vec<(String, String)> {
+    url::form_urlencoded::parse(body).into_owned().collect()
+}
+
+/// A parameter that may appear at most once (RFC 6749 section 3.2).
+fn single<'a>(pairs: &'a [(String, String)], name: &str) -> Result<Option<&'a str>, OAuthError> {
+    let mut values = pairs.iter().filter(|(k, _)| k == name).map(|(_, v)| v);
+    let first = values.next();
+    if values.next().is_some() {
+        return Err(OAuthError::request(format!(
+            "parameter `{name}` is repeated; send it once"
+        )));
+    }
+    Ok(first.map(String::as_str))
+}
+
+async fn token(State(issuer): State<Issuer>, headers: HeaderMap, body: Bytes) -> Response {
+    let result = (|| {
+        if media_type(&headers) != FORM {
+            return Err(OAuthError::request(format!(
+                "the token request must be a form ({FORM}) with grant_type and assertion"
+            )));
+        }
+        let pairs = form_pairs(&body);
+        match single(&pairs, "grant_type")? {
+            None => {
+                return Err(OAuthError::request(format!(
+                    "grant_type is missing; Maskinporten uses {JWT_BEARER}"
+                )));
+            }
+            Some(JWT_BEARER) => {}
+            Some(other) => {
+                return Err(OAuthError::new(
+                    ErrorCode::UnsupportedGrantType,
+                    format!(
+                        "grant_type \"{}\" is not supported; Maskinporten uses {JWT_BEARER}",
+                        crate::assertion::printable(other)
+                    ),
+                ));
+            }
+        }
+        let assertion = single(&pairs, "assertion")?
+            .filter(|a| !a.is_empty())
+            .ok_or_else(|| {
+                OAuthError::request(
+                    "assertion is missing: send the signed JWT grant as `assertion`",
+                )
+            })?;
+        issuer.exchange_assertion(assertion)
+    })();
+    token_response(result)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DevTokenJson {
+    #[serde(default)]
+    orgno: Option<String>,
+    #[serde(default)]
+    scope: Option<ScopeField>,
+    #[serde(default)]
+    audience: Option<String>,
+    #[serde(default)]
+    on_behalf_of: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum ScopeField {
+    One(String),
+    Many(Vec<String>),
+}
+
+fn dev_request(headers: &HeaderMap, body: &[u8]) -> Result<DevTokenRequest, OAuthError> {
+    let media = media_type(headers);
+    if media == "application/json" {
+        let parsed: DevTokenJson = serde_json::from_slice(body).map_err(|e| {
+            OAuthError::request(format!(
+                "the JSON body must be {{\"orgno\", \"scope\", \"audience\"?, \"on_behalf_of\"?}}: {e}"
+            ))
+        })?;
+        return Ok(DevTokenRequest {
+            orgno: parsed.orgno.unwrap_or_default(),
+            scopes: match parsed.scope {
+                None => Vec::new(),
+                Some(ScopeField::One(s)) => vec![s],
+                Some(ScopeField::Many(v)) => v,
+            },
+            audience: parsed.audience,
+            on_behalf_of: parsed.on_behalf_of,
+        });
+    }
+    if media != FORM {
+        return Err(OAuthError::request(format!(
+            "send the request as a form ({FORM}) or as JSON"
+        )));
+    }
+    let pairs = form_pairs(body);
+    if let Some((unknown, _)) = pairs
+        .iter()
+        .find(|(k, _)| !matches!(k.as_str(), "orgno" | "scope" | "audience" | "on_behalf_of"))
+    {
+        return Err(OAuthError::request(format!(
+            "unknown parameter `{}`; use orgno, scope, audience, on_behalf_of",
+            crate::assertion::printable(unknown)
+        )));
+    }
+    Ok(DevTokenRequest {
+        orgno: single(&pairs, "orgno")?.unwrap_or_default().to_owned(),
+        scopes: pairs
+            .iter()
+            .filter(|(k, _)| k == "scope")
+            .map(|(_, v)| v.clone())
+            .collect(),
+        audience: single(&pairs, "audience")?
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned),
+        on_behalf_of: single(&pairs, "on_behalf_of")?
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned),
+    })
+}
+
+async fn dev_token(State(issuer): State<Issuer>, headers: HeaderMap, body: Bytes) -> Response {
+    token_response(dev_request(&headers, &body).and_then(|request| issuer.issue_dev(&request)))
+}
+
+async fn rotate(State(issuer): State<Issuer>) -> Response {
+    match issuer.rotate().await {
+        Ok(rotation) => {
+            let until = rotation
+                .retired_until
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            Json(json!({
+                "kid": rotation.new_kid,
+                "previous_kid": rotation.previous_kid,
+                "previous_published_until": until,
+            }))
+            .into_response()
+        }
+        Err(e) => OAuthError::new(ErrorCode::ServerError, e.to_string()).into_response(),
+    }
+}
