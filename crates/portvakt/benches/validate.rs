@@ -1,1 +1,125 @@
-fn main() {}
+//! Validation cost, side by side in one run:
+//! - `floor/aws_lc_rs_rs256_verify`: the raw aws-lc-rs RS256 verification of the token's
+//!   signing input with a pre-parsed key: no validator can be faster than this.
+//! - `portvakt/validate_fresh`: a full `validate()` of a token never seen before (cache off).
+//! - `portvakt/validate_cached`: `validate()` of a token already verified (the common case:
+//!   consumers reuse a token for its whole lifetime).
+//! - `jsonwebtoken/naive_decode`: a typical validator built on jsonwebtoken (aws-lc-rs backend):
+//!   `DecodingKey::from_jwk` per call, as middleware that looks keys up per request does, then
+//!   `decode` with issuer and expiry checks.
+//! - `jsonwebtoken/prepared_key`: jsonwebtoken with its `DecodingKey` prepared once.
+//!
+//! Run: `cargo bench -p portvakt --bench validate`.
+
+use std::hint::black_box;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use aws_lc_rs::signature::{self, RsaPublicKeyComponents};
+use base64::Engine as _;
+use criterion::{Criterion, criterion_group, criterion_main};
+use portvakt::{Algorithm, Config, KeySet, SigningKey, Validator};
+use serde_json::{Value, json};
+
+const ISSUER: &str = "https://test.maskinporten.no/";
+
+fn claims(jti: u64) -> Value {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    json!({
+        "iss": ISSUER,
+        "scope": "nav:arbeid:some.scope.read nav:arbeid:some.scope.write",
+        "client_id": "107c6f58-52a0-4a1b-8ad3-3e4c8f2b1e9a",
+        "client_amr": "private_key_jwt",
+        "token_type": "Bearer",
+        "consumer": {"authority": "iso6523-actorid-upis", "ID": "0192:889640782"},
+        "iat": now,
+        "exp": now + 3600,
+        "jti": format!("Cip-{jti:020}"),
+    })
+}
+
+fn b64(text: &str) -> Vec<u8> {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(text)
+        .unwrap()
+}
+
+fn bench(c: &mut Criterion) {
+    let key = SigningKey::generate("bench-key").unwrap();
+    let jwk = key.public_jwk();
+    let config = Config::builder()
+        .issuer(ISSUER)
+        .jwks_uri("https://test.maskinporten.no/jwk")
+        .build()
+        .unwrap();
+    let no_cache = Config::builder()
+        .issuer(ISSUER)
+        .jwks_uri("https://test.maskinporten.no/jwk")
+        .cache_bytes(0)
+        .build()
+        .unwrap();
+    let keys = || KeySet::from_jwks_values(&[jwk.clone()], &[Algorithm::RS256]).0;
+    let cached = Validator::with_keys(&config, ISSUER, keys());
+    let fresh = Validator::with_keys(&no_cache, ISSUER, keys());
+    let token = key.sign_jwt(Algorithm::RS256, &claims(1)).unwrap();
+
+    // The floor: aws-lc-rs alone, key pre-parsed, no parsing of the token beyond splitting.
+    let n = b64(jwk["n"].as_str().unwrap());
+    let e = b64(jwk["e"].as_str().unwrap());
+    let parsed = RsaPublicKeyComponents {
+        n: &n[..],
+        e: &e[..],
+    }
+    .to_parsed_public_key(&signature::RSA_PKCS1_2048_8192_SHA256)
+    .unwrap();
+    let (signing_input, sig) = token.rsplit_once('.').unwrap();
+    let sig = b64(sig);
+
+    let mut group = c.benchmark_group("validate");
+    group.bench_function("floor/aws_lc_rs_rs256_verify", |b| {
+        b.iter(|| {
+            parsed
+                .verify_sig(black_box(signing_input.as_bytes()), black_box(&sig))
+                .unwrap()
+        })
+    });
+    group.bench_function("portvakt/validate_fresh", |b| {
+        b.iter(|| fresh.validate_now(black_box(&token)).unwrap())
+    });
+    cached.validate_now(&token).unwrap();
+    group.bench_function("portvakt/validate_cached", |b| {
+        b.iter(|| cached.validate_now(black_box(&token)).unwrap())
+    });
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    group.bench_function("portvakt/validate_cached_async", |b| {
+        b.iter(|| {
+            runtime
+                .block_on(cached.validate(black_box(&token)))
+                .unwrap()
+        })
+    });
+
+    let jwk_struct: jsonwebtoken::jwk::Jwk = serde_json::from_value(jwk.clone()).unwrap();
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
+    validation.set_issuer(&[ISSUER]);
+    validation.validate_aud = false;
+    validation.set_required_spec_claims(&["exp", "iss"]);
+    group.bench_function("jsonwebtoken/naive_decode", |b| {
+        b.iter(|| {
+            let key = jsonwebtoken::DecodingKey::from_jwk(&jwk_struct).unwrap();
+            jsonwebtoken::decode::<Value>(black_box(&token), &key, &validation).unwrap()
+        })
+    });
+    let prepared = jsonwebtoken::DecodingKey::from_jwk(&jwk_struct).unwrap();
+    group.bench_function("jsonwebtoken/prepared_key", |b| {
+        b.iter(|| jsonwebtoken::decode::<Value>(black_box(&token), &prepared, &validation).unwrap())
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

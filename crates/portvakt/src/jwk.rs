@@ -42,13 +42,16 @@ impl fmt::Debug for VerifyingKey {
 }
 
 /// Why a signature did not verify with a key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum VerifyFailure {
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum VerifyFailure {
     /// The key declares another algorithm.
+    #[error("the key is for {0}")]
     AlgorithmMismatch(Algorithm),
     /// The key may not be used with this algorithm (not in the allow-list when loaded).
+    #[error("the key was not loaded for this algorithm")]
     AlgorithmNotLoaded,
     /// The signature is wrong.
+    #[error("the signature does not verify")]
     BadSignature,
 }
 
@@ -68,8 +71,9 @@ impl VerifyingKey {
         self.bits
     }
 
-    /// Verifies `signature` over `message` with this key and `alg`.
-    pub(crate) fn verify(
+    /// Verifies `signature` over `message` with this key and `alg`: the one signature check
+    /// every token goes through.
+    pub fn verify(
         &self,
         alg: Algorithm,
         message: &[u8],

@@ -52,7 +52,7 @@ pub use config::{
 };
 pub use error::{Segment, ValidationError};
 pub use fetch::FetchError;
-pub use jwk::{KeySet, KeyWarning, VerifyingKey};
+pub use jwk::{KeySet, KeyWarning, VerifyFailure, VerifyingKey};
 pub use keystore::{KeyStats, Readiness};
 pub use scope::{Policy, ScopeRequirement, ScopeSet};
 pub use signing::{SigningError, SigningKey};
