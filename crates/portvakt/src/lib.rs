@@ -28,6 +28,7 @@
 #![warn(missing_docs)]
 
 mod algorithm;
+pub mod bearer;
 mod cache;
 pub mod claims;
 pub mod client;
@@ -43,6 +44,11 @@ mod roca;
 pub mod scope;
 pub mod signing;
 mod validator;
+
+#[cfg(feature = "axum")]
+pub mod extract;
+#[cfg(feature = "tower")]
+pub mod layer;
 
 pub use algorithm::Algorithm;
 pub use claims::{Claims, Organization};

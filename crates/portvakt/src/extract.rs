@@ -1,0 +1,1 @@
+//! axum extractors for verified tokens. (Being written.)

@@ -1,0 +1,1 @@
+//! A tower `Layer` that validates Bearer tokens. (Being written.)
