@@ -1,3 +1,61 @@
-//! The `portvakt` command. Subcommands live in their own modules; this file only dispatches.
+//! The `portvakt` command: a Maskinporten sidecar, a local Maskinporten, a token fetcher, a token
+//! inspector, and a NAIS manifest linter. Each subcommand lives in its own module; this file
+//! parses arguments, sets up logging, and dispatches.
 
-fn main() {}
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use portvakt_cli::{inspect_cmd, manifest_cmd};
+
+/// Secure an API with Maskinporten: validate tokens, run a local Maskinporten, lint nais.yaml.
+#[derive(Debug, Parser)]
+#[command(name = "portvakt", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Validate one token against the issuer and show every check (exit 0 valid, 1 invalid,
+    /// 2 usage or configuration error).
+    Inspect(inspect_cmd::InspectArgs),
+    /// Check a NAIS manifest's Maskinporten scopes and list its grants.
+    #[command(subcommand)]
+    Manifest(manifest_cmd::ManifestCommand),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    match cli.command {
+        Command::Manifest(cmd) => manifest_cmd::run(cmd),
+        Command::Inspect(args) => runtime().block_on(inspect_cmd::run(args)),
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            std::process::exit(2);
+        }
+    }
+}
+
+/// Logs go to stderr: human-readable on a terminal, JSON otherwise (what log collectors
+/// parse). `RUST_LOG` filters, default `info` for portvakt and `warn` for the rest.
+fn init_logging() {
+    use std::io::IsTerminal as _;
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        EnvFilter::new("warn,portvakt=info,portvakt_cli=info,portvakt_issuer=info")
+    });
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if std::io::stderr().is_terminal() {
+        builder.init();
+    } else {
+        builder.json().flatten_event(true).with_current_span(false).init();
+    }
+}

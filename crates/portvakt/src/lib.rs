@@ -37,6 +37,7 @@ pub mod discovery;
 mod encoding;
 mod error;
 mod fetch;
+pub mod inspect;
 pub mod jwk;
 pub mod jws;
 mod keystore;

@@ -172,6 +172,11 @@ impl Policy {
         &self.scopes
     }
 
+    /// The audience this policy requires, if any.
+    pub fn required_audience(&self) -> Option<&str> {
+        self.audience.as_deref()
+    }
+
     /// Checks verified claims against this policy: audience, then consumer, then scopes.
     pub fn check(&self, claims: &Claims) -> Result<(), ValidationError> {
         if let Some(required) = &self.audience {

@@ -215,6 +215,16 @@ impl Validator {
         self.inner.audience.as_deref()
     }
 
+    /// The largest token accepted, in bytes.
+    pub fn max_token_size(&self) -> usize {
+        self.inner.max_token_size
+    }
+
+    /// The clock leeway in seconds.
+    pub fn leeway_seconds(&self) -> i64 {
+        self.inner.leeway
+    }
+
     /// Fetches keys now (joining a refresh in flight), e.g. after an operator rotated keys.
     pub async fn refresh(&self) -> Result<(), String> {
         self.inner.store.refresh_now().await

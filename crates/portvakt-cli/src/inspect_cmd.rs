@@ -1,0 +1,133 @@
+//! `portvakt inspect`: validate one token against the configured issuer and show every check.
+
+use std::io::Read as _;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Args;
+use portvakt::inspect::Outcome;
+use portvakt::{Policy, Readiness, ScopeRequirement, Validator};
+
+use crate::issuer_source::IssuerSource;
+
+/// `portvakt inspect [TOKEN|-]`
+#[derive(Debug, Clone, Args)]
+pub struct InspectArgs {
+    /// The token, or `-` (or nothing) to read it from standard input. A leading `Bearer ` is
+    /// ignored, so a copied Authorization header works too.
+    pub token: Option<String>,
+    /// Also require this scope (repeat for several; all are required unless --any-scope).
+    #[arg(long = "scope", value_name = "SCOPE")]
+    pub scopes: Vec<String>,
+    /// With several --scope: one of them is enough.
+    #[arg(long)]
+    pub any_scope: bool,
+    /// Require the token to be audience-restricted to this URI.
+    #[arg(long, value_name = "URI")]
+    pub audience: Option<String>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub issuer: IssuerSource,
+}
+
+/// Exit codes: 0 valid, 1 invalid, 2 usage or configuration error.
+pub async fn run(args: InspectArgs) -> ExitCode {
+    let token = match read_token(args.token.as_deref()) {
+        Ok(token) => token,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    let config = match args.issuer.config() {
+        Ok(config) => config,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    let validator = match Validator::new(config) {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match validator.wait_until_ready(Duration::from_secs(10)).await {
+        Readiness::Ready { .. } => {}
+        Readiness::NotReady { reason } | Readiness::Misconfigured { reason } => {
+            eprintln!("error: cannot check the signature, the issuer's keys are not available: {reason}");
+            eprintln!("hint: {}", args.issuer.hint());
+            return ExitCode::from(2);
+        }
+    }
+    let mut policy = Policy::new();
+    if !args.scopes.is_empty() {
+        policy = policy.scopes(if args.any_scope {
+            ScopeRequirement::any_of(args.scopes)
+        } else {
+            ScopeRequirement::all_of(args.scopes)
+        });
+    }
+    if let Some(audience) = args.audience {
+        policy = policy.require_audience(audience);
+    }
+    let report = validator.inspect(&token, &policy).await;
+    if args.json {
+        match serde_json::to_string_pretty(&report) {
+            Ok(text) => println!("{text}"),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    } else {
+        for check in &report.checks {
+            let (mark, detail) = match &check.outcome {
+                Outcome::Passed(d) => ("pass", d),
+                Outcome::Failed(d) => ("FAIL", d),
+                Outcome::Skipped(d) => ("skip", d),
+            };
+            println!("{mark}  {:<11} {detail}", check.name);
+        }
+        if let Some(header) = &report.header {
+            println!("\nheader: {}", serde_json::Value::Object(header.clone()));
+        }
+        if let Some(claims) = &report.claims {
+            let pretty = serde_json::to_string_pretty(&serde_json::Value::Object(claims.clone()))
+                .unwrap_or_default();
+            println!("claims{}: {pretty}", if report.valid { "" } else { " (NOT trusted)" });
+        }
+        match (&report.error, &report.error_description) {
+            (Some(code), Some(description)) => println!("\nINVALID ({code}): {description}"),
+            _ => println!("\nVALID"),
+        }
+    }
+    if report.valid { ExitCode::SUCCESS } else { ExitCode::from(1) }
+}
+
+fn read_token(arg: Option<&str>) -> Result<String, String> {
+    let raw = match arg {
+        Some(token) if token != "-" => token.to_owned(),
+        _ => {
+            let mut text = String::new();
+            std::io::stdin()
+                .take(1024 * 1024)
+                .read_to_string(&mut text)
+                .map_err(|e| format!("cannot read the token from standard input: {e}"))?;
+            text
+        }
+    };
+    let trimmed = raw.trim();
+    let token = trimmed
+        .strip_prefix("Bearer ")
+        .or_else(|| trimmed.strip_prefix("bearer "))
+        .unwrap_or(trimmed)
+        .trim();
+    if token.is_empty() {
+        return Err("no token given: pass it as an argument or on standard input (`portvakt token ... | portvakt inspect`)".to_owned());
+    }
+    Ok(token.to_owned())
+}

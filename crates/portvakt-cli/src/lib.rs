@@ -1,0 +1,6 @@
+//! The `portvakt` command's subcommands, as a library so integration tests can drive them
+//! in-process. The binary (`main.rs`) only parses arguments and dispatches.
+
+pub mod inspect_cmd;
+pub mod issuer_source;
+pub mod manifest_cmd;
