@@ -1,0 +1,865 @@
+//! End to end over real HTTP on loopback: manifest -> issuer -> `TokenClient` -> the core
+//! library's validator.
+
+use std::sync::LazyLock;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use portvakt::client::{TokenClient, TokenError, TokenRequest, request_dev_token};
+use portvakt::jws::{decode_unverified_header, decode_unverified_payload};
+use portvakt::{Algorithm, Config, Policy, SigningKey, Validator};
+use portvakt_issuer::{ClientRegistry, Issuer, IssuerConfig, Manifest, RunningIssuer};
+use serde_json::{Value, json};
+
+const MANIFEST: &str = r#"
+apiVersion: nais.io/v1alpha1
+kind: Application
+metadata:
+  name: my-api
+  namespace: my-team
+spec:
+  maskinporten:
+    enabled: true
+    scopes:
+      exposes:
+        - name: "some.scope.read"
+          enabled: true
+          product: "arbeid"
+          atMaxAge: 300
+          consumers:
+            - orgno: "889640782"
+              name: NAV
+        - name: "some.scope.write"
+          enabled: true
+          product: "arbeid"
+          consumers:
+            - orgno: "974761076"
+        - name: "open.read"
+          enabled: true
+          product: "arbeid"
+          accessibleForAll: true
+        - name: "old.read"
+          enabled: false
+          product: "arbeid"
+          consumers:
+            - orgno: "889640782"
+        - name: "short.read"
+          enabled: true
+          product: "arbeid"
+          atMaxAge: 60
+          consumers:
+            - orgno: "889640782"
+        - name: "reports.read"
+          enabled: true
+          product: "arbeid"
+          separator: "/"
+          delegationSource: altinn
+          atMaxAge: 120
+          consumers:
+            - orgno: "974761076"
+"#;
+
+const READ: &str = "nav:arbeid:some.scope.read";
+const WRITE: &str = "nav:arbeid:some.scope.write";
+const OPEN: &str = "nav:arbeid:open.read";
+const OLD: &str = "nav:arbeid:old.read";
+const SHORT: &str = "nav:arbeid:short.read";
+const REPORTS: &str = "nav:arbeid/reports.read";
+
+const NAV: &str = "889640782";
+const OTHER_ORG: &str = "974761076";
+const CLIENT_ID: &str = "arbeid-client";
+const OTHER_CLIENT_ID: &str = "other-client";
+
+// RSA key generation is slow: every key is made once and copied through its private JWK.
+static ISSUER_JWK: LazyLock<String> = LazyLock::new(|| private_jwk("issuer-key-1"));
+static CLIENT_JWK: LazyLock<String> = LazyLock::new(|| private_jwk("arbeid-client-key"));
+static OTHER_JWK: LazyLock<String> = LazyLock::new(|| private_jwk("other-client-key"));
+
+fn private_jwk(kid: &str) -> String {
+    SigningKey::generate(kid)
+        .unwrap()
+        .private_jwk()
+        .unwrap()
+        .to_string()
+}
+
+fn key(jwk: &str) -> SigningKey {
+    SigningKey::from_jwk(jwk).unwrap()
+}
+
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+fn config() -> IssuerConfig {
+    let manifest = Manifest::parse(MANIFEST, "nais.yaml");
+    assert!(!manifest.has_errors(), "{:?}", manifest.diagnostics());
+    let mut config = IssuerConfig::from_manifest(&manifest).unwrap();
+    let mut clients = ClientRegistry::new();
+    clients
+        .register_key(CLIENT_ID, NAV, &key(&CLIENT_JWK))
+        .unwrap();
+    clients
+        .register_key(OTHER_CLIENT_ID, OTHER_ORG, &key(&OTHER_JWK))
+        .unwrap();
+    config.clients = clients;
+    config.signing_key = Some(key(&ISSUER_JWK));
+    config
+}
+
+async fn start(config: IssuerConfig) -> RunningIssuer {
+    Issuer::bind("127.0.0.1:0", config).await.unwrap()
+}
+
+async fn client(issuer: &RunningIssuer, client_id: &str, jwk: &str) -> TokenClient {
+    TokenClient::discover(client_id, key(jwk), issuer.well_known_url().as_str())
+        .await
+        .unwrap()
+}
+
+fn validator_config(issuer: &RunningIssuer) -> portvakt::ConfigBuilder {
+    Config::builder()
+        .well_known_url(format!(
+            "{}.well-known/oauth-authorization-server",
+            issuer.issuer_url()
+        ))
+        .unknown_kid_interval(Duration::from_millis(1))
+}
+
+fn validator(issuer: &RunningIssuer) -> Validator {
+    Validator::new(validator_config(issuer).build().unwrap()).unwrap()
+}
+
+fn refused(result: Result<impl std::fmt::Debug, TokenError>) -> (String, String) {
+    match result {
+        Err(TokenError::Refused {
+            status,
+            error,
+            description,
+        }) => {
+            assert_eq!(status, 400, "{error}");
+            (error, description.unwrap_or_default())
+        }
+        other => panic!("expected an OAuth refusal, got {other:?}"),
+    }
+}
+
+/// POSTs a raw token request; returns status and JSON body.
+async fn post_token(issuer: &RunningIssuer, form: &[(&str, &str)]) -> (u16, Value) {
+    let body = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(form)
+        .finish();
+    let response = reqwest::Client::new()
+        .post(format!("{}token", issuer.issuer_url()))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap())
+}
+
+async fn post_assertion(issuer: &RunningIssuer, assertion: &str) -> (u16, Value) {
+    post_token(
+        issuer,
+        &[
+            ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
+            ("assertion", assertion),
+        ],
+    )
+    .await
+}
+
+fn assertion_claims(issuer: &RunningIssuer) -> Value {
+    let iat = now();
+    json!({
+        "aud": issuer.issuer_url(),
+        "iss": CLIENT_ID,
+        "iat": iat,
+        "exp": iat + 60,
+        "jti": format!("jti-{}", unique()),
+        "scope": READ,
+    })
+}
+
+fn unique() -> String {
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{nanos}-{n}")
+}
+
+fn sign(jwk: &str, claims: &Value) -> String {
+    key(jwk).sign_jwt(Algorithm::RS256, claims).unwrap()
+}
+
+fn assert_error(response: (u16, Value), code: &str, description: &str) {
+    let (status, body) = response;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"], code, "{body}");
+    let text = body["error_description"].as_str().unwrap();
+    assert!(
+        text.contains(description),
+        "description {text:?} lacks {description:?}"
+    );
+}
+
+#[tokio::test]
+async fn granted_token_has_maskinporten_shape_and_validates() {
+    let issuer = start(config()).await;
+    let client = client(&issuer, CLIENT_ID, &CLIENT_JWK).await;
+    let token = client.token(&TokenRequest::new([READ])).await.unwrap();
+    assert_eq!(token.scope, READ);
+    // atMaxAge 300 is capped at the 120 s client lifetime.
+    assert_eq!(token.expires_in, Duration::from_secs(120));
+
+    let header = decode_unverified_header(token.as_str()).unwrap();
+    assert_eq!(
+        Value::Object(header),
+        json!({"kid": "issuer-key-1", "alg": "RS256"})
+    );
+    let claims = decode_unverified_payload(token.as_str()).unwrap();
+    let mut names: Vec<&str> = claims.keys().map(String::as_str).collect();
+    names.sort_unstable();
+    assert_eq!(
+        names,
+        [
+            "client_amr",
+            "client_id",
+            "consumer",
+            "exp",
+            "iat",
+            "iss",
+            "jti",
+            "scope",
+            "token_type"
+        ]
+    );
+    assert!(claims["iss"].as_str().unwrap().ends_with('/'));
+    assert_eq!(claims["iss"], issuer.issuer_url());
+    assert_eq!(claims["client_id"], CLIENT_ID);
+    assert_eq!(claims["client_amr"], "private_key_jwt");
+    assert_eq!(claims["token_type"], "Bearer");
+    assert_eq!(
+        claims["consumer"],
+        json!({"authority": "iso6523-actorid-upis", "ID": "0192:889640782"})
+    );
+    assert_eq!(
+        claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(),
+        120
+    );
+
+    let validator = validator(&issuer);
+    let verified = validator
+        .validate_with(token.as_str(), &Policy::new().require_scope(READ))
+        .await
+        .unwrap();
+    assert_eq!(verified.consumer_orgno(), Some(NAV));
+    assert_eq!(verified.kid(), "issuer-key-1");
+}
+
+#[tokio::test]
+async fn discovery_and_jwks_look_like_maskinporten() {
+    let issuer = start(config()).await;
+    let url = issuer.issuer_url().to_owned();
+    assert_eq!(url, format!("http://{}/", issuer.addr()));
+    let http = reqwest::Client::new();
+    let doc: Value = http
+        .get(issuer.well_known_url())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(doc["issuer"], url);
+    assert_eq!(doc["token_endpoint"], format!("{url}token"));
+    assert_eq!(doc["jwks_uri"], format!("{url}jwk"));
+    assert_eq!(
+        doc["grant_types_supported"],
+        json!(["urn:ietf:params:oauth:grant-type:jwt-bearer"])
+    );
+    assert_eq!(
+        doc["token_endpoint_auth_methods_supported"],
+        json!(["private_key_jwt"])
+    );
+    assert_eq!(
+        doc["token_endpoint_auth_signing_alg_values_supported"],
+        json!(["RS256", "RS384", "RS512"])
+    );
+    assert_eq!(
+        doc["portvakt_dev_token_endpoint"],
+        format!("{url}dev/token")
+    );
+    let jwks: Value = http
+        .get(format!("{url}jwk"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let keys = jwks["keys"].as_array().unwrap();
+    assert_eq!(keys.len(), 1);
+    assert_eq!(keys[0]["kid"], "issuer-key-1");
+    assert!(keys[0].get("d").is_none());
+}
+
+#[tokio::test]
+async fn scope_not_granted_is_invalid_scope_with_the_reason() {
+    let issuer = start(config()).await;
+    let client = client(&issuer, CLIENT_ID, &CLIENT_JWK).await;
+    let (error, description) = refused(client.token(&TokenRequest::new([WRITE])).await);
+    assert_eq!(error, "invalid_scope");
+    assert_eq!(
+        description,
+        "organization 889640782 is not a consumer of scope \"nav:arbeid:some.scope.write\""
+    );
+    // One scope refused refuses the request: no partial grants.
+    let (error, _) = refused(client.token(&TokenRequest::new([READ, WRITE])).await);
+    assert_eq!(error, "invalid_scope");
+
+    // The development shortcut enforces the same grants.
+    let dev = issuer.issuer().dev_token_endpoint();
+    let (error, description) =
+        refused(request_dev_token(&dev, Some("999999999"), &TokenRequest::new([WRITE])).await);
+    assert_eq!(error, "invalid_scope");
+    assert_eq!(
+        description,
+        "organization 999999999 is not a consumer of scope \"nav:arbeid:some.scope.write\""
+    );
+    // ... and the organization that is a consumer gets it.
+    let token = request_dev_token(&dev, Some(OTHER_ORG), &TokenRequest::new([WRITE]))
+        .await
+        .unwrap();
+    let verified = validator(&issuer).validate(token.as_str()).await.unwrap();
+    assert_eq!(verified.consumer_orgno(), Some(OTHER_ORG));
+    assert_eq!(verified.client_id(), Some(OTHER_CLIENT_ID));
+}
+
+#[tokio::test]
+async fn accessible_for_all_disabled_and_unknown_scopes() {
+    let issuer = start(config()).await;
+    let other = client(&issuer, OTHER_CLIENT_ID, &OTHER_JWK).await;
+    let token = other.token(&TokenRequest::new([OPEN])).await.unwrap();
+    let verified = validator(&issuer).validate(token.as_str()).await.unwrap();
+    assert_eq!(verified.consumer_orgno(), Some(OTHER_ORG));
+    assert!(verified.scopes().contains(OPEN));
+    // Default atMaxAge is 30 s.
+    assert_eq!(token.expires_in, Duration::from_secs(30));
+
+    let client = client(&issuer, CLIENT_ID, &CLIENT_JWK).await;
+    let (error, description) = refused(client.token(&TokenRequest::new([OLD])).await);
+    assert_eq!(error, "invalid_scope");
+    assert_eq!(description, "scope \"nav:arbeid:old.read\" is disabled");
+    let (error, description) = refused(client.token(&TokenRequest::new(["nav:arbeid:nope"])).await);
+    assert_eq!(error, "invalid_scope");
+    assert_eq!(
+        description,
+        "scope \"nav:arbeid:nope\" is not exposed by this API"
+    );
+}
+
+#[tokio::test]
+async fn lifetime_is_the_lowest_at_max_age() {
+    let issuer = start(config()).await;
+    let client = client(&issuer, CLIENT_ID, &CLIENT_JWK).await;
+    for scopes in [vec![SHORT], vec![READ, SHORT]] {
+        let token = client.token(&TokenRequest::new(scopes)).await.unwrap();
+        assert_eq!(token.expires_in, Duration::from_secs(60));
+        let claims = decode_unverified_payload(token.as_str()).unwrap();
+        assert_eq!(
+            claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(),
+            60
+        );
+    }
+}
+
+#[tokio::test]
+async fn audience_restricted_tokens() {
+    let issuer = start(config()).await;
+    let client = client(&issuer, CLIENT_ID, &CLIENT_JWK).await;
+    let audience = "https://my-api.ekstern.dev.nav.no/";
+    let restricted = client
+        .token(&TokenRequest::new([READ]).audience(audience))
+        .await
+        .unwrap();
+    let claims = decode_unverified_payload(restricted.as_str()).unwrap();
+    assert_eq!(claims["aud"], audience);
+    let plain = client.token(&TokenRequest::new([READ])).await.unwrap();
+    assert!(
+        decode_unverified_payload(plain.as_str())
+            .unwrap()
+            .get("aud")
+            .is_none()
+    );
+
+    let strict = Validator::new(
+        validator_config(&issuer)
+            .audience(audience)
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    strict.validate(restricted.as_str()).await.unwrap();
+    let err = strict.validate(plain.as_str()).await.unwrap_err();
+    assert_eq!(err.code(), "invalid_audience");
+
+    let dev = issuer.issuer().dev_token_endpoint();
+    let token = request_dev_token(
+        &dev,
+        Some(NAV),
+        &TokenRequest::new([READ]).audience(audience),
+    )
+    .await
+    .unwrap();
+    strict.validate(token.as_str()).await.unwrap();
+}
+
+#[tokio::test]
+async fn delegated_tokens_name_consumer_supplier_and_source() {
+    let issuer = start(config()).await;
+    let client = client(&issuer, CLIENT_ID, &CLIENT_JWK).await;
+    let token = client
+        .token(&TokenRequest::new([REPORTS]).on_behalf_of(OTHER_ORG))
+        .await
+        .unwrap();
+    let verified = validator(&issuer).validate(token.as_str()).await.unwrap();
+    assert_eq!(verified.consumer_orgno(), Some(OTHER_ORG));
+    assert_eq!(
+        verified.supplier().and_then(|s| s.orgno()),
+        Some(NAV),
+        "supplier is the client's organization"
+    );
+    assert_eq!(verified.delegation_source(), Some("https://www.altinn.no/"));
+    assert_eq!(verified.client_id(), Some(CLIENT_ID));
+
+    // The legal party must be a consumer of the scope.
+    let (error, description) = refused(
+        client
+            .token(&TokenRequest::new([REPORTS]).on_behalf_of("999999999"))
+            .await,
+    );
+    assert_eq!(error, "invalid_scope");
+    assert_eq!(
+        description,
+        "organization 999999999 is not a consumer of scope \"nav:arbeid/reports.read\""
+    );
+    // A scope without a delegation source cannot be delegated, even to one of its consumers.
+    let (error, description) = refused(
+        client
+            .token(&TokenRequest::new([WRITE]).on_behalf_of(OTHER_ORG))
+            .await,
+    );
+    assert_eq!(error, "invalid_scope");
+    assert_eq!(
+        description,
+        "scope \"nav:arbeid:some.scope.write\" has no delegationSource, so organization 889640782 cannot get it on behalf of 974761076"
+    );
+    // Without delegation, the client's own organization is not a consumer of it.
+    let (error, _) = refused(client.token(&TokenRequest::new([REPORTS])).await);
+    assert_eq!(error, "invalid_scope");
+
+    // Through the development shortcut too.
+    let dev = issuer.issuer().dev_token_endpoint();
+    let token = request_dev_token(
+        &dev,
+        Some(NAV),
+        &TokenRequest::new([REPORTS]).on_behalf_of(OTHER_ORG),
+    )
+    .await
+    .unwrap();
+    let claims = decode_unverified_payload(token.as_str()).unwrap();
+    assert_eq!(claims["consumer"]["ID"], "0192:974761076");
+    assert_eq!(claims["supplier"]["ID"], "0192:889640782");
+}
+
+#[tokio::test]
+async fn replayed_assertion_is_refused() {
+    let issuer = start(config()).await;
+    let client = client(&issuer, CLIENT_ID, &CLIENT_JWK).await;
+    let assertion = client.assertion(&TokenRequest::new([READ])).unwrap();
+    let (status, body) = post_assertion(&issuer, &assertion).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["token_type"], "Bearer");
+    assert_eq!(body["scope"], READ);
+    let jti = decode_unverified_payload(&assertion).unwrap()["jti"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_error(
+        post_assertion(&issuer, &assertion).await,
+        "invalid_grant",
+        &format!("assertion `jti` \"{jti}\" was already used"),
+    );
+    // A fresh assertion is fine.
+    let next = client.assertion(&TokenRequest::new([READ])).unwrap();
+    assert_eq!(post_assertion(&issuer, &next).await.0, 200);
+}
+
+#[tokio::test]
+async fn stale_future_and_long_assertions_are_refused() {
+    let issuer = start(config()).await;
+    let mut claims = assertion_claims(&issuer);
+    claims["iat"] = json!(now() - 60);
+    claims["exp"] = json!(now() + 30);
+    let (status, body) = post_assertion(&issuer, &sign(&CLIENT_JWK, &claims)).await;
+    assert_eq!(status, 400);
+    assert_eq!(body["error"], "invalid_grant");
+    let text = body["error_description"].as_str().unwrap();
+    assert!(
+        text.starts_with("assertion is stale: `iat` is 6") && text.contains("within 10 s"),
+        "{text}"
+    );
+
+    let mut claims = assertion_claims(&issuer);
+    claims["iat"] = json!(now() + 30);
+    claims["exp"] = json!(now() + 60);
+    assert_error(
+        post_assertion(&issuer, &sign(&CLIENT_JWK, &claims)).await,
+        "invalid_grant",
+        "s in the future",
+    );
+
+    let mut claims = assertion_claims(&issuer);
+    claims["exp"] = json!(claims["iat"].as_i64().unwrap() + 121);
+    assert_error(
+        post_assertion(&issuer, &sign(&CLIENT_JWK, &claims)).await,
+        "invalid_grant",
+        "assertion lifetime `exp - iat` is 121 s; at most 120 s is allowed",
+    );
+
+    let mut claims = assertion_claims(&issuer);
+    claims["aud"] = json!("https://test.maskinporten.no/");
+    assert_error(
+        post_assertion(&issuer, &sign(&CLIENT_JWK, &claims)).await,
+        "invalid_grant",
+        &format!(
+            "assertion `aud` is \"https://test.maskinporten.no/\"; it must be exactly the issuer \"{}\"",
+            issuer.issuer_url()
+        ),
+    );
+    // aud as a one-element array is the same audience.
+    let mut claims = assertion_claims(&issuer);
+    claims["aud"] = json!([issuer.issuer_url()]);
+    assert_eq!(
+        post_assertion(&issuer, &sign(&CLIENT_JWK, &claims)).await.0,
+        200
+    );
+
+    let mut claims = assertion_claims(&issuer);
+    claims.as_object_mut().unwrap().remove("jti");
+    assert_error(
+        post_assertion(&issuer, &sign(&CLIENT_JWK, &claims)).await,
+        "invalid_grant",
+        "assertion has no `jti`",
+    );
+    let mut claims = assertion_claims(&issuer);
+    claims.as_object_mut().unwrap().remove("scope");
+    assert_error(
+        post_assertion(&issuer, &sign(&CLIENT_JWK, &claims)).await,
+        "invalid_grant",
+        "assertion has no `scope`",
+    );
+}
+
+#[tokio::test]
+async fn wrong_key_and_unknown_clients_are_invalid_client() {
+    let issuer = start(config()).await;
+    let claims = assertion_claims(&issuer);
+    // Signed with another key but naming the client's registered kid.
+    let forged = key(&OTHER_JWK)
+        .sign_compact(
+            Algorithm::RS256,
+            br#"{"kid":"arbeid-client-key","alg":"RS256"}"#,
+            claims.to_string().as_bytes(),
+        )
+        .unwrap();
+    assert_error(
+        post_assertion(&issuer, &forged).await,
+        "invalid_client",
+        "assertion signature does not verify with key \"arbeid-client-key\" of client arbeid-client",
+    );
+    // Signed with a key the client never registered.
+    assert_error(
+        post_assertion(&issuer, &sign(&OTHER_JWK, &claims)).await,
+        "invalid_client",
+        "assertion is signed with kid \"other-client-key\", which is not a registered key of client arbeid-client",
+    );
+    // The TokenClient reports the same refusal with the issuer's words.
+    let wrong = TokenClient::discover(CLIENT_ID, key(&OTHER_JWK), issuer.well_known_url().as_str())
+        .await
+        .unwrap();
+    let (error, description) = refused(wrong.token(&TokenRequest::new([READ])).await);
+    assert_eq!(error, "invalid_client");
+    assert!(
+        description.contains("not a registered key"),
+        "{description}"
+    );
+
+    let mut claims = assertion_claims(&issuer);
+    claims["iss"] = json!("nobody");
+    assert_error(
+        post_assertion(&issuer, &sign(&CLIENT_JWK, &claims)).await,
+        "invalid_client",
+        "unknown client_id \"nobody\"",
+    );
+}
+
+#[tokio::test]
+async fn unknown_claims_and_malformed_requests_are_refused() {
+    let issuer = start(config()).await;
+    let mut claims = assertion_claims(&issuer);
+    claims["sub"] = json!("someone");
+    claims["nbf"] = json!(now());
+    assert_error(
+        post_assertion(&issuer, &sign(&CLIENT_JWK, &claims)).await,
+        "invalid_grant",
+        "assertion has claims Maskinporten does not accept: `nbf`, `sub`",
+    );
+
+    assert_error(
+        post_token(&issuer, &[("grant_type", "client_credentials")]).await,
+        "unsupported_grant_type",
+        "grant_type \"client_credentials\" is not supported",
+    );
+    assert_error(
+        post_token(
+            &issuer,
+            &[("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer")],
+        )
+        .await,
+        "invalid_request",
+        "assertion is missing",
+    );
+    assert_error(
+        post_token(
+            &issuer,
+            &[
+                ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
+                ("assertion", "a.b.c"),
+                ("assertion", "a.b.c"),
+            ],
+        )
+        .await,
+        "invalid_request",
+        "parameter `assertion` is repeated",
+    );
+    assert_error(
+        post_assertion(&issuer, "not-a-jwt").await,
+        "invalid_grant",
+        "assertion is not a JWT",
+    );
+    let response = reqwest::Client::new()
+        .post(format!("{}token", issuer.issuer_url()))
+        .json(&json!({"grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 400);
+    assert_eq!(response.headers()["cache-control"], "no-store");
+}
+
+#[tokio::test]
+async fn dev_token_accepts_json_and_explains_a_missing_orgno() {
+    let issuer = start(config()).await;
+    let http = reqwest::Client::new();
+    let dev = issuer.issuer().dev_token_endpoint();
+    let response = http
+        .post(dev.clone())
+        .json(&json!({"orgno": NAV, "scope": [READ, SHORT]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["scope"], format!("{READ} {SHORT}"));
+    assert_eq!(body["expires_in"], 60);
+    let claims = decode_unverified_payload(body["access_token"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        claims["client_id"], CLIENT_ID,
+        "the organization's registered client"
+    );
+
+    let (error, description) =
+        refused(request_dev_token(&dev, None, &TokenRequest::new([READ])).await);
+    assert_eq!(error, "invalid_request");
+    assert_eq!(
+        description,
+        "orgno is required: the organization number to get a token for; consumers of nav:arbeid:some.scope.read: 889640782"
+    );
+}
+
+#[tokio::test]
+async fn strict_mode_has_no_development_endpoints() {
+    let mut config = config();
+    config.development = false;
+    let issuer = start(config).await;
+    let http = reqwest::Client::new();
+    for path in ["dev/token", "admin/rotate"] {
+        let response = http
+            .post(format!("{}{path}", issuer.issuer_url()))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!("orgno={NAV}&scope={READ}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 404, "{path}");
+    }
+    let doc: Value = http
+        .get(issuer.well_known_url())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(doc.get("portvakt_dev_token_endpoint").is_none());
+    // The real grant still works.
+    let client = client(&issuer, CLIENT_ID, &CLIENT_JWK).await;
+    client.token(&TokenRequest::new([READ])).await.unwrap();
+}
+
+#[tokio::test]
+async fn token_client_caches_and_shares_one_request() {
+    let issuer = start(config()).await;
+    let client = client(&issuer, CLIENT_ID, &CLIENT_JWK).await;
+    let request = TokenRequest::new([READ]);
+    let calls = (0..16).map(|_| {
+        let client = client.clone();
+        let request = request.clone();
+        tokio::spawn(async move { client.token(&request).await.unwrap().into_string() })
+    });
+    let mut tokens = Vec::new();
+    for call in calls {
+        tokens.push(call.await.unwrap());
+    }
+    assert!(tokens.windows(2).all(|w| w[0] == w[1]), "one token for all");
+    // Scope order does not matter for the cache; a different request gets its own token.
+    let again = client
+        .token(&TokenRequest::new([format!("{READ} {READ}")]))
+        .await
+        .unwrap();
+    assert_eq!(again.as_str(), tokens[0]);
+    let other = client.token(&TokenRequest::new([SHORT])).await.unwrap();
+    assert_ne!(other.as_str(), tokens[0]);
+    client.invalidate(&request);
+    let fresh = client.token(&request).await.unwrap();
+    assert_ne!(fresh.as_str(), tokens[0]);
+    assert!(!format!("{fresh:?}").contains(fresh.as_str()));
+}
+
+#[tokio::test]
+async fn key_rotation_with_grace_period() {
+    let mut config = config();
+    config.grace = Duration::from_secs(2);
+    let issuer = start(config).await;
+    let client = client(&issuer, CLIENT_ID, &CLIENT_JWK).await;
+    let validator = validator(&issuer);
+    let old = client.token(&TokenRequest::new([READ])).await.unwrap();
+    validator.validate(old.as_str()).await.unwrap();
+
+    let http = reqwest::Client::new();
+    let rotation: Value = http
+        .post(format!("{}admin/rotate", issuer.issuer_url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(rotation["previous_kid"], "issuer-key-1");
+    let new_kid = rotation["kid"].as_str().unwrap().to_owned();
+    assert_ne!(new_kid, "issuer-key-1");
+    let kids = || async {
+        let jwks: Value = http
+            .get(format!("{}jwk", issuer.issuer_url()))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        jwks["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["kid"].as_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(kids().await, [new_kid.clone(), "issuer-key-1".to_owned()]);
+
+    // New tokens use the new key; the validator learns it through its unknown-kid refresh.
+    let new = client.token(&TokenRequest::new([SHORT])).await.unwrap();
+    assert_eq!(
+        decode_unverified_header(new.as_str()).unwrap()["kid"],
+        new_kid.as_str()
+    );
+    assert_eq!(
+        validator.validate(new.as_str()).await.unwrap().kid(),
+        new_kid
+    );
+    // During the grace period the old token still validates, even for a fresh validator.
+    validator.validate(old.as_str()).await.unwrap();
+    self::validator(&issuer)
+        .validate(old.as_str())
+        .await
+        .unwrap();
+
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+    assert_eq!(kids().await, [new_kid]);
+    let err = self::validator(&issuer)
+        .validate(old.as_str())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "unknown_kid");
+}
+
+#[tokio::test]
+async fn scheduled_rotation() {
+    let mut config = config();
+    config.rotate_every = Some(Duration::from_secs(1));
+    let issuer = start(config).await;
+    let first = issuer.issuer().current_kid();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while issuer.issuer().current_kid() == first {
+        assert!(tokio::time::Instant::now() < deadline, "no rotation");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(issuer.issuer().jwks()["keys"].as_array().unwrap().len() >= 2);
+    issuer.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn in_process_issuance_matches_http() {
+    let issuer = Issuer::new(config(), "http://127.0.0.1:1/issuer/").unwrap();
+    assert_eq!(
+        issuer.token_endpoint().as_str(),
+        "http://127.0.0.1:1/issuer/token"
+    );
+    let response = issuer
+        .issue_dev(&portvakt_issuer::DevTokenRequest {
+            orgno: NAV.to_owned(),
+            scopes: vec![READ.to_owned()],
+            ..Default::default()
+        })
+        .unwrap();
+    let config = Config::builder()
+        .issuer(issuer.issuer_url())
+        .jwks_uri("http://127.0.0.1:1/issuer/jwk")
+        .build()
+        .unwrap();
+    let validator = Validator::with_keys(&config, issuer.issuer_url(), issuer.key_set());
+    validator.validate(&response.access_token).await.unwrap();
+    assert!(!format!("{response:?}").contains(&response.access_token));
+    for bad in ["http://127.0.0.1:1/issuer", "ftp://x/", "not a url"] {
+        assert!(Issuer::new(self::config(), bad).is_err(), "{bad}");
+    }
+}
