@@ -1,6 +1,8 @@
 //! Where commands that validate find the issuer: the `MASKINPORTEN_*` environment NAIS
 //! injects, or else `--issuer` (default: the local development issuer).
 
+use std::path::PathBuf;
+
 use clap::Args;
 use portvakt::{Config, ConfigBuilder};
 
@@ -48,5 +50,16 @@ impl IssuerSource {
                 self.url
             )
         }
+    }
+}
+
+/// The manifest the local issuer enforces when none is named: `./nais.yaml` when it exists
+/// (the app's own), else `examples/nais.yaml` (the NAIS guide's example, in this repository).
+pub fn default_manifest() -> PathBuf {
+    let own = PathBuf::from("nais.yaml");
+    if own.is_file() {
+        own
+    } else {
+        PathBuf::from("examples/nais.yaml")
     }
 }

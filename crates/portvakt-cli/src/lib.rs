@@ -4,3 +4,5 @@
 pub mod inspect_cmd;
 pub mod issuer_source;
 pub mod manifest_cmd;
+pub mod proxy;
+pub mod serve;

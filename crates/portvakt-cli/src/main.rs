@@ -5,7 +5,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use portvakt_cli::{inspect_cmd, manifest_cmd};
+use portvakt_cli::{inspect_cmd, manifest_cmd, serve};
 
 /// Secure an API with Maskinporten: validate tokens, run a local Maskinporten, lint nais.yaml.
 #[derive(Debug, Parser)]
@@ -17,6 +17,9 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the sidecar: the introspection API (NAIS-compatible), probes, metrics, and with
+    /// --upstream an enforcing reverse proxy. Without MASKINPORTEN_* it starts a local issuer.
+    Serve(serve::ServeArgs),
     /// Validate one token against the issuer and show every check (exit 0 valid, 1 invalid,
     /// 2 usage or configuration error).
     Inspect(inspect_cmd::InspectArgs),
@@ -31,6 +34,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Manifest(cmd) => manifest_cmd::run(cmd),
         Command::Inspect(args) => runtime().block_on(inspect_cmd::run(args)),
+        Command::Serve(args) => runtime().block_on(serve::run(args)),
     }
 }
 

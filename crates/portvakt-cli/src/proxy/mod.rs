@@ -1,0 +1,1 @@
+//! The enforcing reverse proxy. (Being written.)
