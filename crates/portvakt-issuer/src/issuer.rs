@@ -673,14 +673,20 @@ impl RunningIssuer {
         self.wait_inner().await
     }
 
-    /// Waits until the server stops (it stops only on error or shutdown).
-    pub async fn wait(mut self) -> std::io::Result<()> {
+    /// Waits until the server stops by itself, which happens only when it fails ([`shutdown`]
+    /// (Self::shutdown) waits on its own). Cancel-safe: dropping the future leaves the server
+    /// running, e.g. in a `select!` with a shutdown signal.
+    pub async fn wait(&mut self) -> std::io::Result<()> {
         self.wait_inner().await
     }
 
     async fn wait_inner(&mut self) -> std::io::Result<()> {
-        let result = match self.task.take() {
-            Some(task) => flatten(task.await),
+        let result = match self.task.as_mut() {
+            Some(task) => {
+                let joined = task.await;
+                self.task = None;
+                flatten(joined)
+            }
             None => Ok(()),
         };
         // Rotation runs only while the server does.

@@ -1,0 +1,309 @@
+//! `portvakt issuer`: a local Maskinporten that enforces the grants of the team's `nais.yaml`.
+//! All behaviour lives in `portvakt-issuer` (tested there); this module reads arguments, prints
+//! the banner, and picks the exit code.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Subcommand};
+use portvakt_issuer::{
+    ClientRegistry, DEFAULT_LISTEN, GrantsTable, Issuer, IssuerConfig, generate_client_key,
+    parse_duration,
+};
+use portvakt_manifest::{CheckOptions, Manifest, render};
+
+/// `portvakt issuer [--manifest FILE] [--listen ADDR] ...` or `portvakt issuer generate-client`.
+#[derive(Debug, Clone, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct IssuerArgs {
+    /// Generate a development client instead of serving.
+    #[command(subcommand)]
+    pub command: Option<IssuerCommand>,
+    /// How to serve.
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+/// `portvakt issuer` subcommands.
+#[derive(Debug, Clone, Subcommand)]
+pub enum IssuerCommand {
+    /// Generate a client key pair for development and print its private JWK on stdout, the way
+    /// NAIS injects MASKINPORTEN_CLIENT_JWK; how to register and use it goes to stderr.
+    GenerateClient {
+        /// The client id (the `iss` of its assertions).
+        #[arg(long, value_name = "CLIENT_ID")]
+        client_id: String,
+        /// The organization number the client belongs to.
+        #[arg(long, value_name = "ORGNO")]
+        orgno: String,
+    },
+}
+
+/// Options for serving the issuer.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// The NAIS manifest whose grants are enforced [default: ./nais.yaml, else
+    /// examples/nais.yaml].
+    #[arg(long, value_name = "FILE")]
+    pub manifest: Option<PathBuf>,
+    /// Address to listen on. The issuer identifier is http://ADDR/.
+    #[arg(long, value_name = "ADDR", default_value = DEFAULT_LISTEN)]
+    pub listen: String,
+    /// Behave strictly like Maskinporten: no /dev/token, no /admin/rotate.
+    #[arg(long)]
+    pub strict: bool,
+    /// Rotate the signing key this often (e.g. 90s, 10m, 1h).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub rotate_every: Option<Duration>,
+    /// How long a rotated-out key stays published in the JWKS.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "15m")]
+    pub grace: Duration,
+    /// Register a client: CLIENT_ID:ORGNO:JWK_FILE (a public or private JWK, or a JWKS).
+    /// Repeatable.
+    #[arg(long = "client", value_name = "CLIENT_ID:ORGNO:JWK_FILE")]
+    pub clients: Vec<String>,
+    /// Register the clients in a JSON file:
+    /// [{"client_id": ..., "orgno": ..., "jwks": {"keys": [...]}}]. Repeatable.
+    #[arg(long = "clients-file", value_name = "FILE")]
+    pub clients_files: Vec<PathBuf>,
+    /// Prefix of fully qualified scopes.
+    #[arg(long, default_value = "nav")]
+    pub prefix: String,
+    /// Issuer identifier to use instead of http://ADDR/ (must end with `/`).
+    #[arg(long, value_name = "URL")]
+    pub issuer_url: Option<String>,
+}
+
+/// Runs `portvakt issuer`. Exit codes: 0 after a clean shutdown (Ctrl-C), 1 when the server
+/// fails, 2 for configuration errors (manifest with errors, bad client registration, address in
+/// use).
+pub async fn run(args: IssuerArgs) -> ExitCode {
+    match args.command {
+        Some(IssuerCommand::GenerateClient { client_id, orgno }) => {
+            generate_client(&client_id, &orgno)
+        }
+        None => serve(args.serve).await,
+    }
+}
+
+fn generate_client(client_id: &str, orgno: &str) -> ExitCode {
+    // Validate the way the issuer will when the client is registered.
+    let key = match generate_client_key(client_id) {
+        Ok(key) => key,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Err(e) = ClientRegistry::new().register_key(client_id, orgno, &key) {
+        eprintln!("error: {e}");
+        return ExitCode::from(2);
+    }
+    let private = match key.private_jwk() {
+        Ok(jwk) => jwk,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    println!("{private}");
+    let well_known = format!("http://{DEFAULT_LISTEN}/.well-known/oauth-authorization-server");
+    eprintln!(
+        "generated client {client_id} (organization {orgno}), key id {kid}
+The private JWK above is a secret. Save it, e.g. `... > client.jwk`, then
+  register it:  portvakt issuer --client {client_id}:{orgno}:client.jwk
+  use it:       export MASKINPORTEN_CLIENT_ID={client_id} MASKINPORTEN_CLIENT_JWK=\"$(cat client.jwk)\" MASKINPORTEN_WELL_KNOWN_URL={well_known}
+                portvakt token --scope <scope>",
+        kid = key.kid()
+    );
+    ExitCode::SUCCESS
+}
+
+fn default_manifest() -> Option<PathBuf> {
+    ["nais.yaml", "examples/nais.yaml"]
+        .into_iter()
+        .map(PathBuf::from)
+        .find(|p| p.is_file())
+}
+
+async fn serve(args: ServeArgs) -> ExitCode {
+    let path = match args.manifest.clone().or_else(default_manifest) {
+        Some(path) => path,
+        None => {
+            eprintln!(
+                "error: no manifest: neither ./nais.yaml nor examples/nais.yaml exists\n  = help: pass the application's NAIS manifest with --manifest FILE"
+            );
+            return ExitCode::from(2);
+        }
+    };
+    let options = CheckOptions {
+        strict: false,
+        prefix: args.prefix.clone(),
+    };
+    let manifest = match Manifest::from_path_with(&path, &options) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("{}", render::read_error(&e));
+            return ExitCode::from(2);
+        }
+    };
+    for d in manifest.diagnostics() {
+        eprintln!("{}", render::diagnostic(d));
+    }
+    let mut config = match IssuerConfig::from_manifest(&manifest) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!(
+                "{}",
+                render::summary(manifest.file(), manifest.diagnostics())
+            );
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut clients = ClientRegistry::new();
+    for file in &args.clients_files {
+        if let Err(e) = clients.load_file(file) {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    }
+    for spec in &args.clients {
+        if let Err(e) = clients.add_spec(spec) {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    }
+    config.clients = clients;
+    config.development = !args.strict;
+    config.rotate_every = args.rotate_every;
+    config.grace = args.grace;
+    config.issuer_url = args.issuer_url.clone();
+
+    let mut running = match Issuer::bind(args.listen.as_str(), config).await {
+        Ok(running) => running,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    eprint!("{}", banner(running.issuer(), &path, &args));
+
+    let failed = tokio::select! {
+        () = until_signal() => None,
+        result = running.wait() => Some(result),
+    };
+    match failed {
+        None => {
+            eprintln!("shutting down");
+            match running.shutdown().await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Some(result) => {
+            eprintln!(
+                "error: the issuer stopped: {}",
+                result
+                    .err()
+                    .map_or_else(|| "no reason given".to_owned(), |e| e.to_string())
+            );
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Resolves on Ctrl-C, or SIGTERM on Unix.
+async fn until_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+/// An organization number that is granted `scope` (a consumer, or NAV's when accessible for
+/// all), for the example command.
+fn example(grants: &GrantsTable) -> Option<(String, String)> {
+    grants
+        .scopes()
+        .iter()
+        .filter(|g| g.enabled && g.allows_maskinporten())
+        .find_map(|g| {
+            if let Some(consumer) = g.consumers.first() {
+                Some((g.scope.clone(), consumer.orgno.clone()))
+            } else if g.accessible_for_all {
+                Some((g.scope.clone(), "889640782".to_owned()))
+            } else {
+                None
+            }
+        })
+}
+
+fn banner(issuer: &Issuer, manifest: &Path, args: &ServeArgs) -> String {
+    let mut out = String::new();
+    let mode = if issuer.is_development() {
+        "development mode: /dev/token and /admin/rotate are on"
+    } else {
+        "strict mode: only what Maskinporten has"
+    };
+    out.push_str(&format!(
+        "portvakt issuer: a local Maskinporten ({mode})\n  issuer     {}\n  discovery  {}\n  manifest   {}\n",
+        issuer.issuer_url(),
+        issuer.well_known_url(),
+        manifest.display()
+    ));
+    match args.rotate_every {
+        Some(every) => out.push_str(&format!(
+            "  keys       {} (rotated every {} s, old keys kept {} s)\n",
+            issuer.current_kid(),
+            every.as_secs(),
+            args.grace.as_secs()
+        )),
+        None => out.push_str(&format!("  keys       {}\n", issuer.current_kid())),
+    }
+    if issuer.clients().is_empty() {
+        out.push_str("  clients    none registered (use --client or --clients-file for /token)\n");
+    } else {
+        for client in issuer.clients().iter() {
+            out.push_str(&format!(
+                "  client     {} (organization {})\n",
+                client.client_id(),
+                client.orgno()
+            ));
+        }
+    }
+    out.push('\n');
+    out.push_str(&render::scopes_table(issuer.grants()));
+    if let Some((scope, orgno)) = example(issuer.grants()) {
+        out.push('\n');
+        if issuer.is_development() {
+            let base = issuer.issuer_url().trim_end_matches('/');
+            let flag = if base == format!("http://{DEFAULT_LISTEN}") {
+                String::new()
+            } else {
+                format!(" --issuer {base}")
+            };
+            out.push_str(&format!(
+                "try:  portvakt token{flag} --scope {scope} --orgno {orgno}\n"
+            ));
+        } else {
+            out.push_str(&format!(
+                "try:  MASKINPORTEN_CLIENT_ID=... MASKINPORTEN_CLIENT_JWK=\"$(cat client.jwk)\" MASKINPORTEN_WELL_KNOWN_URL={} portvakt token --scope {scope}\n",
+                issuer.well_known_url()
+            ));
+        }
+    }
+    out
+}

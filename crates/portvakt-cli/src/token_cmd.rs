@@ -1,0 +1,179 @@
+//! `portvakt token`: print a Maskinporten access token for a consumer, so that
+//! `curl -H "Authorization: Bearer $(portvakt token --scope ...)"` works.
+//!
+//! With `MASKINPORTEN_CLIENT_ID` and `MASKINPORTEN_CLIENT_JWK` set it performs the real
+//! JWT-bearer grant (against `MASKINPORTEN_WELL_KNOWN_URL`, or `MASKINPORTEN_ISSUER` +
+//! `MASKINPORTEN_TOKEN_ENDPOINT`, or the issuer given with `--issuer`): the same command works
+//! against test.maskinporten.no and the local issuer. Without them it asks the local issuer's
+//! development shortcut for a token for `--orgno`, the grants still enforced.
+
+use std::process::ExitCode;
+
+use clap::Args;
+use portvakt::client::{
+    ENV_CLIENT_ID, ENV_CLIENT_JWK, ENV_TOKEN_ENDPOINT, TokenClient, TokenError, TokenRequest,
+    discover_raw, request_dev_token,
+};
+use portvakt::{ENV_ISSUER, ENV_WELL_KNOWN_URL};
+use url::Url;
+
+/// The local issuer `portvakt issuer` serves by default.
+pub const DEFAULT_ISSUER: &str = "http://127.0.0.1:7166";
+
+/// `portvakt token --scope S [--scope S2] [--orgno N] [--audience URI] [--on-behalf-of N]
+/// [--issuer URL]`
+#[derive(Debug, Clone, Args)]
+pub struct TokenArgs {
+    /// A scope to request, e.g. nav:arbeid:some.scope.read. Repeat, or separate with spaces.
+    #[arg(long = "scope", value_name = "SCOPE", required = true)]
+    pub scopes: Vec<String>,
+    /// The organization to get a token for, with the local issuer's development shortcut (with
+    /// MASKINPORTEN_CLIENT_* set, the organization is the client's own).
+    #[arg(long, value_name = "ORGNO")]
+    pub orgno: Option<String>,
+    /// Ask for an audience-restricted token (`aud`), e.g. https://my-api.ekstern.dev.nav.no/.
+    #[arg(long, value_name = "URI")]
+    pub audience: Option<String>,
+    /// Ask for a delegated token on behalf of this organization (`consumer_org`): the token's
+    /// consumer is that organization and its supplier the client's.
+    #[arg(long = "on-behalf-of", value_name = "ORGNO")]
+    pub on_behalf_of: Option<String>,
+    /// The issuer's base URL; its discovery document is read from
+    /// URL/.well-known/oauth-authorization-server. [default: MASKINPORTEN_* when set, else
+    /// http://127.0.0.1:7166]
+    #[arg(long, value_name = "URL")]
+    pub issuer: Option<String>,
+}
+
+fn env_var(name: &str) -> Option<String> {
+    std::env::var(name)
+        .ok()
+        .map(|v| v.trim().to_owned())
+        .filter(|v| !v.is_empty())
+}
+
+/// The discovery document URL for an issuer base URL (a full well-known URL is kept).
+fn well_known_for(base: &str) -> String {
+    if base.contains("/.well-known/") {
+        base.to_owned()
+    } else {
+        format!(
+            "{}/.well-known/oauth-authorization-server",
+            base.trim_end_matches('/')
+        )
+    }
+}
+
+/// Runs `portvakt token`. Prints only the token on stdout. Exit codes: 0 with a token, 1 when
+/// the issuer refused (its `error: error_description` on stderr), 2 for usage, configuration
+/// and network errors.
+pub async fn run(args: TokenArgs) -> ExitCode {
+    let mut request = TokenRequest::new(args.scopes.iter().cloned());
+    request.audience = args.audience.clone();
+    request.on_behalf_of = args.on_behalf_of.clone();
+
+    let result = if TokenClient::env_is_set() {
+        if args.orgno.is_some() {
+            eprintln!(
+                "error: --orgno is only for the local issuer's development shortcut; with {ENV_CLIENT_ID} set the organization is the client's own (use --on-behalf-of for delegation)"
+            );
+            return ExitCode::from(2);
+        }
+        jwt_bearer(&args, &request).await
+    } else {
+        for name in [ENV_CLIENT_ID, ENV_CLIENT_JWK] {
+            if env_var(name).is_some() {
+                eprintln!(
+                    "note: {name} is set but not both {ENV_CLIENT_ID} and {ENV_CLIENT_JWK}; using the local issuer's development shortcut"
+                );
+            }
+        }
+        dev_shortcut(&args, &request).await
+    };
+    match result {
+        Ok(token) => {
+            println!("{}", token.as_str());
+            ExitCode::SUCCESS
+        }
+        Err(TokenError::Refused {
+            error, description, ..
+        }) => {
+            eprintln!(
+                "error: {error}: {}",
+                description
+                    .as_deref()
+                    .unwrap_or("(the issuer gave no description)")
+            );
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// The real grant, with the client from the environment.
+async fn jwt_bearer(
+    args: &TokenArgs,
+    request: &TokenRequest,
+) -> Result<portvakt::client::AccessToken, TokenError> {
+    let well_known = args.issuer.as_deref().map(well_known_for);
+    let client = TokenClient::from_vars(|name| match name {
+        ENV_WELL_KNOWN_URL if well_known.is_some() => well_known.clone(),
+        // --issuer replaces wherever the environment points.
+        ENV_ISSUER | ENV_TOKEN_ENDPOINT if well_known.is_some() => None,
+        _ => env_var(name),
+    })
+    .await?;
+    client.token(request).await
+}
+
+/// The local issuer's `/dev/token`, found through its discovery document.
+async fn dev_shortcut(
+    args: &TokenArgs,
+    request: &TokenRequest,
+) -> Result<portvakt::client::AccessToken, TokenError> {
+    let base = args.issuer.as_deref().unwrap_or(DEFAULT_ISSUER);
+    let well_known = well_known_for(base);
+    let document = discover_raw(&well_known, std::time::Duration::from_secs(5))
+        .await
+        .map_err(|e| {
+            TokenError::Config(format!(
+                "{e}\n  = help: is the local issuer running? Start it with `portvakt issuer`, or set {ENV_CLIENT_ID}, {ENV_CLIENT_JWK} and {ENV_WELL_KNOWN_URL} for a real Maskinporten"
+            ))
+        })?;
+    let endpoint = document
+        .get("portvakt_dev_token_endpoint")
+        .and_then(|v| v.as_str())
+        .ok_or_else(|| {
+            TokenError::Config(format!(
+                "{base} does not offer portvakt's development shortcut (it is Maskinporten, or a local issuer started with --strict)\n  = help: set {ENV_CLIENT_ID} and {ENV_CLIENT_JWK} to perform the JWT-bearer grant"
+            ))
+        })?;
+    let endpoint = Url::parse(endpoint).map_err(|e| {
+        TokenError::Config(format!(
+            "the issuer's portvakt_dev_token_endpoint {endpoint:?} is not a URL: {e}"
+        ))
+    })?;
+    request_dev_token(&endpoint, args.orgno.as_deref(), request).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn issuer_base_urls_become_discovery_urls() {
+        assert_eq!(
+            well_known_for("http://127.0.0.1:7166"),
+            "http://127.0.0.1:7166/.well-known/oauth-authorization-server"
+        );
+        assert_eq!(
+            well_known_for("https://test.maskinporten.no/"),
+            "https://test.maskinporten.no/.well-known/oauth-authorization-server"
+        );
+        let full = "https://test.maskinporten.no/.well-known/oauth-authorization-server";
+        assert_eq!(well_known_for(full), full);
+    }
+}
