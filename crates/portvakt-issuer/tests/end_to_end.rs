@@ -863,3 +863,104 @@ async fn in_process_issuance_matches_http() {
         assert!(Issuer::new(self::config(), bad).is_err(), "{bad}");
     }
 }
+
+#[tokio::test]
+async fn optional_assertion_claims() {
+    let issuer = start(config()).await;
+    let details =
+        json!([{"type": "urn:altinn:systemuser", "systemuser_org": {"ID": "0192:974761076"}}]);
+    let mut claims = assertion_claims(&issuer);
+    claims["authorization_details"] = details.clone();
+    claims["pid"] = json!("01010112345");
+    claims["resource"] = json!("https://api.example.no/");
+    let (status, body) = post_assertion(&issuer, &sign(&CLIENT_JWK, &claims)).await;
+    assert_eq!(status, 200, "{body}");
+    let token = decode_unverified_payload(body["access_token"].as_str().unwrap()).unwrap();
+    assert_eq!(token["authorization_details"], details);
+    assert_eq!(token["pid"], "01010112345");
+    assert_eq!(token["aud"], "https://api.example.no/");
+
+    let mut claims = assertion_claims(&issuer);
+    claims["iss_onbehalfof"] = json!("some-registration");
+    assert_error(
+        post_assertion(&issuer, &sign(&CLIENT_JWK, &claims)).await,
+        "invalid_grant",
+        "`iss_onbehalfof`",
+    );
+    let mut claims = assertion_claims(&issuer);
+    claims["resource"] = json!("not a uri");
+    assert_error(
+        post_assertion(&issuer, &sign(&CLIENT_JWK, &claims)).await,
+        "invalid_grant",
+        "assertion `resource` must be an absolute URI",
+    );
+    let mut claims = assertion_claims(&issuer);
+    claims["consumer_org"] = json!("12345");
+    assert_error(
+        post_assertion(&issuer, &sign(&CLIENT_JWK, &claims)).await,
+        "invalid_grant",
+        "assertion `consumer_org` must be the nine-digit organization number",
+    );
+    // An RS512 assertion is accepted when the registered key does not pin RS256.
+    let mut public = key(&CLIENT_JWK).public_jwk();
+    public.as_object_mut().unwrap().remove("alg");
+    let mut clients = ClientRegistry::new();
+    clients.register(CLIENT_ID, NAV, [&public]).unwrap();
+    let mut config = config();
+    config.clients = clients;
+    let relaxed = start(config).await;
+    let claims = assertion_claims(&relaxed);
+    let assertion = key(&CLIENT_JWK)
+        .sign_jwt(Algorithm::RS512, &claims)
+        .unwrap();
+    let (status, body) = post_assertion(&relaxed, &assertion).await;
+    assert_eq!(status, 200, "{body}");
+}
+
+#[tokio::test]
+async fn token_client_from_nais_variables() {
+    let issuer = start(config()).await;
+    let well_known = issuer.well_known_url().to_string();
+    let issuer_url = issuer.issuer_url().to_owned();
+    let token_endpoint = format!("{issuer_url}token");
+    let vars = |pairs: Vec<(&'static str, String)>| {
+        move |name: &str| {
+            pairs
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| v.clone())
+        }
+    };
+    let base = || {
+        vec![
+            ("MASKINPORTEN_CLIENT_ID", CLIENT_ID.to_owned()),
+            ("MASKINPORTEN_CLIENT_JWK", CLIENT_JWK.clone()),
+        ]
+    };
+    let mut discovered = base();
+    discovered.push(("MASKINPORTEN_WELL_KNOWN_URL", well_known.clone()));
+    let client = TokenClient::from_vars(vars(discovered)).await.unwrap();
+    assert_eq!(client.issuer(), issuer_url);
+    client.token(&TokenRequest::new([READ])).await.unwrap();
+
+    let mut explicit = base();
+    explicit.push(("MASKINPORTEN_ISSUER", issuer_url.clone()));
+    explicit.push(("MASKINPORTEN_TOKEN_ENDPOINT", token_endpoint));
+    let client = TokenClient::from_vars(vars(explicit)).await.unwrap();
+    client.token(&TokenRequest::new([READ])).await.unwrap();
+
+    let mut mismatch = base();
+    mismatch.push(("MASKINPORTEN_WELL_KNOWN_URL", well_known));
+    mismatch.push((
+        "MASKINPORTEN_ISSUER",
+        "https://test.maskinporten.no/".to_owned(),
+    ));
+    let err = TokenClient::from_vars(vars(mismatch)).await.unwrap_err();
+    assert!(err.to_string().contains("describes issuer"), "{err}");
+
+    let err = TokenClient::from_vars(vars(base())).await.unwrap_err();
+    assert!(
+        err.to_string().contains("MASKINPORTEN_WELL_KNOWN_URL"),
+        "{err}"
+    );
+}
