@@ -58,7 +58,9 @@ pub async fn run(args: InspectArgs) -> ExitCode {
     match validator.wait_until_ready(Duration::from_secs(10)).await {
         Readiness::Ready { .. } => {}
         Readiness::NotReady { reason } | Readiness::Misconfigured { reason } => {
-            eprintln!("error: cannot check the signature, the issuer's keys are not available: {reason}");
+            eprintln!(
+                "error: cannot check the signature, the issuer's keys are not available: {reason}"
+            );
             eprintln!("hint: {}", args.issuer.hint());
             return ExitCode::from(2);
         }
@@ -98,14 +100,21 @@ pub async fn run(args: InspectArgs) -> ExitCode {
         if let Some(claims) = &report.claims {
             let pretty = serde_json::to_string_pretty(&serde_json::Value::Object(claims.clone()))
                 .unwrap_or_default();
-            println!("claims{}: {pretty}", if report.valid { "" } else { " (NOT trusted)" });
+            println!(
+                "claims{}: {pretty}",
+                if report.valid { "" } else { " (NOT trusted)" }
+            );
         }
         match (&report.error, &report.error_description) {
             (Some(code), Some(description)) => println!("\nINVALID ({code}): {description}"),
             _ => println!("\nVALID"),
         }
     }
-    if report.valid { ExitCode::SUCCESS } else { ExitCode::from(1) }
+    if report.valid {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
 }
 
 fn read_token(arg: Option<&str>) -> Result<String, String> {

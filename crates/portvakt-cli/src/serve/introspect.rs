@@ -73,16 +73,32 @@ struct JsonBody {
 }
 
 /// Parses a request body by its `Content-Type`.
-pub fn parse_request(content_type: Option<&str>, body: &[u8]) -> Result<IntrospectRequest, RequestError> {
+pub fn parse_request(
+    content_type: Option<&str>,
+    body: &[u8],
+) -> Result<IntrospectRequest, RequestError> {
     let media = content_type
-        .map(|ct| ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+        .map(|ct| {
+            ct.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
         .unwrap_or_default();
     let (provider, token, scope, audience) = match media.as_str() {
         "application/json" => {
             let parsed: JsonBody = serde_json::from_slice(body).map_err(|e| {
-                RequestError::Body(format!("request body is not a JSON object with string fields: {e}"))
+                RequestError::Body(format!(
+                    "request body is not a JSON object with string fields: {e}"
+                ))
             })?;
-            (parsed.identity_provider, parsed.token, parsed.scope, parsed.audience)
+            (
+                parsed.identity_provider,
+                parsed.token,
+                parsed.scope,
+                parsed.audience,
+            )
         }
         "application/x-www-form-urlencoded" => {
             let mut provider = None;
@@ -113,7 +129,8 @@ pub fn parse_request(content_type: Option<&str>, body: &[u8]) -> Result<Introspe
         }
         "" => {
             return Err(RequestError::MediaType(
-                "missing Content-Type: send application/json or application/x-www-form-urlencoded".to_owned(),
+                "missing Content-Type: send application/json or application/x-www-form-urlencoded"
+                    .to_owned(),
             ));
         }
         other => {
@@ -153,11 +170,15 @@ pub fn parse_request(content_type: Option<&str>, body: &[u8]) -> Result<Introspe
             .into_iter()
             .map(|v| match v {
                 Value::String(s) => Ok(s),
-                _ => Err(RequestError::Field("`scope` must be a string or an array of strings".to_owned())),
+                _ => Err(RequestError::Field(
+                    "`scope` must be a string or an array of strings".to_owned(),
+                )),
             })
             .collect::<Result<_, _>>()?,
         Some(_) => {
-            return Err(RequestError::Field("`scope` must be a string or an array of strings".to_owned()));
+            return Err(RequestError::Field(
+                "`scope` must be a string or an array of strings".to_owned(),
+            ));
         }
     };
     let audience = string_field("audience", audience)?;
@@ -208,7 +229,9 @@ pub async fn introspect(State(state): State<AppState>, headers: HeaderMap, body:
         Ok(bytes) => bytes,
         Err(_) => return request_error(&state, RequestError::TooLarge),
     };
-    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
     let request = match parse_request(content_type, &body) {
         Ok(request) => request,
         Err(e) => return request_error(&state, e),
@@ -273,14 +296,23 @@ mod tests {
 
     #[test]
     fn json_and_form_requests() {
-        let r = parse_request(JSON, br#"{"identity_provider":"maskinporten","token":"t"}"#).unwrap();
+        let r =
+            parse_request(JSON, br#"{"identity_provider":"maskinporten","token":"t"}"#).unwrap();
         assert_eq!(r.token, "t");
         let r = parse_request(Some("application/json; charset=utf-8"), br#"{"identity_provider":"maskinporten","token":"t","scope":"a b","audience":"https://x/"}"#).unwrap();
         assert_eq!(r.scopes, ["a", "b"]);
         assert_eq!(r.audience.as_deref(), Some("https://x/"));
-        let r = parse_request(JSON, br#"{"identity_provider":"maskinporten","token":"t","scope":["a"]}"#).unwrap();
+        let r = parse_request(
+            JSON,
+            br#"{"identity_provider":"maskinporten","token":"t","scope":["a"]}"#,
+        )
+        .unwrap();
         assert_eq!(r.scopes, ["a"]);
-        let r = parse_request(FORM, b"identity_provider=maskinporten&token=t%2Bx&scope=a&scope=b").unwrap();
+        let r = parse_request(
+            FORM,
+            b"identity_provider=maskinporten&token=t%2Bx&scope=a&scope=b",
+        )
+        .unwrap();
         assert_eq!((r.token.as_str(), r.scopes.len()), ("t+x", 2));
     }
 
@@ -288,14 +320,29 @@ mod tests {
     fn malformed_requests_say_what_to_fix() {
         let err = |ct, body: &[u8]| parse_request(ct, body).unwrap_err().to_string();
         assert!(err(JSON, b"{").contains("not a JSON object"));
-        assert_eq!(err(JSON, br#"{"identity_provider":"maskinporten"}"#), "missing `token`");
-        assert_eq!(err(JSON, br#"{"identity_provider":"maskinporten","token":""}"#), "missing `token`");
-        assert_eq!(err(JSON, br#"{"identity_provider":"maskinporten","token":1}"#), "`token` must be a string");
-        assert!(err(JSON, br#"{"identity_provider":"azuread","token":"t"}"#).contains("`azuread` is not supported"));
+        assert_eq!(
+            err(JSON, br#"{"identity_provider":"maskinporten"}"#),
+            "missing `token`"
+        );
+        assert_eq!(
+            err(JSON, br#"{"identity_provider":"maskinporten","token":""}"#),
+            "missing `token`"
+        );
+        assert_eq!(
+            err(JSON, br#"{"identity_provider":"maskinporten","token":1}"#),
+            "`token` must be a string"
+        );
+        assert!(
+            err(JSON, br#"{"identity_provider":"azuread","token":"t"}"#)
+                .contains("`azuread` is not supported")
+        );
         assert!(err(JSON, br#"{"token":"t"}"#).contains("missing `identity_provider`"));
         assert!(err(None, b"{}").contains("missing Content-Type"));
         assert!(err(Some("text/plain"), b"x").contains("unsupported Content-Type `text/plain`"));
-        assert!(err(FORM, br#"{"identity_provider":"maskinporten","token":"t"}"#).contains("Content-Type: application/json"));
+        assert!(
+            err(FORM, br#"{"identity_provider":"maskinporten","token":"t"}"#)
+                .contains("Content-Type: application/json")
+        );
     }
 
     #[test]

@@ -47,7 +47,11 @@ impl Metrics {
     pub fn new() -> Arc<Metrics> {
         let mut registry = Registry::with_prefix("portvakt");
         let requests = Family::<Labels2, Counter>::default();
-        registry.register("requests", "HTTP requests by endpoint and outcome", requests.clone());
+        registry.register(
+            "requests",
+            "HTTP requests by endpoint and outcome",
+            requests.clone(),
+        );
         let validations = Family::<Labels1, Counter>::default();
         registry.register(
             "validations",
@@ -67,13 +71,25 @@ impl Metrics {
             upstream_seconds.clone(),
         );
         let jwks_fetches = Counter::default();
-        registry.register("jwks_fetches", "Discovery and JWKS fetches attempted", jwks_fetches.clone());
+        registry.register(
+            "jwks_fetches",
+            "Discovery and JWKS fetches attempted",
+            jwks_fetches.clone(),
+        );
         let jwks_failures = Counter::default();
-        registry.register("jwks_fetch_failures", "Discovery and JWKS fetches that failed", jwks_failures.clone());
+        registry.register(
+            "jwks_fetch_failures",
+            "Discovery and JWKS fetches that failed",
+            jwks_failures.clone(),
+        );
         let keys_held = Gauge::default();
         registry.register("keys_held", "Usable signing keys held", keys_held.clone());
         let ready = Gauge::default();
-        registry.register("ready", "1 when keys are held and tokens can be validated", ready.clone());
+        registry.register(
+            "ready",
+            "1 when keys are held and tokens can be validated",
+            ready.clone(),
+        );
         let seconds_since_refresh = Gauge::<f64, AtomicU64>::default();
         registry.register(
             "seconds_since_last_key_refresh",
@@ -81,13 +97,29 @@ impl Metrics {
             seconds_since_refresh.clone(),
         );
         let cache_hits = Counter::default();
-        registry.register("token_cache_hits", "Verified-token cache hits", cache_hits.clone());
+        registry.register(
+            "token_cache_hits",
+            "Verified-token cache hits",
+            cache_hits.clone(),
+        );
         let cache_misses = Counter::default();
-        registry.register("token_cache_misses", "Verified-token cache misses (full validations)", cache_misses.clone());
+        registry.register(
+            "token_cache_misses",
+            "Verified-token cache misses (full validations)",
+            cache_misses.clone(),
+        );
         let cache_entries = Gauge::default();
-        registry.register("token_cache_entries", "Tokens in the verified-token cache", cache_entries.clone());
+        registry.register(
+            "token_cache_entries",
+            "Tokens in the verified-token cache",
+            cache_entries.clone(),
+        );
         let cache_bytes = Gauge::default();
-        registry.register("token_cache_bytes", "Approximate bytes held by the verified-token cache", cache_bytes.clone());
+        registry.register(
+            "token_cache_bytes",
+            "Approximate bytes held by the verified-token cache",
+            cache_bytes.clone(),
+        );
         Arc::new(Metrics {
             registry,
             requests,
@@ -133,11 +165,18 @@ impl Metrics {
     pub fn render(&self, validator: &Validator) -> String {
         let stats = validator.stats();
         advance(&self.jwks_fetches, &self.last_fetches, stats.keys.fetches);
-        advance(&self.jwks_failures, &self.last_failures, stats.keys.failures);
+        advance(
+            &self.jwks_failures,
+            &self.last_failures,
+            stats.keys.failures,
+        );
         advance(&self.cache_hits, &self.last_hits, stats.cache_hits);
         advance(&self.cache_misses, &self.last_misses, stats.cache_misses);
         self.keys_held.set(stats.keys.keys as i64);
-        self.ready.set(i64::from(matches!(validator.readiness(), Readiness::Ready { .. })));
+        self.ready.set(i64::from(matches!(
+            validator.readiness(),
+            Readiness::Ready { .. }
+        )));
         self.seconds_since_refresh.set(
             stats
                 .keys

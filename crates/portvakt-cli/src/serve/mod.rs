@@ -156,16 +156,29 @@ pub async fn run(args: ServeArgs) -> ExitCode {
 
     let api_addr = local_addr(&listener);
     if dev {
-        print_dev_banner(api_addr, dev_issuer.as_ref().map(|(issuer, grants)| (issuer.issuer_url(), grants)));
+        print_dev_banner(
+            api_addr,
+            dev_issuer
+                .as_ref()
+                .map(|(issuer, grants)| (issuer.issuer_url(), grants)),
+        );
     }
     tracing::info!(listen = %api_addr, "portvakt sidecar listening");
 
     let shutdown = shutdown_signal();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut servers = tokio::task::JoinSet::new();
-    servers.spawn(serve_until(listener, api_router(state.clone()), stop_rx.clone()));
+    servers.spawn(serve_until(
+        listener,
+        api_router(state.clone()),
+        stop_rx.clone(),
+    ));
     if let Some(probe) = probe_listener {
-        servers.spawn(serve_until(probe, probe_router(state.clone()), stop_rx.clone()));
+        servers.spawn(serve_until(
+            probe,
+            probe_router(state.clone()),
+            stop_rx.clone(),
+        ));
     }
     if let Some((proxy_listener, router)) = proxy {
         tracing::info!(listen = %local_addr(&proxy_listener), "enforcing proxy listening");
@@ -200,7 +213,11 @@ fn local_addr(listener: &TcpListener) -> SocketAddr {
         .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
 }
 
-async fn serve_until(listener: TcpListener, router: Router, mut stop: tokio::sync::watch::Receiver<bool>) {
+async fn serve_until(
+    listener: TcpListener,
+    router: Router,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
     let result = axum::serve(listener, router)
         .with_graceful_shutdown(async move {
             let _ = stop.wait_for(|stopped| *stopped).await;
@@ -237,7 +254,9 @@ async fn readyz(axum::extract::State(state): axum::extract::State<AppState>) -> 
     match state.validator.readiness() {
         Readiness::Ready { keys, age } => (
             StatusCode::OK,
-            axum::Json(serde_json::json!({"ready": true, "keys": keys, "key_age_seconds": age.as_secs()})),
+            axum::Json(
+                serde_json::json!({"ready": true, "keys": keys, "key_age_seconds": age.as_secs()}),
+            ),
         )
             .into_response(),
         Readiness::NotReady { reason } | Readiness::Misconfigured { reason } => (
@@ -251,7 +270,10 @@ async fn readyz(axum::extract::State(state): axum::extract::State<AppState>) -> 
 async fn metrics(axum::extract::State(state): axum::extract::State<AppState>) -> Response {
     let text = state.metrics.render(&state.validator);
     (
-        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
         text,
     )
         .into_response()
@@ -287,7 +309,10 @@ async fn shutdown_signal() {
 }
 
 /// The development issuer and a summary of its grants, for the banner.
-type DevIssuer = (portvakt_issuer::RunningIssuer, Vec<(String, Option<String>)>);
+type DevIssuer = (
+    portvakt_issuer::RunningIssuer,
+    Vec<(String, Option<String>)>,
+);
 
 /// Starts the local issuer in-process (or finds one already on the address) and returns the
 /// validator configuration that trusts it.
@@ -302,7 +327,10 @@ async fn start_dev_issuer(args: &ServeArgs) -> Result<(ConfigBuilder, Option<Dev
         )
     })?;
     let config = portvakt_issuer::IssuerConfig::from_manifest(&manifest).map_err(|e| {
-        format!("{e}; see `portvakt manifest check {}`", manifest_path.display())
+        format!(
+            "{e}; see `portvakt manifest check {}`",
+            manifest_path.display()
+        )
     })?;
     let grants: Vec<(String, Option<String>)> = manifest
         .grants()
@@ -330,7 +358,10 @@ async fn start_dev_issuer(args: &ServeArgs) -> Result<(ConfigBuilder, Option<Dev
             tracing::warn!(issuer = %url, "the development issuer's address is in use; validating against the issuer already listening there (e.g. `portvakt issuer`)");
             Ok((Config::builder().issuer(url), None))
         }
-        Err(e) => Err(format!("cannot start the local issuer on {}: {e}", args.dev_issuer_listen)),
+        Err(e) => Err(format!(
+            "cannot start the local issuer on {}: {e}",
+            args.dev_issuer_listen
+        )),
     }
 }
 
@@ -342,15 +373,23 @@ fn print_dev_banner(api: SocketAddr, issuer: Option<(&str, &Vec<(String, Option<
             text.push_str(&format!("  local Maskinporten  {url}\n"));
             for (scope, consumer) in grants.iter() {
                 match consumer {
-                    Some(orgno) => text.push_str(&format!("    scope {scope}  (granted to e.g. {orgno})\n")),
+                    Some(orgno) => {
+                        text.push_str(&format!("    scope {scope}  (granted to e.g. {orgno})\n"))
+                    }
                     None => text.push_str(&format!("    scope {scope}  (no consumers)\n")),
                 }
             }
         }
-        None => text.push_str(&format!("  using the local Maskinporten already running at http://{DEFAULT_DEV_ISSUER}/\n")),
+        None => text.push_str(&format!(
+            "  using the local Maskinporten already running at http://{DEFAULT_DEV_ISSUER}/\n"
+        )),
     }
-    text.push_str(&format!("  introspection       http://{api}/api/v1/introspect\n"));
-    text.push_str(&format!("  health / readiness  http://{api}/healthz  http://{api}/readyz\n"));
+    text.push_str(&format!(
+        "  introspection       http://{api}/api/v1/introspect\n"
+    ));
+    text.push_str(&format!(
+        "  health / readiness  http://{api}/healthz  http://{api}/readyz\n"
+    ));
     text.push_str(&format!("  metrics             http://{api}/metrics\n\n"));
     let example = issuer.and_then(|(_, grants)| grants.iter().find(|(_, c)| c.is_some()).cloned());
     if let Some((scope, Some(orgno))) = example {
@@ -370,7 +409,10 @@ fn proxy_check(_args: &ServeArgs) -> ExitCode {
     ExitCode::from(2)
 }
 
-async fn proxy_setup(args: &ServeArgs, _state: &AppState) -> Result<Option<(TcpListener, Router)>, String> {
+async fn proxy_setup(
+    args: &ServeArgs,
+    _state: &AppState,
+) -> Result<Option<(TcpListener, Router)>, String> {
     match &args.upstream {
         None => Ok(None),
         Some(_) => Err("the enforcing proxy is not built into this version yet".to_owned()),
