@@ -673,9 +673,9 @@ impl RunningIssuer {
         self.wait_inner().await
     }
 
-    /// Waits until the server stops by itself, which happens only when it fails ([`shutdown`]
-    /// (Self::shutdown) waits on its own). Cancel-safe: dropping the future leaves the server
-    /// running, e.g. in a `select!` with a shutdown signal.
+    /// Waits until the server stops by itself, which happens only when it fails
+    /// ([`shutdown`](Self::shutdown) waits on its own). Cancel-safe: dropping the future leaves
+    /// the server running, e.g. in a `select!` with a shutdown signal.
     pub async fn wait(&mut self) -> std::io::Result<()> {
         self.wait_inner().await
     }
