@@ -1,1 +1,620 @@
-//! The enforcing reverse proxy. (Being written.)
+//! The enforcing reverse proxy: every request is checked against a [`PolicyFile`] and its token
+//! validated before it reaches the upstream API.
+//!
+//! ```text
+//! client ──► portvakt proxy (--proxy-listen) ──► upstream (--upstream http://127.0.0.1:8080)
+//!              │ 1. strict path check (400)
+//!              │ 2. first matching route, else the policy's default (403 on deny)
+//!              │ 3. Bearer token validated against the route's scopes/consumers (401/403/503)
+//!              │ 4. identity headers set, hop-by-hop headers removed, forwarded (502/504)
+//! ```
+//!
+//! ## What the upstream receives
+//!
+//! - The request as sent, with the same method, path and query (never rewritten), body
+//!   (streamed, never buffered) and `Authorization` header (unchanged).
+//! - `Host` as the client sent it (or, for HTTP/2 clients, their `:authority`), unless
+//!   [`ProxyConfig::preserve_host`] is false, in which case it is the upstream's address.
+//! - `X-Forwarded-For` with the client's address appended (when the server was started with
+//!   [`axum::Router::into_make_service_with_connect_info`]), and `X-Forwarded-Proto: http`
+//!   unless the client (normally the ingress) already set it.
+//! - The identity headers below, **only** on routes that validated a token. Every incoming
+//!   header starting with `x-portvakt-` is removed first, on every route, public or not, so a
+//!   client can never forge them.
+//! - Without hop-by-hop headers: `Connection` and the headers it names, `Keep-Alive`,
+//!   `Proxy-*`, `TE`, `Trailer`, `Transfer-Encoding`, `Upgrade`, and also `Expect` (the proxy
+//!   answers `100-continue` itself once the request is authorized). WebSocket and other
+//!   upgrades are not proxied.
+//!
+//! | header                      | value                                                        |
+//! |-----------------------------|--------------------------------------------------------------|
+//! | `x-portvakt-consumer-orgno` | the consumer's 9-digit organization number (`889640782`)     |
+//! | `x-portvakt-consumer-id`    | the consumer's full ISO 6523 id (`0192:889640782`)          |
+//! | `x-portvakt-supplier-orgno` | the supplier's organization number, on delegated tokens only |
+//! | `x-portvakt-client-id`      | the token's `client_id`                                      |
+//! | `x-portvakt-scopes`         | the granted scopes, sorted, separated by one space           |
+//!
+//! A header is left out when the token has no such value. Authorize on the consumer, never on
+//! the supplier.
+//!
+//! ## Upstream connections
+//!
+//! The upstream is the application in the same pod, so it is reached over plain HTTP (an
+//! `https://` upstream is refused at start-up). HTTP/1.1 by default, or HTTP/2 with prior
+//! knowledge ([`ProxyConfig::upstream_http2`]). Connections are pooled and kept alive: at most
+//! [`ProxyConfig::pool_max_idle_per_host`] idle ones, closed after
+//! [`ProxyConfig::pool_idle_timeout`]; at most [`ProxyConfig::max_in_flight`] requests are
+//! in flight to the upstream at once (more wait, within the request timeout). The
+//! [`ProxyConfig::request_timeout`] runs from the moment the request is authorized until the
+//! upstream's response headers arrive (including the time to send the request body); the
+//! response body then streams without a deadline. Timeout: 504; connection refused or broken:
+//! 502; both with a JSON body.
+//!
+//! ## Answers
+//!
+//! | status | when                                                     | `WWW-Authenticate`                                         |
+//! |--------|----------------------------------------------------------|------------------------------------------------------------|
+//! | 400    | path refused (`..`, `//`, `%2F`, `;` ...)                | none                                                       |
+//! | 400    | malformed `Authorization` (two headers, empty token ...) | `Bearer realm="...", error="invalid_request", ...`         |
+//! | 401    | no token (or another scheme such as `Basic`)             | `Bearer realm="..."`                                       |
+//! | 401    | token invalid (signature, expiry, issuer ...)            | `Bearer realm="...", error="invalid_token", error_description="..."` |
+//! | 403    | scope missing / consumer not allowed                     | `Bearer realm="...", error="insufficient_scope", error_description="...", scope="..."` |
+//! | 403    | no route matches and `default = "deny"`                  | none                                                       |
+//! | 503    | signing keys not fetched yet (`Retry-After: 5`)          | none                                                       |
+//!
+//! Tokens are never logged.
+
+mod answer;
+pub mod policy;
+
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::response::Response;
+use http::header::{self, HeaderName};
+use http::uri::{Authority, PathAndQuery, Scheme};
+use http::{HeaderMap, HeaderValue, Uri, Version};
+use hyper::body::{Bytes, Frame, Incoming, SizeHint};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use portvakt::bearer::{Rejection, bearer_token};
+use portvakt::{Validator, VerifiedToken};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use url::Url;
+
+use crate::serve::metrics::Metrics;
+pub use policy::{Access, DefaultAction, PolicyError, PolicyFile, RequestPath, Route};
+
+/// The consumer's organization number.
+pub const HEADER_CONSUMER_ORGNO: &str = "x-portvakt-consumer-orgno";
+/// The consumer's full ISO 6523 identifier (`0192:<orgno>`).
+pub const HEADER_CONSUMER_ID: &str = "x-portvakt-consumer-id";
+/// The supplier's organization number (delegated tokens only).
+pub const HEADER_SUPPLIER_ORGNO: &str = "x-portvakt-supplier-orgno";
+/// The token's `client_id`.
+pub const HEADER_CLIENT_ID: &str = "x-portvakt-client-id";
+/// The granted scopes, space-separated.
+pub const HEADER_SCOPES: &str = "x-portvakt-scopes";
+/// Every incoming header with this prefix is removed before forwarding.
+pub const HEADER_PREFIX: &str = "x-portvakt-";
+
+/// Settings for the proxy. [`ProxyConfig::new`] fills in the defaults.
+#[derive(Debug, Clone)]
+pub struct ProxyConfig {
+    /// The upstream: `http://host:port`, without path, query or credentials.
+    pub upstream: Url,
+    /// The routes and what they require.
+    pub policy: PolicyFile,
+    /// From authorization to the upstream's response headers (default 30 s).
+    pub request_timeout: Duration,
+    /// To open a TCP connection to the upstream (default 2 s).
+    pub connect_timeout: Duration,
+    /// Idle keep-alive connections kept to the upstream (default 64).
+    pub pool_max_idle_per_host: usize,
+    /// Idle connections are closed after this long (default 60 s).
+    pub pool_idle_timeout: Duration,
+    /// Requests in flight to the upstream at once (default 1024); more wait for a slot.
+    pub max_in_flight: usize,
+    /// Speak HTTP/2 with prior knowledge to the upstream instead of HTTP/1.1 (default false).
+    pub upstream_http2: bool,
+    /// Pass the client's `Host` on (default true); false sends the upstream's address.
+    pub preserve_host: bool,
+}
+
+impl ProxyConfig {
+    /// A configuration with the default timeouts and limits.
+    pub fn new(upstream: Url, policy: PolicyFile) -> ProxyConfig {
+        ProxyConfig {
+            upstream,
+            policy,
+            request_timeout: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(2),
+            pool_max_idle_per_host: 64,
+            pool_idle_timeout: Duration::from_secs(60),
+            max_in_flight: 1024,
+            upstream_http2: false,
+            preserve_host: true,
+        }
+    }
+}
+
+/// The proxy cannot be set up.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProxyError {
+    /// The upstream URL is not `http://`.
+    #[error(
+        "upstream `{0}` is not http://: the upstream is the application in the same pod, reached over loopback; use http://127.0.0.1:PORT"
+    )]
+    UpstreamScheme(String),
+    /// The upstream URL has a path, query, fragment or credentials.
+    #[error(
+        "upstream `{0}` must be only scheme, host and port (requests keep their own paths); use e.g. http://127.0.0.1:8080"
+    )]
+    UpstreamNotOrigin(String),
+    /// The upstream URL has no host.
+    #[error("upstream `{0}` has no host; use e.g. http://127.0.0.1:8080")]
+    UpstreamNoHost(String),
+    /// A limit is zero.
+    #[error("{0} must be at least 1")]
+    ZeroLimit(&'static str),
+}
+
+/// Parses and checks an `--upstream` value.
+pub fn parse_upstream(text: &str) -> Result<Url, String> {
+    if !text.contains("://") {
+        return Err(format!(
+            "upstream `{text}` has no scheme; write http://{text}"
+        ));
+    }
+    let url = Url::parse(text).map_err(|e| format!("upstream `{text}` is not a URL: {e}"))?;
+    upstream_authority(&url).map_err(|e| e.to_string())?;
+    Ok(url)
+}
+
+fn upstream_authority(url: &Url) -> Result<Authority, ProxyError> {
+    let shown = url.as_str().to_owned();
+    if url.scheme() != "http" {
+        return Err(ProxyError::UpstreamScheme(shown));
+    }
+    if !matches!(url.path(), "" | "/")
+        || url.query().is_some()
+        || url.fragment().is_some()
+        || !url.username().is_empty()
+        || url.password().is_some()
+    {
+        return Err(ProxyError::UpstreamNotOrigin(shown));
+    }
+    let Some(host) = url.host_str() else {
+        return Err(ProxyError::UpstreamNoHost(shown));
+    };
+    let port = url.port_or_known_default().unwrap_or(80);
+    Authority::try_from(format!("{host}:{port}")).map_err(|_| ProxyError::UpstreamNoHost(shown))
+}
+
+/// The proxy's shared state: validator, metrics, policy and the upstream connection pool.
+/// Cheap to clone.
+#[derive(Clone)]
+pub struct ProxyState(Arc<Inner>);
+
+impl std::fmt::Debug for ProxyState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProxyState")
+            .field("upstream", &self.0.authority)
+            .field("routes", &self.0.policy.routes().len())
+            .finish_non_exhaustive()
+    }
+}
+
+struct Inner {
+    validator: Validator,
+    metrics: Arc<Metrics>,
+    policy: PolicyFile,
+    realm: Arc<str>,
+    authority: Authority,
+    client: Client<HttpConnector, Body>,
+    in_flight: Arc<Semaphore>,
+    request_timeout: Duration,
+    upstream_version: Version,
+    preserve_host: bool,
+}
+
+impl ProxyState {
+    /// Checks the configuration and builds the upstream client. Must be called inside a Tokio
+    /// runtime.
+    pub fn new(
+        validator: Validator,
+        metrics: Arc<Metrics>,
+        config: ProxyConfig,
+    ) -> Result<ProxyState, ProxyError> {
+        let authority = upstream_authority(&config.upstream)?;
+        if config.max_in_flight == 0 {
+            return Err(ProxyError::ZeroLimit("max_in_flight"));
+        }
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(config.connect_timeout));
+        connector.set_keepalive(Some(Duration::from_secs(60)));
+        let client = Client::builder(TokioExecutor::new())
+            .pool_timer(TokioTimer::new())
+            .pool_max_idle_per_host(config.pool_max_idle_per_host)
+            .pool_idle_timeout(config.pool_idle_timeout)
+            .http2_only(config.upstream_http2)
+            .build(connector);
+        Ok(ProxyState(Arc::new(Inner {
+            validator,
+            metrics,
+            realm: Arc::from(config.policy.realm()),
+            policy: config.policy,
+            authority,
+            client,
+            in_flight: Arc::new(Semaphore::new(config.max_in_flight)),
+            request_timeout: config.request_timeout,
+            upstream_version: if config.upstream_http2 {
+                Version::HTTP_2
+            } else {
+                Version::HTTP_11
+            },
+            preserve_host: config.preserve_host,
+        })))
+    }
+
+    /// The policy in force.
+    pub fn policy(&self) -> &PolicyFile {
+        &self.0.policy
+    }
+}
+
+/// The proxy as an axum `Router`: every method and path goes to the enforcing handler. Serve it
+/// with `into_make_service_with_connect_info::<SocketAddr>()` so `X-Forwarded-For` can be set.
+pub fn router(state: ProxyState) -> Router {
+    Router::new().fallback(handle).with_state(state)
+}
+
+/// Counts a request under `proxy` with this outcome.
+fn count(inner: &Inner, outcome: &'static str) {
+    inner.metrics.request("proxy", outcome);
+}
+
+async fn handle(State(state): State<ProxyState>, request: Request) -> Response {
+    let inner = &*state.0;
+    let path = match RequestPath::parse(request.uri().path()) {
+        Ok(path) => path,
+        Err(e) => {
+            tracing::debug!(method = %request.method(), error = %e, "proxy: path refused");
+            count(inner, "bad_request");
+            return answer::bad_path(&e);
+        }
+    };
+    let access = inner.policy.access(request.method(), &path);
+    let identity = match access {
+        Access::Deny => {
+            tracing::debug!(method = %request.method(), path = path.as_str(), "proxy: no route");
+            count(inner, "denied");
+            return answer::no_route();
+        }
+        Access::Public => None,
+        Access::Token(policy) => match authorize(inner, request.headers(), policy).await {
+            Ok(token) => Some(token),
+            Err(response) => return response,
+        },
+    };
+    forward(inner, request, identity.as_ref()).await
+}
+
+/// Validates the request's token against the route's policy, or answers the refusal.
+async fn authorize(
+    inner: &Inner,
+    headers: &HeaderMap,
+    policy: &portvakt::Policy,
+) -> Result<VerifiedToken, Response> {
+    let token = match bearer_token(headers) {
+        Ok(token) => token,
+        Err(e) => {
+            count(
+                inner,
+                if e.is_malformed() {
+                    "bad_request"
+                } else {
+                    "missing_token"
+                },
+            );
+            tracing::debug!(code = e.code(), "proxy: no usable bearer token");
+            return Err(answer::rejection(
+                &Rejection::new(e).with_realm(Arc::clone(&inner.realm)),
+            ));
+        }
+    };
+    let started = Instant::now();
+    let result = inner.validator.validate_with(token, policy).await;
+    let elapsed = started.elapsed();
+    match result {
+        Ok(verified) => {
+            inner.metrics.validation("valid", elapsed);
+            Ok(verified)
+        }
+        Err(e) => {
+            inner.metrics.validation(e.code(), elapsed);
+            tracing::debug!(code = e.code(), error = %e, "proxy: token refused");
+            count(
+                inner,
+                if e.is_unavailable() {
+                    "unavailable"
+                } else if e.is_forbidden() {
+                    "forbidden"
+                } else {
+                    "invalid_token"
+                },
+            );
+            Err(answer::rejection(
+                &Rejection::new(e).with_realm(Arc::clone(&inner.realm)),
+            ))
+        }
+    }
+}
+
+/// Hop-by-hop headers (RFC 9110 section 7.6.1).
+fn hop_by_hop() -> [HeaderName; 9] {
+    [
+        header::CONNECTION,
+        HeaderName::from_static("keep-alive"),
+        HeaderName::from_static("proxy-connection"),
+        header::PROXY_AUTHENTICATE,
+        header::PROXY_AUTHORIZATION,
+        header::TE,
+        header::TRAILER,
+        header::TRANSFER_ENCODING,
+        header::UPGRADE,
+    ]
+}
+
+/// Removes hop-by-hop headers, those `Connection` names, and any `proxy-*` (and httpoxy's
+/// `proxy`). Headers the proxy relies on are never removed because `Connection` names them.
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let mut named: Vec<HeaderName> = Vec::new();
+    for value in headers.get_all(header::CONNECTION) {
+        let Ok(value) = value.to_str() else { continue };
+        for name in value.split(',') {
+            let name = name.trim();
+            if let Ok(name) = HeaderName::from_bytes(name.as_bytes())
+                && name != header::AUTHORIZATION
+                && name != header::HOST
+            {
+                named.push(name);
+            }
+        }
+    }
+    for name in named.iter().chain(hop_by_hop().iter()) {
+        headers.remove(name);
+    }
+    let proxy: Vec<HeaderName> = headers
+        .keys()
+        .filter(|name| {
+            let name = name.as_str();
+            name == "proxy" || name.starts_with("proxy-")
+        })
+        .cloned()
+        .collect();
+    for name in proxy {
+        headers.remove(name);
+    }
+}
+
+/// Removes every `x-portvakt-*` header.
+fn strip_identity(headers: &mut HeaderMap) {
+    let spoofed: Vec<HeaderName> = headers
+        .keys()
+        .filter(|name| name.as_str().starts_with(HEADER_PREFIX))
+        .cloned()
+        .collect();
+    for name in spoofed {
+        headers.remove(name);
+    }
+}
+
+fn set_identity(headers: &mut HeaderMap, token: &VerifiedToken) {
+    let mut set = |name: &'static str, value: Option<&str>| {
+        if let Some(value) = value
+            && let Ok(value) = HeaderValue::from_bytes(value.as_bytes())
+        {
+            headers.insert(HeaderName::from_static(name), value);
+        }
+    };
+    set(HEADER_CONSUMER_ORGNO, token.consumer_orgno());
+    set(HEADER_CONSUMER_ID, token.consumer().map(|c| c.id()));
+    set(
+        HEADER_SUPPLIER_ORGNO,
+        token.supplier().and_then(|s| s.orgno()),
+    );
+    set(HEADER_CLIENT_ID, token.client_id());
+    let scopes = token.scopes();
+    if !scopes.is_empty() {
+        set(HEADER_SCOPES, Some(&scopes.to_string()));
+    }
+}
+
+/// Forwards the (authorized) request and streams the answer back.
+async fn forward(inner: &Inner, request: Request, identity: Option<&VerifiedToken>) -> Response {
+    let (mut parts, body) = request.into_parts();
+    let client_addr = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|info| info.0.ip());
+
+    let headers = &mut parts.headers;
+    strip_hop_by_hop(headers);
+    headers.remove(header::EXPECT);
+    strip_identity(headers);
+    if let Some(token) = identity {
+        set_identity(headers, token);
+    }
+    if inner.preserve_host {
+        if !headers.contains_key(header::HOST)
+            && let Some(authority) = parts.uri.authority()
+            && let Ok(host) = HeaderValue::from_str(authority.as_str())
+        {
+            headers.insert(header::HOST, host);
+        }
+    } else {
+        headers.remove(header::HOST);
+    }
+    if parts.version == Version::HTTP_2 && inner.upstream_version != Version::HTTP_2 {
+        join_cookies(headers);
+    }
+    if let Some(ip) = client_addr {
+        append_forwarded_for(headers, ip);
+    }
+    if !headers.contains_key("x-forwarded-proto") {
+        headers.insert(
+            HeaderName::from_static("x-forwarded-proto"),
+            HeaderValue::from_static("http"),
+        );
+    }
+
+    let path_and_query = parts
+        .uri
+        .path_and_query()
+        .cloned()
+        .unwrap_or_else(|| PathAndQuery::from_static("/"));
+    let uri = Uri::builder()
+        .scheme(Scheme::HTTP)
+        .authority(inner.authority.clone())
+        .path_and_query(path_and_query);
+    parts.uri = match uri.build() {
+        Ok(uri) => uri,
+        Err(_) => {
+            count(inner, "bad_request");
+            return answer::bad_path(&policy::PathError::NotAbsolute);
+        }
+    };
+    parts.version = inner.upstream_version;
+    let upstream_request = http::Request::from_parts(parts, body);
+
+    let started = Instant::now();
+    let sent = tokio::time::timeout(inner.request_timeout, async {
+        let permit = Arc::clone(&inner.in_flight)
+            .acquire_owned()
+            .await
+            .map_err(|_| None)?;
+        let response = inner.client.request(upstream_request).await.map_err(Some)?;
+        Ok::<_, Option<hyper_util::client::legacy::Error>>((response, permit))
+    })
+    .await;
+    inner.metrics.upstream(started.elapsed());
+
+    let (response, permit) = match sent {
+        Ok(Ok(sent)) => sent,
+        Ok(Err(error)) => {
+            count(inner, "bad_gateway");
+            let description = match &error {
+                Some(e) if e.is_connect() => {
+                    "the upstream is unreachable (connection refused or failed)"
+                }
+                _ => "the upstream connection failed before it answered",
+            };
+            tracing::warn!(upstream = %inner.authority, error = ?error.as_ref().map(error_chain), "proxy: upstream failed");
+            return answer::bad_gateway(description);
+        }
+        Err(_) => {
+            count(inner, "gateway_timeout");
+            tracing::warn!(upstream = %inner.authority, timeout = ?inner.request_timeout, "proxy: upstream timed out");
+            return answer::gateway_timeout(inner.request_timeout);
+        }
+    };
+    count(
+        inner,
+        if identity.is_some() {
+            "forwarded"
+        } else {
+            "public"
+        },
+    );
+
+    let (mut parts, body) = response.into_parts();
+    strip_hop_by_hop(&mut parts.headers);
+    parts.version = Version::HTTP_11;
+    Response::from_parts(
+        parts,
+        Body::new(UpstreamBody {
+            inner: body,
+            _permit: permit,
+        }),
+    )
+}
+
+fn error_chain(error: &hyper_util::client::legacy::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(e) = source {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        source = e.source();
+    }
+    text
+}
+
+/// HTTP/2 may split `Cookie` into several fields; HTTP/1.1 needs one (RFC 9113 section 8.2.3).
+fn join_cookies(headers: &mut HeaderMap) {
+    let mut cookies = headers.get_all(header::COOKIE).iter();
+    if cookies.next().is_none() || cookies.next().is_none() {
+        return;
+    }
+    let joined: Vec<&[u8]> = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .map(HeaderValue::as_bytes)
+        .collect();
+    if let Ok(value) = HeaderValue::from_bytes(&joined.join(&b"; "[..])) {
+        headers.insert(header::COOKIE, value);
+    }
+}
+
+fn append_forwarded_for(headers: &mut HeaderMap, ip: std::net::IpAddr) {
+    let name = HeaderName::from_static("x-forwarded-for");
+    let existing: Vec<&str> = headers
+        .get_all(&name)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    let value = if existing.is_empty() {
+        ip.to_string()
+    } else {
+        format!("{}, {ip}", existing.join(", "))
+    };
+    if let Ok(value) = HeaderValue::from_str(&value) {
+        headers.insert(name, value);
+    }
+}
+
+/// The upstream's response body, holding the in-flight slot until it is finished or dropped.
+struct UpstreamBody {
+    inner: Incoming,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl hyper::body::Body for UpstreamBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        Pin::new(&mut self.get_mut().inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}

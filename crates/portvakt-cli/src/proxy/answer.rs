@@ -1,0 +1,70 @@
+//! The proxy's own answers. Refusals of credentials are [`portvakt::bearer::Rejection`]s (RFC
+//! 6750 challenge, status, JSON body), shared with the tower layer; the answers here are the
+//! proxy's own: path refused, no route, and the gateway errors. Every body has the same shape,
+//! `{"error": "...", "error_description": "..."}` ([`ErrorBody`]).
+
+use std::borrow::Cow;
+
+use axum::body::Body;
+use axum::response::Response;
+use http::{HeaderValue, StatusCode, header};
+use portvakt::bearer::{ErrorBody, Rejection};
+
+/// A JSON answer.
+fn json(status: StatusCode, error: &'static str, description: String) -> Response {
+    let body = ErrorBody {
+        error: Cow::Borrowed(error),
+        error_description: description,
+    };
+    let mut response = Response::new(Body::from(body.to_json()));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+/// A credentials refusal (400/401/403/503) as an axum response.
+pub fn rejection(rejection: &Rejection) -> Response {
+    rejection.to_response().map(Body::from)
+}
+
+/// 403: no route admits this request (`default = "deny"`). No challenge: no token would help.
+pub fn no_route() -> Response {
+    json(
+        StatusCode::FORBIDDEN,
+        "access_denied",
+        "no route in the proxy's policy admits this method and path".to_owned(),
+    )
+}
+
+/// 400: the path is one the proxy refuses (see `RequestPath::parse`).
+pub fn bad_path(error: &super::policy::PathError) -> Response {
+    json(
+        StatusCode::BAD_REQUEST,
+        "invalid_path",
+        format!("{error}; send the path in its canonical form"),
+    )
+}
+
+/// 502: the upstream could not be reached or failed before it answered.
+pub fn bad_gateway(description: &str) -> Response {
+    json(
+        StatusCode::BAD_GATEWAY,
+        "bad_gateway",
+        description.to_owned(),
+    )
+}
+
+/// 504: the upstream did not answer in time.
+pub fn gateway_timeout(timeout: std::time::Duration) -> Response {
+    json(
+        StatusCode::GATEWAY_TIMEOUT,
+        "gateway_timeout",
+        format!(
+            "the upstream did not answer within {} ms",
+            timeout.as_millis()
+        ),
+    )
+}

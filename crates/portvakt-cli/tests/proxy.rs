@@ -1,0 +1,1167 @@
+//! The enforcing proxy over loopback: a real upstream that echoes what it received, the proxy in
+//! front of it, and real RS256 tokens.
+
+use std::io::{Read, Write};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, LazyLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::response::{IntoResponse, Response};
+use http::{HeaderMap, StatusCode};
+use http_body_util::BodyExt;
+use portvakt::{Algorithm, Config, KeySet, SigningKey, Validator};
+use portvakt_cli::proxy::policy::PolicyFile;
+use portvakt_cli::proxy::{ProxyConfig, ProxyError, ProxyState, router};
+use portvakt_cli::serve::metrics::Metrics;
+use serde_json::{Value, json};
+use tokio::sync::Notify;
+
+const ISSUER: &str = "https://test.maskinporten.no/";
+const READ: &str = "nav:arbeid:some.scope.read";
+const WRITE: &str = "nav:arbeid:some.scope.write";
+
+static KEY: LazyLock<SigningKey> = LazyLock::new(|| SigningKey::generate("proxy-key").unwrap());
+/// Same kid, other key material.
+static IMPOSTOR: LazyLock<SigningKey> =
+    LazyLock::new(|| SigningKey::generate("proxy-key").unwrap());
+
+const POLICY: &str = r#"
+realm = "test-api"
+
+[[route]]
+methods = ["GET", "HEAD"]
+path = "/api/read/**"
+scopes = ["nav:arbeid:some.scope.read"]
+
+[[route]]
+path = "/api/write/**"
+scopes = ["nav:arbeid:some.scope.write"]
+
+[[route]]
+path = "/api/either/*"
+any_scopes = ["nav:other:scope", "nav:arbeid:some.scope.read"]
+
+[[route]]
+path = "/api/partner/**"
+scopes = ["nav:arbeid:some.scope.read"]
+consumers = ["974760673"]
+
+[[route]]
+path = "/public/**"
+public = true
+"#;
+
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+fn claims(scope: &str) -> Value {
+    let now = now();
+    json!({
+        "iss": ISSUER,
+        "scope": scope,
+        "client_id": "2b3c-client",
+        "client_amr": "private_key_jwt",
+        "token_type": "Bearer",
+        "consumer": {"authority": "iso6523-actorid-upis", "ID": "0192:889640782"},
+        "iat": now,
+        "exp": now + 120,
+        "jti": format!("jti-{}", COUNTER.fetch_add(1, Ordering::Relaxed)),
+    })
+}
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+fn token(scope: &str) -> String {
+    KEY.sign_jwt(Algorithm::RS256, &claims(scope)).unwrap()
+}
+
+fn validator() -> Validator {
+    let config = Config::builder()
+        .issuer(ISSUER)
+        .jwks_uri("https://test.maskinporten.no/jwk")
+        .build()
+        .unwrap();
+    let jwks = json!({"keys": [KEY.public_jwk()]}).to_string();
+    let (keys, _) = KeySet::from_jwks(jwks.as_bytes(), &[Algorithm::RS256]).unwrap();
+    Validator::with_keys(&config, ISSUER, keys)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The upstream: echoes method, URI, headers and body size as JSON, with a few special paths.
+
+#[derive(Default)]
+struct Upstream {
+    hits: AtomicUsize,
+    first_chunk_seen: Notify,
+    release: Notify,
+}
+
+async fn upstream_handler(State(state): State<Arc<Upstream>>, request: Request) -> Response {
+    state.hits.fetch_add(1, Ordering::SeqCst);
+    let path = request.uri().path().to_owned();
+    if path == "/public/slow" {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        return "late".into_response();
+    }
+    if let Some(n) = path.strip_prefix("/api/read/download/") {
+        let n: usize = n.parse().unwrap();
+        let (mut tx, body) = http_body_util::channel::Channel::<axum::body::Bytes>::new(4);
+        tokio::spawn(async move {
+            let chunk = axum::body::Bytes::from(vec![b'x'; 64 * 1024]);
+            let mut left = n;
+            while left > 0 {
+                let take = left.min(chunk.len());
+                if tx.send_data(chunk.slice(..take)).await.is_err() {
+                    return;
+                }
+                left -= take;
+            }
+        });
+        return Response::new(Body::new(body));
+    }
+    if path == "/api/read/gated" {
+        // Sends a first chunk, then waits for the test before sending the rest.
+        let (mut tx, body) = http_body_util::channel::Channel::<axum::body::Bytes>::new(1);
+        let state = Arc::clone(&state);
+        tokio::spawn(async move {
+            let _ = tx.send_data("first;".into()).await;
+            state.release.notified().await;
+            let _ = tx.send_data("second".into()).await;
+        });
+        return Response::new(Body::new(body));
+    }
+    if let Some(code) = path.strip_prefix("/api/read/status/") {
+        let status = StatusCode::from_u16(code.parse().unwrap()).unwrap();
+        return (status, [("x-upstream", "yes")], "teapot body").into_response();
+    }
+    let (parts, mut body) = request.into_parts();
+    let mut len = 0usize;
+    let mut sum = 0u64;
+    let mut first = true;
+    let mut text = Vec::new();
+    while let Some(frame) = body.frame().await {
+        let Ok(data) = frame.unwrap().into_data() else {
+            continue;
+        };
+        if first && path == "/api/write/gated-upload" {
+            state.first_chunk_seen.notify_one();
+        }
+        first = false;
+        len += data.len();
+        sum = data
+            .iter()
+            .fold(sum, |s, b| s.wrapping_mul(31).wrapping_add(u64::from(*b)));
+        if text.len() < 1024 {
+            text.extend_from_slice(&data);
+        }
+    }
+    let mut headers = serde_json::Map::new();
+    for name in parts.headers.keys() {
+        let values: Vec<Value> = parts
+            .headers
+            .get_all(name)
+            .iter()
+            .map(|v| Value::String(String::from_utf8_lossy(v.as_bytes()).into_owned()))
+            .collect();
+        headers.insert(name.as_str().to_owned(), Value::Array(values));
+    }
+    axum::Json(json!({
+        "method": parts.method.as_str(),
+        "uri": parts.uri.to_string(),
+        "version": format!("{:?}", parts.version),
+        "headers": headers,
+        "body_len": len,
+        "body_sum": sum,
+        "body": if len <= 1024 { String::from_utf8_lossy(&text).into_owned() } else { String::new() },
+    }))
+    .into_response()
+}
+
+struct Harness {
+    proxy: SocketAddr,
+    upstream: Arc<Upstream>,
+    metrics: Arc<Metrics>,
+    validator: Validator,
+    http: reqwest::Client,
+}
+
+impl Harness {
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.proxy)
+    }
+
+    fn upstream_hits(&self) -> usize {
+        self.upstream.hits.load(Ordering::SeqCst)
+    }
+}
+
+async fn start_upstream() -> (SocketAddr, Arc<Upstream>) {
+    let state = Arc::new(Upstream::default());
+    let app = Router::new()
+        .fallback(upstream_handler)
+        .with_state(Arc::clone(&state));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (addr, state)
+}
+
+async fn start_proxy(state: ProxyState) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    addr
+}
+
+async fn harness_with(policy: &str, adjust: impl FnOnce(&mut ProxyConfig)) -> Harness {
+    let (upstream_addr, upstream) = start_upstream().await;
+    let policy = PolicyFile::parse(policy, "test.toml").unwrap();
+    let mut config = ProxyConfig::new(format!("http://{upstream_addr}").parse().unwrap(), policy);
+    adjust(&mut config);
+    let metrics = Metrics::new();
+    let validator = validator();
+    let state = ProxyState::new(validator.clone(), Arc::clone(&metrics), config).unwrap();
+    let proxy = start_proxy(state).await;
+    Harness {
+        proxy,
+        upstream,
+        metrics,
+        validator,
+        http: reqwest::Client::builder().no_proxy().build().unwrap(),
+    }
+}
+
+async fn harness() -> Harness {
+    harness_with(POLICY, |_| {}).await
+}
+
+async fn json_of(response: reqwest::Response) -> Value {
+    let text = response.text().await.unwrap();
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).map(|v| v.to_str().unwrap())
+}
+
+/// Sends raw bytes (paths reqwest would normalize) and returns status and body.
+async fn raw(addr: SocketAddr, request: String) -> (u16, String) {
+    tokio::task::spawn_blocking(move || {
+        let mut stream = std::net::TcpStream::connect(addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        stream.write_all(request.as_bytes()).unwrap();
+        let mut response = Vec::new();
+        stream.read_to_end(&mut response).unwrap();
+        let text = String::from_utf8_lossy(&response).into_owned();
+        let status = text[9..12].parse().unwrap();
+        let body = text
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_owned())
+            .unwrap_or_default();
+        (status, body)
+    })
+    .await
+    .unwrap()
+}
+
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn allowed_route_forwards_with_identity_and_strips_spoofed_headers() {
+    let h = harness().await;
+    let token = token(&format!("{READ} nav:arbeid:extra"));
+    let authorization = format!("bearer  {token}");
+    let response = h
+        .http
+        .get(h.url("/api/read/items?x=1&y=%2F"))
+        .header("authorization", &authorization)
+        .header("x-portvakt-consumer-orgno", "999999999")
+        .header("X-Portvakt-Scopes", "nav:arbeid:admin")
+        .header("x-portvakt-made-up", "evil")
+        .header("x-forwarded-for", "203.0.113.7")
+        .header("x-forwarded-proto", "https")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let echo = json_of(response).await;
+    assert_eq!(echo["method"], "GET");
+    assert_eq!(echo["uri"], "/api/read/items?x=1&y=%2F");
+    assert_eq!(echo["version"], "HTTP/1.1");
+    let headers = &echo["headers"];
+    assert_eq!(headers["authorization"], json!([authorization]));
+    assert_eq!(headers["x-portvakt-consumer-orgno"], json!(["889640782"]));
+    assert_eq!(headers["x-portvakt-consumer-id"], json!(["0192:889640782"]));
+    assert_eq!(headers["x-portvakt-client-id"], json!(["2b3c-client"]));
+    assert_eq!(
+        headers["x-portvakt-scopes"],
+        json!(["nav:arbeid:extra nav:arbeid:some.scope.read"])
+    );
+    assert_eq!(headers.get("x-portvakt-made-up"), None);
+    assert_eq!(headers.get("x-portvakt-supplier-orgno"), None);
+    assert_eq!(
+        headers["x-forwarded-for"],
+        json!(["203.0.113.7, 127.0.0.1"])
+    );
+    assert_eq!(headers["x-forwarded-proto"], json!(["https"]));
+    assert_eq!(headers["host"], json!([h.proxy.to_string()]));
+    let identity: Vec<&String> = headers
+        .as_object()
+        .unwrap()
+        .keys()
+        .filter(|k| k.starts_with("x-portvakt-"))
+        .collect();
+    assert_eq!(identity.len(), 4, "{identity:?}");
+
+    let metrics = h.metrics.render(&h.validator);
+    assert!(
+        metrics.contains(r#"portvakt_requests_total{endpoint="proxy",outcome="forwarded"} 1"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"portvakt_validations_total{result="valid"} 1"#),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn supplier_header_on_delegated_tokens() {
+    let h = harness().await;
+    let mut claims = claims(READ);
+    claims["supplier"] = json!({"authority": "iso6523-actorid-upis", "ID": "0192:974760673"});
+    let token = KEY.sign_jwt(Algorithm::RS256, &claims).unwrap();
+    let response = h
+        .http
+        .get(h.url("/api/read/x"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    let echo = json_of(response).await;
+    assert_eq!(
+        echo["headers"]["x-portvakt-supplier-orgno"],
+        json!(["974760673"])
+    );
+    assert_eq!(
+        echo["headers"]["x-portvakt-consumer-orgno"],
+        json!(["889640782"])
+    );
+}
+
+#[tokio::test]
+async fn upstream_status_headers_and_body_pass_through() {
+    let h = harness().await;
+    let response = h
+        .http
+        .get(h.url("/api/read/status/418"))
+        .bearer_auth(token(READ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 418);
+    assert_eq!(header(response.headers(), "x-upstream"), Some("yes"));
+    assert_eq!(response.text().await.unwrap(), "teapot body");
+}
+
+#[tokio::test]
+async fn head_and_method_matching() {
+    let h = harness().await;
+    let response = h
+        .http
+        .head(h.url("/api/read/x"))
+        .bearer_auth(token(READ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.text().await.unwrap(), "");
+
+    // The read route is GET/HEAD only; POST there matches no route and is denied.
+    let response = h
+        .http
+        .post(h.url("/api/read/x"))
+        .bearer_auth(token(READ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 403);
+    assert_eq!(header(response.headers(), "www-authenticate"), None);
+
+    // The write route has no `methods`: any method.
+    for method in ["GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"] {
+        let response = h
+            .http
+            .request(method.parse().unwrap(), h.url("/api/write/x"))
+            .bearer_auth(token(WRITE))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{method}");
+        assert_eq!(json_of(response).await["method"], method);
+    }
+}
+
+#[tokio::test]
+async fn missing_scope_is_403_insufficient_scope() {
+    let h = harness().await;
+    let response = h
+        .http
+        .post(h.url("/api/write/orders"))
+        .bearer_auth(token(READ))
+        .body("should not arrive")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 403);
+    assert_eq!(
+        header(response.headers(), "www-authenticate"),
+        Some(
+            "Bearer realm=\"test-api\", error=\"insufficient_scope\", error_description=\"token lacks the required scope: needs `nav:arbeid:some.scope.write`\", scope=\"nav:arbeid:some.scope.write\""
+        )
+    );
+    assert_eq!(
+        header(response.headers(), "content-type"),
+        Some("application/json")
+    );
+    assert_eq!(
+        json_of(response).await,
+        json!({"error": "insufficient_scope", "error_description": "token lacks the required scope: needs `nav:arbeid:some.scope.write`"})
+    );
+    assert_eq!(h.upstream_hits(), 0);
+}
+
+#[tokio::test]
+async fn any_scopes_needs_one_of_them() {
+    let h = harness().await;
+    let response = h
+        .http
+        .get(h.url("/api/either/x"))
+        .bearer_auth(token(READ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let response = h
+        .http
+        .get(h.url("/api/either/x"))
+        .bearer_auth(token(WRITE))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 403);
+    assert_eq!(
+        header(response.headers(), "www-authenticate"),
+        Some(
+            "Bearer realm=\"test-api\", error=\"insufficient_scope\", error_description=\"token lacks the required scope: needs one of `nav:other:scope`, `nav:arbeid:some.scope.read`\", scope=\"nav:other:scope nav:arbeid:some.scope.read\""
+        )
+    );
+}
+
+#[tokio::test]
+async fn no_token_is_401_with_a_bare_challenge() {
+    let h = harness().await;
+    let response = h.http.get(h.url("/api/read/x")).send().await.unwrap();
+    assert_eq!(response.status(), 401);
+    assert_eq!(
+        header(response.headers(), "www-authenticate"),
+        Some("Bearer realm=\"test-api\"")
+    );
+    assert_eq!(
+        json_of(response).await,
+        json!({"error": "missing_token", "error_description": "no Authorization header; send `Authorization: Bearer <token>` with a Maskinporten access token"})
+    );
+
+    // Another scheme is answered the same way (RFC 6750 section 3.1).
+    let response = h
+        .http
+        .get(h.url("/api/read/x"))
+        .basic_auth("user", Some("secret"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    assert_eq!(
+        header(response.headers(), "www-authenticate"),
+        Some("Bearer realm=\"test-api\"")
+    );
+    assert_eq!(h.upstream_hits(), 0);
+}
+
+#[tokio::test]
+async fn malformed_authorization_is_400_invalid_request() {
+    let h = harness().await;
+    let response = h
+        .http
+        .get(h.url("/api/read/x"))
+        .header("authorization", "Bearer Bearer abc.def.ghi")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    assert_eq!(
+        header(response.headers(), "www-authenticate"),
+        Some(
+            "Bearer realm=\"test-api\", error=\"invalid_request\", error_description=\"the Authorization header repeats the scheme; send `Bearer <token>`, not `Bearer Bearer <token>`\""
+        )
+    );
+    assert_eq!(json_of(response).await["error"], "invalid_request");
+}
+
+#[tokio::test]
+async fn invalid_token_is_401_invalid_token() {
+    let h = harness().await;
+    let forged = IMPOSTOR.sign_jwt(Algorithm::RS256, &claims(READ)).unwrap();
+    let response = h
+        .http
+        .get(h.url("/api/read/x"))
+        .bearer_auth(&forged)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    assert_eq!(
+        header(response.headers(), "www-authenticate"),
+        Some(
+            "Bearer realm=\"test-api\", error=\"invalid_token\", error_description=\"signature does not verify with the issuer's key `proxy-key`\""
+        )
+    );
+    assert_eq!(
+        json_of(response).await,
+        json!({"error": "invalid_token", "error_description": "signature does not verify with the issuer's key `proxy-key`"})
+    );
+
+    let response = h
+        .http
+        .get(h.url("/api/read/x"))
+        .bearer_auth("abc.def")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    assert_eq!(
+        header(response.headers(), "www-authenticate"),
+        Some(
+            "Bearer realm=\"test-api\", error=\"invalid_token\", error_description=\"token is not a compact JWS: expected 3 dot-separated segments, found 2\""
+        )
+    );
+    assert_eq!(h.upstream_hits(), 0);
+    let metrics = h.metrics.render(&h.validator);
+    assert!(
+        metrics.contains(r#"portvakt_requests_total{endpoint="proxy",outcome="invalid_token"} 2"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"portvakt_validations_total{result="bad_signature"} 1"#),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn consumer_not_allowed_is_403() {
+    let h = harness().await;
+    let response = h
+        .http
+        .get(h.url("/api/partner/x"))
+        .bearer_auth(token(READ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 403);
+    assert_eq!(
+        header(response.headers(), "www-authenticate"),
+        Some(
+            "Bearer realm=\"test-api\", error=\"insufficient_scope\", error_description=\"consumer organization 889640782 is not allowed to call this API\""
+        )
+    );
+    assert_eq!(
+        json_of(response).await,
+        json!({"error": "insufficient_scope", "error_description": "consumer organization 889640782 is not allowed to call this API"})
+    );
+    assert_eq!(h.upstream_hits(), 0);
+}
+
+#[tokio::test]
+async fn unmatched_route_is_denied_by_default() {
+    let h = harness().await;
+    for path in ["/", "/admin", "/api", "/api/readx/y", "/api/either/x/y"] {
+        let response = h
+            .http
+            .get(h.url(path))
+            .bearer_auth(token(&format!("{READ} {WRITE}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 403, "{path}");
+        assert_eq!(header(response.headers(), "www-authenticate"), None);
+        assert_eq!(
+            json_of(response).await,
+            json!({"error": "access_denied", "error_description": "no route in the proxy's policy admits this method and path"})
+        );
+    }
+    assert_eq!(h.upstream_hits(), 0);
+}
+
+#[tokio::test]
+async fn default_public_forwards_unmatched_without_token() {
+    let h = harness_with(&format!("default = \"public\"\n{POLICY}"), |_| {}).await;
+    let response = h
+        .http
+        .get(h.url("/elsewhere"))
+        .header("x-portvakt-consumer-orgno", "999999999")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let echo = json_of(response).await;
+    assert_eq!(echo["headers"].get("x-portvakt-consumer-orgno"), None);
+    // Routes still apply.
+    let response = h.http.get(h.url("/api/read/x")).send().await.unwrap();
+    assert_eq!(response.status(), 401);
+}
+
+#[tokio::test]
+async fn default_authenticated_needs_any_valid_token() {
+    let h = harness_with(&format!("default = \"authenticated\"\n{POLICY}"), |_| {}).await;
+    let response = h.http.get(h.url("/elsewhere")).send().await.unwrap();
+    assert_eq!(response.status(), 401);
+    assert_eq!(
+        header(response.headers(), "www-authenticate"),
+        Some("Bearer realm=\"test-api\"")
+    );
+    let response = h
+        .http
+        .get(h.url("/elsewhere"))
+        .bearer_auth(token("nav:unrelated:scope"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let echo = json_of(response).await;
+    assert_eq!(
+        echo["headers"]["x-portvakt-scopes"],
+        json!(["nav:unrelated:scope"])
+    );
+}
+
+#[tokio::test]
+async fn public_route_needs_no_token_and_gets_no_identity() {
+    let h = harness().await;
+    let response = h
+        .http
+        .post(h.url("/public/hello"))
+        .header("x-portvakt-consumer-orgno", "999999999")
+        .header("x-portvakt-scopes", READ)
+        .body("hi")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let echo = json_of(response).await;
+    assert_eq!(echo["body"], "hi");
+    let spoofed: Vec<&String> = echo["headers"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .filter(|k| k.starts_with("x-portvakt-"))
+        .collect();
+    assert!(spoofed.is_empty(), "{spoofed:?}");
+
+    // A token on a public route is passed on but neither validated nor turned into identity.
+    let response = h
+        .http
+        .get(h.url("/public/hello"))
+        .bearer_auth("not-even-a-jwt")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let echo = json_of(response).await;
+    assert_eq!(
+        echo["headers"]["authorization"],
+        json!(["Bearer not-even-a-jwt"])
+    );
+    assert_eq!(echo["headers"].get("x-portvakt-scopes"), None);
+}
+
+#[tokio::test]
+async fn path_tricks_are_refused_before_routing() {
+    let h = harness().await;
+    for (path, description) in [
+        (
+            "/public/../api/write/x",
+            "the path has a `.` or `..` segment; send the path in its canonical form",
+        ),
+        (
+            "/public/%2e%2E/api/write/x",
+            "the path has a `.` or `..` segment; send the path in its canonical form",
+        ),
+        (
+            "/public/./x",
+            "the path has a `.` or `..` segment; send the path in its canonical form",
+        ),
+        (
+            "/public/..%2Fapi%2Fwrite",
+            "the path contains an encoded `/` (%2F), which this proxy refuses; send the path in its canonical form",
+        ),
+        (
+            "/public/x%2f..%2f..%2fapi",
+            "the path contains an encoded `/` (%2F), which this proxy refuses; send the path in its canonical form",
+        ),
+        (
+            "/public/..;/api/write/x",
+            "the path contains `;`, which this proxy refuses; send the path in its canonical form",
+        ),
+        (
+            "/public/%252e%252e/api",
+            "the path contains an encoded `%` (%25), which this proxy refuses; send the path in its canonical form",
+        ),
+        (
+            "/public//api/write/x",
+            "the path has an empty segment (`//`); send the path in its canonical form",
+        ),
+        (
+            "/public/%5c..%5capi",
+            "the path contains an encoded `\\` (%5C), which this proxy refuses; send the path in its canonical form",
+        ),
+    ] {
+        let (status, body) = raw(
+            h.proxy,
+            format!("GET {path} HTTP/1.1\r\nHost: api\r\nConnection: close\r\n\r\n"),
+        )
+        .await;
+        assert_eq!(status, 400, "{path}");
+        assert_eq!(
+            serde_json::from_str::<Value>(&body).unwrap(),
+            json!({"error": "invalid_path", "error_description": description}),
+            "{path}"
+        );
+    }
+    // Not an absolute path.
+    let (status, _) = raw(
+        h.proxy,
+        "OPTIONS * HTTP/1.1\r\nHost: api\r\nConnection: close\r\n\r\n".to_owned(),
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert_eq!(h.upstream_hits(), 0);
+
+    // Percent-encoded unreserved characters are decoded for matching, and forwarded as sent.
+    let token = token(READ);
+    let (status, body) = raw(
+        h.proxy,
+        format!(
+            "GET /%61pi/read/x HTTP/1.1\r\nHost: api\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
+        ),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let echo: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(echo["uri"], "/%61pi/read/x");
+    // ... so they cannot dodge a protected route either.
+    let (status, _) = raw(
+        h.proxy,
+        "GET /%61pi/read/x HTTP/1.1\r\nHost: api\r\nConnection: close\r\n\r\n".to_owned(),
+    )
+    .await;
+    assert_eq!(status, 401);
+}
+
+#[tokio::test]
+async fn hop_by_hop_headers_are_removed() {
+    let h = harness().await;
+    let token = token(READ);
+    let (status, body) = raw(
+        h.proxy,
+        format!(
+            "GET /api/read/x HTTP/1.1\r\nHost: api\r\nAuthorization: Bearer {token}\r\n\
+             Connection: close, x-secret-hop, authorization\r\nX-Secret-Hop: 1\r\nKeep-Alive: timeout=5\r\n\
+             Proxy-Authorization: Basic eDp5\r\nProxy: http://evil\r\nTE: trailers\r\nUpgrade: websocket\r\n\
+             X-End-To-End: kept\r\n\r\n"
+        ),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let echo: Value = serde_json::from_str(&body).unwrap();
+    let headers = &echo["headers"];
+    for gone in [
+        "connection",
+        "x-secret-hop",
+        "keep-alive",
+        "proxy-authorization",
+        "proxy",
+        "te",
+        "upgrade",
+    ] {
+        assert_eq!(headers.get(gone), None, "{gone}: {headers}");
+    }
+    assert_eq!(headers["x-end-to-end"], json!(["kept"]));
+    // `Connection` cannot remove the credentials.
+    assert_eq!(headers["authorization"], json!([format!("Bearer {token}")]));
+    assert_eq!(headers["host"], json!(["api"]));
+}
+
+#[tokio::test]
+async fn host_rewritten_when_not_preserved() {
+    let (upstream_addr, _) = start_upstream().await;
+    let h = harness_with(POLICY, |c| {
+        c.preserve_host = false;
+        c.upstream = format!("http://{upstream_addr}").parse().unwrap();
+    })
+    .await;
+    let response = h.http.get(h.url("/public/x")).send().await.unwrap();
+    let echo = json_of(response).await;
+    assert_eq!(echo["headers"]["host"], json!([upstream_addr.to_string()]));
+}
+
+#[tokio::test]
+async fn large_bodies_stream_both_ways() {
+    let h = harness().await;
+    const SIZE: usize = 10 * 1024 * 1024;
+    let body: Vec<u8> = (0..SIZE).map(|i| (i % 251) as u8).collect();
+    let expected_sum = body
+        .iter()
+        .fold(0u64, |s, b| s.wrapping_mul(31).wrapping_add(u64::from(*b)));
+    let response = h
+        .http
+        .put(h.url("/api/write/upload"))
+        .bearer_auth(token(WRITE))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let echo = json_of(response).await;
+    assert_eq!(echo["body_len"], SIZE);
+    assert_eq!(echo["body_sum"], expected_sum);
+
+    let response = h
+        .http
+        .get(h.url(&format!("/api/read/download/{SIZE}")))
+        .bearer_auth(token(READ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let bytes = response.bytes().await.unwrap();
+    assert_eq!(bytes.len(), SIZE);
+    assert!(bytes.iter().all(|b| *b == b'x'));
+}
+
+#[tokio::test]
+async fn response_body_is_streamed_not_buffered() {
+    let h = harness().await;
+    let mut response = h
+        .http
+        .get(h.url("/api/read/gated"))
+        .bearer_auth(token(READ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    // The upstream holds back the rest until we have seen the first chunk.
+    let first = tokio::time::timeout(Duration::from_secs(5), response.chunk())
+        .await
+        .expect("the first chunk arrived before the upstream finished")
+        .unwrap()
+        .unwrap();
+    assert_eq!(&first[..], b"first;");
+    h.upstream.release.notify_one();
+    let rest = response.bytes().await.unwrap();
+    assert_eq!(&rest[..], b"second");
+}
+
+#[tokio::test]
+async fn request_body_is_streamed_not_buffered() {
+    use hyper_util::client::legacy::Client;
+    use hyper_util::rt::TokioExecutor;
+
+    let h = harness().await;
+    let client: Client<_, http_body_util::channel::Channel<axum::body::Bytes>> =
+        Client::builder(TokioExecutor::new()).build_http();
+    let (mut tx, body) = http_body_util::channel::Channel::<axum::body::Bytes>::new(1);
+    let request = http::Request::post(h.url("/api/write/gated-upload"))
+        .header("authorization", format!("Bearer {}", token(WRITE)))
+        .body(body)
+        .unwrap();
+    let pending = tokio::spawn(client.request(request));
+    tx.send_data("first;".into()).await.unwrap();
+    // The upstream sees the first chunk while the client still holds the rest.
+    tokio::time::timeout(
+        Duration::from_secs(5),
+        h.upstream.first_chunk_seen.notified(),
+    )
+    .await
+    .expect("the first chunk reached the upstream before the body ended");
+    tx.send_data("second".into()).await.unwrap();
+    drop(tx);
+    let response = pending.await.unwrap().unwrap();
+    assert_eq!(response.status(), 200);
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    let echo: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(echo["body"], "first;second");
+}
+
+#[tokio::test]
+async fn http2_clients_are_served() {
+    use hyper_util::client::legacy::Client;
+    use hyper_util::rt::TokioExecutor;
+
+    let h = harness().await;
+    let client: Client<_, String> = Client::builder(TokioExecutor::new())
+        .http2_only(true)
+        .build_http();
+    let request = http::Request::get(h.url("/api/read/h2"))
+        .header("authorization", format!("Bearer {}", token(READ)))
+        .body(String::new())
+        .unwrap();
+    let response = client.request(request).await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.version(), http::Version::HTTP_2);
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    let echo: Value = serde_json::from_slice(&body).unwrap();
+    // Forwarded over HTTP/1.1, with the client's :authority as Host.
+    assert_eq!(echo["version"], "HTTP/1.1");
+    assert_eq!(echo["headers"]["host"], json!([h.proxy.to_string()]));
+    assert_eq!(
+        echo["headers"]["x-portvakt-consumer-orgno"],
+        json!(["889640782"])
+    );
+}
+
+#[tokio::test]
+async fn upstream_down_is_502() {
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead = free.local_addr().unwrap();
+    drop(free);
+    let h = harness_with(POLICY, |c| {
+        c.upstream = format!("http://{dead}").parse().unwrap();
+    })
+    .await;
+    let response = h.http.get(h.url("/public/x")).send().await.unwrap();
+    assert_eq!(response.status(), 502);
+    assert_eq!(
+        json_of(response).await,
+        json!({"error": "bad_gateway", "error_description": "the upstream is unreachable (connection refused or failed)"})
+    );
+}
+
+#[tokio::test]
+async fn slow_upstream_is_504() {
+    let h = harness_with(POLICY, |c| c.request_timeout = Duration::from_millis(200)).await;
+    let started = std::time::Instant::now();
+    let response = h.http.get(h.url("/public/slow")).send().await.unwrap();
+    assert_eq!(response.status(), 504);
+    assert!(started.elapsed() < Duration::from_secs(3));
+    assert_eq!(
+        json_of(response).await,
+        json!({"error": "gateway_timeout", "error_description": "the upstream did not answer within 200 ms"})
+    );
+    let metrics = h.metrics.render(&h.validator);
+    assert!(
+        metrics
+            .contains(r#"portvakt_requests_total{endpoint="proxy",outcome="gateway_timeout"} 1"#),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn no_keys_yet_is_503_with_retry_after() {
+    let (upstream_addr, _) = start_upstream().await;
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead = free.local_addr().unwrap();
+    drop(free);
+    let config = Config::builder()
+        .issuer(ISSUER)
+        .jwks_uri(format!("http://{dead}/jwk"))
+        .http_timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let validator = Validator::new(config).unwrap();
+    let policy = PolicyFile::parse(POLICY, "test.toml").unwrap();
+    let config = ProxyConfig::new(format!("http://{upstream_addr}").parse().unwrap(), policy);
+    let state = ProxyState::new(validator, Metrics::new(), config).unwrap();
+    let proxy = start_proxy(state).await;
+    let response = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .unwrap()
+        .get(format!("http://{proxy}/api/read/x"))
+        .bearer_auth(token(READ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 503);
+    assert_eq!(header(response.headers(), "retry-after"), Some("5"));
+    assert_eq!(header(response.headers(), "www-authenticate"), None);
+    assert_eq!(json_of(response).await["error"], "temporarily_unavailable");
+}
+
+#[tokio::test]
+async fn upstream_must_be_plain_http_origin() {
+    let policy = || PolicyFile::parse(POLICY, "test.toml").unwrap();
+    for (upstream, message) in [
+        (
+            "https://127.0.0.1:8443",
+            "upstream `https://127.0.0.1:8443/` is not http://: the upstream is the application in the same pod, reached over loopback; use http://127.0.0.1:PORT",
+        ),
+        (
+            "http://127.0.0.1:8080/base",
+            "upstream `http://127.0.0.1:8080/base` must be only scheme, host and port (requests keep their own paths); use e.g. http://127.0.0.1:8080",
+        ),
+        (
+            "http://user:pw@127.0.0.1:8080",
+            "upstream `http://user:pw@127.0.0.1:8080/` must be only scheme, host and port (requests keep their own paths); use e.g. http://127.0.0.1:8080",
+        ),
+    ] {
+        let config = ProxyConfig::new(upstream.parse().unwrap(), policy());
+        let error: ProxyError = ProxyState::new(validator(), Metrics::new(), config).unwrap_err();
+        assert_eq!(error.to_string(), message);
+    }
+    assert_eq!(
+        portvakt_cli::proxy::parse_upstream("127.0.0.1:8080").unwrap_err(),
+        "upstream `127.0.0.1:8080` has no scheme; write http://127.0.0.1:8080"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// The policy file.
+
+fn policy_errors(text: &str) -> String {
+    PolicyFile::parse(text, "policy.toml")
+        .unwrap_err()
+        .to_string()
+}
+
+#[test]
+fn example_policy_is_valid_and_protects_the_guide_scopes() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/policy.toml");
+    let policy = PolicyFile::from_path(path).unwrap();
+    assert!(policy.warnings().is_empty(), "{:?}", policy.warnings());
+    assert_eq!(policy.realm(), "arbeid-api");
+    let summary = policy.summary();
+    assert!(summary.contains(READ), "{summary}");
+    assert!(summary.contains(WRITE), "{summary}");
+}
+
+#[test]
+fn unknown_keys_are_errors_with_position() {
+    assert_eq!(
+        policy_errors("[[route]]\npath = \"/a\"\nscope = [\"x\"]\n"),
+        "policy.toml:3:1: error: unknown field `scope`, expected one of `methods`, `path`, `scopes`, `any_scopes`, `consumers`, `public`\n  = help: did you mean `scopes`?\npolicy.toml: 1 error, 0 warnings"
+    );
+    assert_eq!(
+        policy_errors("realm = \"x\"\nroutes = []\n"),
+        "policy.toml:2:1: error: unknown field `routes`, expected one of `realm`, `default`, `route`\n  = help: routes are `[[route]]` tables\npolicy.toml: 1 error, 0 warnings"
+    );
+}
+
+#[test]
+fn toml_syntax_errors_have_positions() {
+    let text = policy_errors("[[route]]\npath = \"/a\nscopes = [\"x\"]\n");
+    assert!(text.starts_with("policy.toml:2:"), "{text}");
+    assert!(text.ends_with("policy.toml: 1 error, 0 warnings"), "{text}");
+}
+
+#[test]
+fn route_errors_say_what_to_fix() {
+    let text = policy_errors(
+        r#"default = "allow"
+
+[[route]]
+methods = ["get", "FETCH"]
+path = "/api/**/x"
+scopes = []
+
+[[route]]
+path = "/b"
+scopes = ["a b"]
+any_scopes = ["c"]
+
+[[route]]
+path = "/c"
+
+[[route]]
+path = "/d"
+public = true
+scopes = ["x"]
+
+[[route]]
+path = "/e"
+scopes = ["x"]
+consumers = ["12345678", "123456789"]
+"#,
+    );
+    assert_eq!(
+        text,
+        r#"policy.toml:1:11: error: unknown default `allow`
+  = help: write `deny` (refuse requests no route matches), `authenticated` (any valid token) or `public` (no token needed)
+policy.toml:4:12: error: method `get` is not upper-case
+  = help: HTTP methods are case-sensitive: write `GET`
+policy.toml:4:19: error: unknown method `FETCH`
+  = help: use one of GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS, TRACE
+policy.toml:5:8: error: `**` is not the last segment of path pattern `/api/**/x`
+  = help: `**` matches all remaining segments, so it can only end a pattern; use `*` for one segment
+policy.toml:6:10: error: `scopes` is empty
+  = help: name at least one scope, e.g. "nav:arbeid:some.scope.read"
+policy.toml:10:11: error: scope "a b" contains ' ' and can never be granted
+  = help: one scope per string: ["a", "b"], not ["a b"]
+policy.toml:11:14: error: a route cannot have both `scopes` and `any_scopes`
+  = help: use `scopes` when all are needed, `any_scopes` when one is enough; split the route if you need both
+policy.toml:14:8: error: route `/c` requires no scope and is not public
+  = help: add `scopes = [...]` (all needed) or `any_scopes = [...]` (one needed), or `public = true` for a route that needs no token
+policy.toml:18:10: error: a public route cannot require `scopes`
+  = help: public routes forward without a token: remove `scopes` or `public = true`
+policy.toml:24:14: error: consumer "12345678" is not a nine-digit organization number
+  = help: write the consumer's organization number, e.g. "889640782" (no spaces, no `0192:` prefix)
+policy.toml:24:26: warning: organization number 123456789 fails the modulus-11 check digit
+  = help: check the number in Enhetsregisteret (brreg.no); a typo admits a stranger or nobody
+policy.toml: 10 errors, 1 warning"#
+    );
+}
+
+#[test]
+fn warnings_do_not_stop_the_policy() {
+    let policy = PolicyFile::parse(
+        "[[route]]\npath = \"/**\"\npublic = true\n\n[[route]]\npath = \"/api\"\nscopes = [\"x\", \"x\"]\nconsumers = [\"123456789\"]\n",
+        "policy.toml",
+    )
+    .unwrap();
+    let warnings: Vec<String> = policy.warnings().iter().map(|w| w.to_string()).collect();
+    assert_eq!(
+        warnings,
+        [
+            "policy.toml:6:8: warning: this route never matches: the route at line 2 matches every request first\n  = help: routes are tried in order; move `/api` above line 2",
+            "policy.toml:7:16: warning: scope `x` is listed twice\n  = help: remove the duplicate",
+            "policy.toml:8:14: warning: organization number 123456789 fails the modulus-11 check digit\n  = help: check the number in Enhetsregisteret (brreg.no); a typo admits a stranger or nobody",
+        ]
+    );
+}
+
+#[test]
+fn first_matching_route_wins() {
+    use http::Method;
+    use portvakt_cli::proxy::policy::{Access, RequestPath};
+    let policy = PolicyFile::parse(
+        "[[route]]\nmethods = [\"GET\"]\npath = \"/a/*\"\npublic = true\n\n[[route]]\npath = \"/a/**\"\nscopes = [\"s\"]\n",
+        "p.toml",
+    )
+    .unwrap();
+    let path = RequestPath::parse("/a/b").unwrap();
+    assert_eq!(policy.match_route(&Method::GET, &path).unwrap().line(), 3);
+    assert_eq!(policy.access(&Method::GET, &path), &Access::Public);
+    assert_eq!(policy.match_route(&Method::POST, &path).unwrap().line(), 7);
+    let other = RequestPath::parse("/b").unwrap();
+    assert!(policy.match_route(&Method::GET, &other).is_none());
+    assert_eq!(policy.access(&Method::GET, &other), &Access::Deny);
+}
