@@ -120,15 +120,12 @@ The private JWK above is a secret. Save it, e.g. `... > client.jwk`, then
     ExitCode::SUCCESS
 }
 
-fn default_manifest() -> Option<PathBuf> {
-    ["nais.yaml", "examples/nais.yaml"]
-        .into_iter()
-        .map(PathBuf::from)
-        .find(|p| p.is_file())
-}
-
 async fn serve(args: ServeArgs) -> ExitCode {
-    let path = match args.manifest.clone().or_else(default_manifest) {
+    let path = match args
+        .manifest
+        .clone()
+        .or_else(crate::issuer_source::default_manifest)
+    {
         Some(path) => path,
         None => {
             eprintln!(

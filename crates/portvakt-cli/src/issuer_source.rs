@@ -54,12 +54,11 @@ impl IssuerSource {
 }
 
 /// The manifest the local issuer enforces when none is named: `./nais.yaml` when it exists
-/// (the app's own), else `examples/nais.yaml` (the NAIS guide's example, in this repository).
-pub fn default_manifest() -> PathBuf {
-    let own = PathBuf::from("nais.yaml");
-    if own.is_file() {
-        own
-    } else {
-        PathBuf::from("examples/nais.yaml")
-    }
+/// (the app's own), else `examples/nais.yaml` (the NAIS guide's example, in this repository);
+/// `None` when neither exists.
+pub fn default_manifest() -> Option<PathBuf> {
+    ["nais.yaml", "examples/nais.yaml"]
+        .into_iter()
+        .map(PathBuf::from)
+        .find(|p| p.is_file())
 }

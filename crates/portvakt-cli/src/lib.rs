@@ -2,7 +2,9 @@
 //! in-process. The binary (`main.rs`) only parses arguments and dispatches.
 
 pub mod inspect_cmd;
+pub mod issuer_cmd;
 pub mod issuer_source;
 pub mod manifest_cmd;
 pub mod proxy;
 pub mod serve;
+pub mod token_cmd;

@@ -5,7 +5,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use portvakt_cli::{inspect_cmd, manifest_cmd, serve};
+use portvakt_cli::{inspect_cmd, issuer_cmd, manifest_cmd, serve, token_cmd};
 
 /// Secure an API with Maskinporten: validate tokens, run a local Maskinporten, lint nais.yaml.
 #[derive(Debug, Parser)]
@@ -20,6 +20,10 @@ enum Command {
     /// Run the sidecar: the introspection API (NAIS-compatible), probes, metrics, and with
     /// --upstream an enforcing reverse proxy. Without MASKINPORTEN_* it starts a local issuer.
     Serve(serve::ServeArgs),
+    /// Run a local Maskinporten that enforces the manifest's grants.
+    Issuer(issuer_cmd::IssuerArgs),
+    /// Print an access token (for curl -H "Authorization: Bearer $(portvakt token ...)").
+    Token(token_cmd::TokenArgs),
     /// Validate one token against the issuer and show every check (exit 0 valid, 1 invalid,
     /// 2 usage or configuration error).
     Inspect(inspect_cmd::InspectArgs),
@@ -35,6 +39,8 @@ fn main() -> ExitCode {
         Command::Manifest(cmd) => manifest_cmd::run(cmd),
         Command::Inspect(args) => runtime().block_on(inspect_cmd::run(args)),
         Command::Serve(args) => runtime().block_on(serve::run(args)),
+        Command::Issuer(args) => runtime().block_on(issuer_cmd::run(args)),
+        Command::Token(args) => runtime().block_on(token_cmd::run(args)),
     }
 }
 

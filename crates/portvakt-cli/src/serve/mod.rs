@@ -58,6 +58,9 @@ pub struct ServeArgs {
     /// Check the policy file and exit (0 valid, 1 invalid).
     #[arg(long, requires = "policy")]
     pub check_policy: bool,
+    /// Memory budget of the verified-token cache, in bytes (0 disables it).
+    #[arg(long, env = "PORTVAKT_TOKEN_CACHE_BYTES", default_value_t = 8 * 1024 * 1024)]
+    pub token_cache_bytes: usize,
     /// How long in-flight requests may take to finish after SIGTERM/SIGINT.
     #[arg(long, default_value = "10s", value_parser = parse_seconds)]
     pub shutdown_timeout: Duration,
@@ -98,7 +101,7 @@ pub async fn run(args: ServeArgs) -> ExitCode {
             }
         }
     };
-    let config = match builder.build() {
+    let config = match builder.cache_bytes(args.token_cache_bytes).build() {
         Ok(config) => config,
         Err(e) => {
             eprintln!("error: {e}");
@@ -317,10 +320,13 @@ type DevIssuer = (
 /// Starts the local issuer in-process (or finds one already on the address) and returns the
 /// validator configuration that trusts it.
 async fn start_dev_issuer(args: &ServeArgs) -> Result<(ConfigBuilder, Option<DevIssuer>), String> {
-    let manifest_path = match &args.manifest {
-        Some(path) => path.clone(),
-        None => crate::issuer_source::default_manifest(),
-    };
+    let manifest_path = args
+        .manifest
+        .clone()
+        .or_else(crate::issuer_source::default_manifest)
+        .ok_or_else(|| {
+            "development mode needs a NAIS manifest for the local issuer, and neither ./nais.yaml nor examples/nais.yaml exists; pass --manifest FILE, or set MASKINPORTEN_* to validate against a real issuer".to_owned()
+        })?;
     let manifest = portvakt_manifest::Manifest::from_path(&manifest_path).map_err(|e| {
         format!(
             "development mode needs a NAIS manifest for the local issuer: {e}; pass --manifest FILE, or set MASKINPORTEN_* to validate against a real issuer"
