@@ -60,7 +60,7 @@ fn bench(c: &mut Criterion) {
         .cache_bytes(0)
         .build()
         .unwrap();
-    let keys = || KeySet::from_jwks_values(&[jwk.clone()], &[Algorithm::RS256]).0;
+    let keys = || KeySet::from_jwks_values(std::slice::from_ref(&jwk), &[Algorithm::RS256]).0;
     let cached = Validator::with_keys(&config, ISSUER, keys());
     let fresh = Validator::with_keys(&no_cache, ISSUER, keys());
     let token = key.sign_jwt(Algorithm::RS256, &claims(1)).unwrap();

@@ -313,8 +313,8 @@ fn vet_jwk(jwk: &Value, algorithms: &[Algorithm]) -> Result<VerifyingKey, KeyWar
         },
         Some(_) => return Err(skip("its `alg` is not a string".to_owned())),
     };
-    let modulus = big_unsigned(object, "n").map_err(|r| skip(r))?;
-    let exponent = big_unsigned(object, "e").map_err(|r| skip(r))?;
+    let modulus = big_unsigned(object, "n").map_err(skip)?;
+    let exponent = big_unsigned(object, "e").map_err(skip)?;
     let bits = bit_length(&modulus);
     if !(MIN_RSA_BITS..=MAX_RSA_BITS).contains(&bits) {
         return Err(skip(format!(
@@ -327,7 +327,7 @@ fn vet_jwk(jwk: &Value, algorithms: &[Algorithm]) -> Result<VerifyingKey, KeyWar
         ));
     }
     let exponent_bits = bit_length(&exponent);
-    if exponent_bits < 2 || exponent_bits > 33 || exponent.last().is_some_and(|b| b & 1 == 0) {
+    if !(2..=33).contains(&exponent_bits) || exponent.last().is_some_and(|b| b & 1 == 0) {
         return Err(skip(
             "its public exponent must be odd, at least 3 and at most 33 bits".to_owned(),
         ));

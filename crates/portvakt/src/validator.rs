@@ -1,8 +1,12 @@
 //! The validator: every rule, in order, cheapest and safest first.
 //!
-//! 1. size; 2. compact shape and strict base64url; 3. header (`alg` allow-list, `kid`, no
-//! `crit`); 4. signature with the key the `kid` names; 5. claims: `iss`, `exp`, `nbf`, `iat`,
-//! and `aud` when an audience is required; 6. the route's [`Policy`] (scopes, consumers).
+//! 1. size;
+//! 2. compact shape and strict base64url;
+//! 3. header (`alg` allow-list, `kid`, no `crit`);
+//! 4. signature with the key the `kid` names;
+//! 5. claims: `iss`, `exp`, `nbf`, `iat`, and `aud` when an audience is required;
+//! 6. the route's [`Policy`] (scopes, consumers).
+//!
 //! Verified tokens are cached; a cache hit is re-checked against the clock and the key set.
 
 use std::ops::Deref;
