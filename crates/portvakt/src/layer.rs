@@ -442,17 +442,10 @@ impl Shared {
         Check::Pass
     }
 
-    /// Whether a token an outer layer verified is one this layer's validator would accept too:
-    /// same issuer, an allowed algorithm, and the validator's required audience.
+    /// Whether a token an outer layer verified was verified by this layer's validator (or a
+    /// clone of it): then it needs no second validation, only this layer's policy.
     fn accepts_verified(&self, token: &VerifiedToken) -> bool {
-        let validator = &self.validator;
-        token
-            .issuer()
-            .is_some_and(|iss| validator.issuer().as_deref() == Some(iss))
-            && validator.algorithms().contains(&token.algorithm())
-            && validator
-                .required_audience()
-                .is_none_or(|aud| crate::claims::check_audience(token, aud).is_ok())
+        token.verified_by(&self.validator)
     }
 
     /// The slow path of [`check`](Self::check).

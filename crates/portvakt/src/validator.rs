@@ -31,6 +31,7 @@ pub struct VerifiedToken(Arc<Verified>);
 
 #[derive(Debug)]
 struct Verified {
+    validator_id: u64,
     claims: Claims,
     algorithm: Algorithm,
     key: Arc<VerifyingKey>,
@@ -51,6 +52,12 @@ impl VerifiedToken {
     /// The id of the key that verified it.
     pub fn kid(&self) -> &str {
         self.0.key.kid()
+    }
+
+    /// Whether this validator (or a clone of it) verified the token. Lets stacked layers reuse
+    /// an outer layer's verification exactly when it was made with the same keys and rules.
+    pub fn verified_by(&self, validator: &Validator) -> bool {
+        self.0.validator_id == validator.inner.id
     }
 
     /// The consumer's organization number, the usual thing to authorize on.
@@ -103,6 +110,8 @@ impl std::fmt::Debug for Validator {
 }
 
 struct Inner {
+    /// Unique per validator (clones share it), for [`VerifiedToken::verified_by`].
+    id: u64,
     store: Arc<KeyStore>,
     cache: Option<TokenCache>,
     algorithms: Vec<Algorithm>,
@@ -153,6 +162,7 @@ impl Validator {
     ) -> Validator {
         Validator {
             inner: Arc::new(Inner {
+                id: NEXT_VALIDATOR_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
                 store,
                 cache: TokenCache::new(config.cache_bytes),
                 algorithms: config.algorithms.clone(),
@@ -341,6 +351,7 @@ impl Validator {
             check_audience(&claims, required)?;
         }
         let verified = VerifiedToken(Arc::new(Verified {
+            validator_id: inner.id,
             claims,
             algorithm: jws.header.alg,
             key: jws.key,
@@ -376,6 +387,8 @@ impl Validator {
         Ok(())
     }
 }
+
+static NEXT_VALIDATOR_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 fn unix_seconds(time: SystemTime) -> i64 {
     match time.duration_since(UNIX_EPOCH) {

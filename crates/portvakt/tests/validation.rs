@@ -583,3 +583,19 @@ fn errors_never_echo_the_token_or_signature() {
     let text = err.to_string();
     assert!(!text.contains('\n') && text.len() < 200, "{text}");
 }
+
+#[tokio::test]
+async fn a_verified_token_knows_which_validator_verified_it() {
+    let (first, second) = (validator(), validator());
+    let token = sign(&KEY_A, &claims(ISSUER, READ));
+    let verified = first.validate(&token).await.unwrap();
+    assert!(verified.verified_by(&first));
+    assert!(
+        verified.verified_by(&first.clone()),
+        "clones share keys, cache and identity"
+    );
+    assert!(
+        !verified.verified_by(&second),
+        "same issuer and keys, but another validator"
+    );
+}
