@@ -278,6 +278,32 @@ pub fn router(state: ProxyState) -> Router {
     Router::new().fallback(handle).with_state(state)
 }
 
+/// Serves the proxy on `listener` until `shutdown` completes, then lets in-flight requests
+/// finish: HTTP/1.1 and HTTP/2 (prior knowledge) from clients, `TCP_NODELAY` on every accepted
+/// connection (responses are streamed in pieces, which Nagle's algorithm would delay), and the
+/// peer address for `X-Forwarded-For`.
+pub async fn serve<F>(
+    listener: tokio::net::TcpListener,
+    state: ProxyState,
+    shutdown: F,
+) -> std::io::Result<()>
+where
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    use axum::serve::ListenerExt;
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "proxy: cannot set TCP_NODELAY");
+        }
+    });
+    axum::serve(
+        listener,
+        router(state).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+}
+
 /// Counts a request under `proxy` with this outcome.
 fn count(inner: &Inner, outcome: &'static str) {
     inner.metrics.request("proxy", outcome);
