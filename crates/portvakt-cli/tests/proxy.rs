@@ -38,6 +38,10 @@ path = "/api/read/**"
 scopes = ["nav:arbeid:some.scope.read"]
 
 [[route]]
+path = "/api/write/admin/**"
+deny = true
+
+[[route]]
 path = "/api/write/**"
 scopes = ["nav:arbeid:some.scope.write"]
 
@@ -606,10 +610,36 @@ async fn unmatched_route_is_denied_by_default() {
         assert_eq!(header(response.headers(), "www-authenticate"), None);
         assert_eq!(
             json_of(response).await,
-            json!({"error": "access_denied", "error_description": "no route in the proxy's policy admits this method and path"})
+            json!({"error": "access_denied", "error_description": "the proxy's policy does not allow this method and path"})
         );
     }
     assert_eq!(h.upstream_hits(), 0);
+}
+
+#[tokio::test]
+async fn deny_route_carves_out_of_a_broader_route() {
+    let h = harness().await;
+    for path in ["/api/write/admin", "/api/write/admin/users/1"] {
+        let response = h
+            .http
+            .delete(h.url(path))
+            .bearer_auth(token(WRITE))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 403, "{path}");
+        assert_eq!(header(response.headers(), "www-authenticate"), None);
+        assert_eq!(json_of(response).await["error"], "access_denied");
+    }
+    assert_eq!(h.upstream_hits(), 0);
+    let response = h
+        .http
+        .delete(h.url("/api/write/administrators"))
+        .bearer_auth(token(WRITE))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
 }
 
 #[tokio::test]
@@ -1055,10 +1085,64 @@ fn example_policy_is_valid_and_protects_the_guide_scopes() {
 }
 
 #[test]
+fn check_policy_reports() {
+    use portvakt_cli::proxy::check_policy;
+    let dir = std::env::temp_dir().join(format!("portvakt-proxy-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let good = dir.join("good.toml");
+    std::fs::write(
+        &good,
+        "realm = \"api\"\n[[route]]\nmethods = [\"GET\", \"HEAD\"]\npath = \"/a/**\"\nany_scopes = [\"x\", \"y\"]\n\n[[route]]\npath = \"/b\"\nscopes = [\"z\"]\nconsumers = [\"123456789\"]\n\n[[route]]\npath = \"/c/*\"\npublic = true\n\n[[route]]\npath = \"/d\"\ndeny = true\n",
+    )
+    .unwrap();
+    let file = good.display().to_string();
+    assert_eq!(
+        check_policy(&good).unwrap(),
+        format!(
+            "{file}:10:14: warning: organization number 123456789 fails the modulus-11 check digit\n  = help: check the number in Enhetsregisteret (brreg.no); a typo admits a stranger or nobody\n\
+             {file}:4: GET,HEAD /a/** -> token with one of `x`, `y`\n\
+             {file}:8: * /b -> token with `z` from consumers 123456789\n\
+             {file}:13: * /c/* -> public\n\
+             {file}:17: * /d -> deny\n\
+             {file}: 4 routes, default deny, realm \"api\", 1 warning\n"
+        )
+    );
+    let bad = dir.join("bad.toml");
+    std::fs::write(
+        &bad,
+        "[[route]]\npath = \"/d\"\ndeny = true\npublic = true\n",
+    )
+    .unwrap();
+    let file = bad.display().to_string();
+    assert_eq!(
+        check_policy(&bad).unwrap_err(),
+        format!(
+            "{file}:3:8: error: a denied route cannot have `public`\n  = help: denied routes refuse every request: remove `public` or `deny = true`\n{file}: 1 error, 0 warnings\n"
+        )
+    );
+    let missing = dir.join("missing.toml");
+    let error = check_policy(&missing).unwrap_err();
+    assert!(
+        error.starts_with(&format!(
+            "error: cannot read policy file {}: ",
+            missing.display()
+        )),
+        "{error}"
+    );
+    assert!(
+        error.ends_with(
+            "\n  = help: pass the route policy (TOML), e.g. --policy examples/policy.toml\n"
+        ),
+        "{error}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn unknown_keys_are_errors_with_position() {
     assert_eq!(
         policy_errors("[[route]]\npath = \"/a\"\nscope = [\"x\"]\n"),
-        "policy.toml:3:1: error: unknown field `scope`, expected one of `methods`, `path`, `scopes`, `any_scopes`, `consumers`, `public`\n  = help: did you mean `scopes`?\npolicy.toml: 1 error, 0 warnings"
+        "policy.toml:3:1: error: unknown field `scope`, expected one of `methods`, `path`, `scopes`, `any_scopes`, `consumers`, `public`, `deny`\n  = help: did you mean `scopes`?\npolicy.toml: 1 error, 0 warnings"
     );
     assert_eq!(
         policy_errors("realm = \"x\"\nroutes = []\n"),
@@ -1118,9 +1202,9 @@ policy.toml:10:11: error: scope "a b" contains ' ' and can never be granted
   = help: one scope per string: ["a", "b"], not ["a b"]
 policy.toml:11:14: error: a route cannot have both `scopes` and `any_scopes`
   = help: use `scopes` when all are needed, `any_scopes` when one is enough; split the route if you need both
-policy.toml:14:8: error: route `/c` requires no scope and is not public
-  = help: add `scopes = [...]` (all needed) or `any_scopes = [...]` (one needed), or `public = true` for a route that needs no token
-policy.toml:18:10: error: a public route cannot require `scopes`
+policy.toml:14:8: error: route `/c` requires no scope and is neither public nor denied
+  = help: add `scopes = [...]` (all needed) or `any_scopes = [...]` (one needed), `public = true` for a route that needs no token, or `deny = true`
+policy.toml:18:10: error: a public route cannot have `scopes`
   = help: public routes forward without a token: remove `scopes` or `public = true`
 policy.toml:24:14: error: consumer "12345678" is not a nine-digit organization number
   = help: write the consumer's organization number, e.g. "889640782" (no spaces, no `0192:` prefix)

@@ -30,12 +30,13 @@ pub fn rejection(rejection: &Rejection) -> Response {
     rejection.to_response().map(Body::from)
 }
 
-/// 403: no route admits this request (`default = "deny"`). No challenge: no token would help.
-pub fn no_route() -> Response {
+/// 403: a `deny = true` route, or no route and `default = "deny"`. No challenge: no token
+/// would help.
+pub fn denied() -> Response {
     json(
         StatusCode::FORBIDDEN,
         "access_denied",
-        "no route in the proxy's policy admits this method and path".to_owned(),
+        "the proxy's policy does not allow this method and path".to_owned(),
     )
 }
 

@@ -68,6 +68,7 @@ mod answer;
 pub mod policy;
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -165,6 +166,33 @@ pub enum ProxyError {
     /// A limit is zero.
     #[error("{0} must be at least 1")]
     ZeroLimit(&'static str),
+}
+
+impl ProxyConfig {
+    /// Reads `--upstream` and `--policy` into a configuration with the default limits, logging
+    /// the policy's warnings. The error is the text to print: every policy error with its
+    /// `file:line:col`, or what is wrong with the upstream.
+    pub fn load(upstream: &str, policy: &Path) -> Result<ProxyConfig, String> {
+        let upstream = parse_upstream(upstream)?;
+        let policy = PolicyFile::from_path(policy).map_err(|e| e.to_string())?;
+        for warning in policy.warnings() {
+            tracing::warn!(file = %warning.file, line = warning.line, column = warning.column, "{}", warning.message);
+        }
+        Ok(ProxyConfig::new(upstream, policy))
+    }
+}
+
+/// `portvakt serve --check-policy`: `Ok` with the warnings and one line per route (print to
+/// stdout, exit 0), or `Err` with every error and warning as `file:line:col: ...` and a help
+/// line (print to stderr, exit 1).
+pub fn check_policy(path: &Path) -> Result<String, String> {
+    match PolicyFile::from_path(path) {
+        Ok(policy) => Ok(policy.summary()),
+        Err(e @ PolicyError::Invalid { .. }) => Err(format!("{e}\n")),
+        Err(e) => Err(format!(
+            "error: {e}\n  = help: pass the route policy (TOML), e.g. --policy examples/policy.toml\n"
+        )),
+    }
 }
 
 /// Parses and checks an `--upstream` value.
@@ -324,7 +352,7 @@ async fn handle(State(state): State<ProxyState>, request: Request) -> Response {
         Access::Deny => {
             tracing::debug!(method = %request.method(), path = path.as_str(), "proxy: no route");
             count(inner, "denied");
-            return answer::no_route();
+            return answer::denied();
         }
         Access::Public => None,
         Access::Token(policy) => match authorize(inner, request.headers(), policy).await {

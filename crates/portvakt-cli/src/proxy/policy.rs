@@ -22,6 +22,10 @@
 //! [[route]]
 //! path = "/internal/health"
 //! public = true               # no token needed, nothing validated
+//!
+//! [[route]]
+//! path = "/api/v1/admin/**"
+//! deny = true                 # refused whatever the token (list it before broader routes)
 //! ```
 //!
 //! ## Keys
@@ -48,9 +52,11 @@
 //!   wrong is a warning (almost always a typo).
 //! - `public` (bool, optional, default false): no token is needed and none is validated; the
 //!   request is forwarded without identity headers.
+//! - `deny` (bool, optional, default false): the request is refused with 403 whatever the token;
+//!   carves an exception out of a later, broader route (`/api/v1/admin/**` before `/api/v1/**`).
 //!
-//! A route is either `public = true` or names `scopes` or `any_scopes` (not both); lists may not
-//! be empty. Unknown keys are errors, so a misspelt `scope =` cannot silently drop a check.
+//! A route is `public = true`, `deny = true`, or names `scopes` or `any_scopes` (not both);
+//! lists may not be empty. Unknown keys are errors, so a misspelt `scope =` cannot silently drop a check.
 //!
 //! ## Path patterns
 //!
@@ -145,6 +151,7 @@ pub struct Route {
     methods: Option<Vec<Method>>,
     pattern: PathPattern,
     access: Access,
+    consumers: Option<Vec<String>>,
     line: usize,
 }
 
@@ -162,6 +169,11 @@ impl Route {
     /// What the route requires.
     pub fn access(&self) -> &Access {
         &self.access
+    }
+
+    /// The consumer organization numbers the route admits, when it limits them.
+    pub fn consumers(&self) -> Option<&[String]> {
+        self.consumers.as_deref()
     }
 
     /// The 1-based line of the route's `path` in the policy file (for logs).
@@ -569,6 +581,7 @@ struct RawRoute {
     any_scopes: Option<SpannedList>,
     consumers: Option<SpannedList>,
     public: Option<Spanned<bool>>,
+    deny: Option<Spanned<bool>>,
 }
 
 /// Turns byte offsets into 1-based line and column and collects diagnostics.
@@ -815,7 +828,7 @@ impl PolicyFile {
             let access = match &route.access {
                 Access::Public => "public".to_owned(),
                 Access::Deny => "deny".to_owned(),
-                Access::Token(policy) => describe(policy),
+                Access::Token(policy) => describe(policy, route.consumers()),
             };
             out.push_str(&format!(
                 "{}:{}: {methods} {} -> {access}\n",
@@ -839,11 +852,16 @@ impl PolicyFile {
     }
 }
 
-fn describe(policy: &Policy) -> String {
-    match policy.scope_requirement() {
+fn describe(policy: &Policy, consumers: Option<&[String]>) -> String {
+    let mut text = match policy.scope_requirement() {
         ScopeRequirement::None => "any valid token".to_owned(),
         requirement => format!("token with {requirement}"),
+    };
+    if let Some(consumers) = consumers {
+        text.push_str(" from consumers ");
+        text.push_str(&consumers.join(", "));
     }
+    text
 }
 
 fn toml_help(message: &str) -> String {
@@ -942,24 +960,41 @@ fn check_route(raw: &RawRoute, reporter: &mut Reporter<'_>) -> Option<Route> {
         .as_ref()
         .map(|list| check_consumers(list, reporter));
 
-    let access = if public {
-        let offset = raw.public.as_ref().map_or(0, |p| p.span().start);
-        for (key, present) in [
+    let deny = raw.deny.as_ref().is_some_and(|d| *d.get_ref());
+    let access = if public || deny {
+        let (word, flag, offset, help) = if deny {
+            (
+                "a denied",
+                "deny",
+                raw.deny.as_ref().map_or(0, |d| d.span().start),
+                "denied routes refuse every request",
+            )
+        } else {
+            (
+                "a public",
+                "public",
+                raw.public.as_ref().map_or(0, |p| p.span().start),
+                "public routes forward without a token",
+            )
+        };
+        let mut conflicts = vec![
             ("scopes", raw.scopes.is_some()),
             ("any_scopes", raw.any_scopes.is_some()),
             ("consumers", raw.consumers.is_some()),
-        ] {
+        ];
+        if deny {
+            conflicts.push(("public", public));
+        }
+        for (key, present) in conflicts {
             if present {
                 reporter.error(
                     offset,
-                    format!("a public route cannot require `{key}`"),
-                    format!(
-                        "public routes forward without a token: remove `{key}` or `public = true`"
-                    ),
+                    format!("{word} route cannot have `{key}`"),
+                    format!("{help}: remove `{key}` or `{flag} = true`"),
                 );
             }
         }
-        Access::Public
+        if deny { Access::Deny } else { Access::Public }
     } else {
         let requirement = match (scopes, any_scopes) {
             (Some(_), Some(_)) => {
@@ -977,18 +1012,18 @@ fn check_route(raw: &RawRoute, reporter: &mut Reporter<'_>) -> Option<Route> {
                 reporter.error(
                     raw.path.span().start,
                     format!(
-                        "route `{}` requires no scope and is not public",
+                        "route `{}` requires no scope and is neither public nor denied",
                         raw.path.get_ref()
                     ),
-                    "add `scopes = [...]` (all needed) or `any_scopes = [...]` (one needed), or \
-                     `public = true` for a route that needs no token",
+                    "add `scopes = [...]` (all needed) or `any_scopes = [...]` (one needed), \
+                     `public = true` for a route that needs no token, or `deny = true`",
                 );
                 ScopeRequirement::None
             }
         };
         let mut policy = Policy::new().scopes(requirement);
-        if let Some(consumers) = consumers {
-            policy = policy.allow_consumers(consumers);
+        if let Some(consumers) = &consumers {
+            policy = policy.allow_consumers(consumers.iter().cloned());
         }
         Access::Token(policy)
     };
@@ -1003,6 +1038,7 @@ fn check_route(raw: &RawRoute, reporter: &mut Reporter<'_>) -> Option<Route> {
         methods,
         pattern: pattern?,
         access,
+        consumers: if public || deny { None } else { consumers },
         line,
     })
 }
