@@ -15,7 +15,7 @@
 //!   (streamed, never buffered) and `Authorization` header (unchanged).
 //! - `Host` as the client sent it (or, for HTTP/2 clients, their `:authority`), unless
 //!   [`ProxyConfig::preserve_host`] is false, in which case it is the upstream's address.
-//! - `X-Forwarded-For` with the client's address appended (when the server was started with
+//! - `X-Forwarded-For` with the client's address appended (when served by [`serve`], or with
 //!   [`axum::Router::into_make_service_with_connect_info`]), and `X-Forwarded-Proto: http`
 //!   unless the client (normally the ingress) already set it.
 //! - The identity headers below, **only** on routes that validated a token. Every incoming
@@ -59,10 +59,33 @@
 //! | 401    | no token (or another scheme such as `Basic`)             | `Bearer realm="..."`                                       |
 //! | 401    | token invalid (signature, expiry, issuer ...)            | `Bearer realm="...", error="invalid_token", error_description="..."` |
 //! | 403    | scope missing / consumer not allowed                     | `Bearer realm="...", error="insufficient_scope", error_description="...", scope="..."` |
-//! | 403    | no route matches and `default = "deny"`                  | none                                                       |
+//! | 403    | a `deny = true` route, or no route and `default = "deny"` | none                                                      |
 //! | 503    | signing keys not fetched yet (`Retry-After: 5`)          | none                                                       |
 //!
 //! Tokens are never logged.
+//!
+//! ## Metrics
+//!
+//! `portvakt_requests_total{endpoint="proxy", outcome=...}` with outcome `forwarded` (token
+//! validated), `public` (forwarded without a token), `missing_token`, `bad_request` (path or
+//! `Authorization` malformed), `invalid_token`, `forbidden` (scope or consumer), `denied` (deny
+//! route or default), `unavailable`, `bad_gateway`, `gateway_timeout`; every validation in
+//! `portvakt_validations_total` and its duration histogram; the upstream's time to response
+//! headers in `portvakt_upstream_duration_seconds`.
+//!
+//! ## Use
+//!
+//! ```no_run
+//! # async fn run(validator: portvakt::Validator) -> Result<(), String> {
+//! use portvakt_cli::proxy::{self, ProxyConfig, ProxyState};
+//! use portvakt_cli::serve::metrics::Metrics;
+//!
+//! let config = ProxyConfig::load("http://127.0.0.1:8080", "policy.toml".as_ref())?;
+//! let state = ProxyState::new(validator, Metrics::new(), config).map_err(|e| e.to_string())?;
+//! let listener = tokio::net::TcpListener::bind("0.0.0.0:7167").await.map_err(|e| e.to_string())?;
+//! proxy::serve(listener, state, std::future::pending()).await.map_err(|e| e.to_string())
+//! # }
+//! ```
 
 mod answer;
 pub mod policy;
