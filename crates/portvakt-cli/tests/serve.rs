@@ -555,3 +555,164 @@ async fn serve_exits_cleanly_on_sigterm() {
     assert!(status.success(), "{status:?}");
     let _: SocketAddr = format!("127.0.0.1:{api}").parse().unwrap();
 }
+
+/// A tiny upstream: `/api/v1/slow` answers after a second, everything else at once, echoing
+/// the identity header the proxy adds.
+async fn upstream() -> SocketAddr {
+    use axum::http::HeaderMap;
+    use axum::routing::get;
+    async fn echo(headers: HeaderMap) -> String {
+        let orgno = headers
+            .get("x-portvakt-consumer-orgno")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("-");
+        format!("hello {orgno}")
+    }
+    async fn slow() -> &'static str {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        "slow but complete"
+    }
+    let app = axum::Router::new()
+        .route("/api/v1/slow", get(slow))
+        .fallback(echo);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    addr
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn serve_with_the_proxy_enforces_the_policy_and_drains_on_sigterm() {
+    let upstream = upstream().await;
+    let (api, dev_issuer, proxy) = (free_port(), free_port(), free_port());
+    let mut sidecar = spawn_serve(
+        &[],
+        &[
+            "--listen".into(),
+            format!("127.0.0.1:{api}"),
+            "--dev-issuer-listen".into(),
+            format!("127.0.0.1:{dev_issuer}"),
+            "--upstream".into(),
+            format!("http://{upstream}"),
+            "--policy".into(),
+            "examples/policy.toml".into(),
+            "--proxy-listen".into(),
+            format!("127.0.0.1:{proxy}"),
+        ],
+    );
+    wait_for_status(
+        &format!("http://127.0.0.1:{api}/readyz"),
+        200,
+        Duration::from_secs(30),
+    )
+    .await;
+    let token: Value = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{dev_issuer}/dev/token"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("orgno=123456789&scope={READ}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let bearer = format!("Bearer {}", token["access_token"].as_str().unwrap());
+    let client = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{proxy}");
+
+    let ok = client
+        .get(format!("{base}/api/v1/things"))
+        .header("authorization", &bearer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    assert_eq!(ok.text().await.unwrap(), "hello 123456789");
+    let anonymous = client
+        .get(format!("{base}/api/v1/things"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 401);
+    assert_eq!(
+        anonymous.headers()["www-authenticate"],
+        "Bearer realm=\"arbeid-api\""
+    );
+    let write = client
+        .post(format!("{base}/api/v1/things"))
+        .header("authorization", &bearer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(write.status(), 403);
+    assert!(
+        write.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .contains("insufficient_scope")
+    );
+    // The sidecar's own endpoints are not on the proxy port.
+    assert_eq!(
+        client
+            .get(format!("{base}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        403
+    );
+
+    // SIGTERM while a request is in flight: it completes, then the process exits cleanly.
+    let in_flight = {
+        let client = client.clone();
+        let bearer = bearer.clone();
+        let url = format!("{base}/api/v1/slow");
+        tokio::spawn(async move { client.get(url).header("authorization", bearer).send().await })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let pid = sidecar.0.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let response = in_flight
+        .await
+        .unwrap()
+        .expect("the in-flight request is answered");
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.text().await.unwrap(), "slow but complete");
+    let deadline = std::time::Instant::now() + Duration::from_secs(12);
+    let status = loop {
+        if let Some(status) = sidecar.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(std::time::Instant::now() < deadline, "serve did not stop");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "{status:?}");
+}
+
+#[test]
+fn check_policy_reports_errors_with_positions() {
+    let dir = std::env::temp_dir().join(format!("portvakt-policy-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("policy.toml");
+    std::fs::write(
+        &bad,
+        "default = \"deny\"\n[[route]]\npath = \"/api/**\"\nscopez = [\"a\"]\n",
+    )
+    .unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_portvakt"))
+        .args(["serve", "--check-policy", "--policy"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(stderr.contains("policy.toml:4:1"), "{stderr}");
+    assert!(stderr.contains("scopez"), "{stderr}");
+}

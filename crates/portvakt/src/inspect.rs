@@ -12,7 +12,9 @@ use serde_json::{Map, Value};
 
 use crate::claims::{Claims, check_audience};
 use crate::error::{ValidationError, printable};
-use crate::jws::{decode_header, decode_unverified_header, decode_unverified_payload, split_compact};
+use crate::jws::{
+    decode_header, decode_unverified_header, decode_unverified_payload, split_compact,
+};
 use crate::scope::Policy;
 use crate::validator::Validator;
 
@@ -91,7 +93,10 @@ impl Validator {
         };
         let format_ok = match format {
             Ok(h) => {
-                checks.push(passed("format", format!("compact JWS, alg {}, kid `{}`", h.alg, printable(&h.kid))));
+                checks.push(passed(
+                    "format",
+                    format!("compact JWS, alg {}, kid `{}`", h.alg, printable(&h.kid)),
+                ));
                 true
             }
             Err(e) => {
@@ -108,8 +113,17 @@ impl Validator {
         checks.push(match (format_ok, signature_error, &verdict) {
             (false, _, _) => skipped("signature", "the token is not a well-formed JWS"),
             (true, Some(e), _) => failed("signature", e.to_string()),
-            (true, None, Ok(v)) => passed("signature", format!("{} with the issuer's key `{}`", v.algorithm(), printable(v.kid()))),
-            (true, None, Err(_)) => passed("signature", "verified with the issuer's key".to_owned()),
+            (true, None, Ok(v)) => passed(
+                "signature",
+                format!(
+                    "{} with the issuer's key `{}`",
+                    v.algorithm(),
+                    printable(v.kid())
+                ),
+            ),
+            (true, None, Err(_)) => {
+                passed("signature", "verified with the issuer's key".to_owned())
+            }
         });
         let verified_note = if signature_error.is_some() || !format_ok {
             " (signature NOT verified)"
@@ -125,7 +139,14 @@ impl Validator {
                 } else {
                     "the payload is not a JSON object"
                 };
-                for name in ["issuer", "expiry", "not-before", "issued-at", "audience", "scope"] {
+                for name in [
+                    "issuer",
+                    "expiry",
+                    "not-before",
+                    "issued-at",
+                    "audience",
+                    "scope",
+                ] {
                     checks.push(skipped(name, why));
                 }
             }
@@ -133,30 +154,69 @@ impl Validator {
                 let leeway = self.leeway_seconds();
                 checks.push(match (self.issuer(), claims.issuer()) {
                     (_, None) => failed("issuer", "no `iss` claim".to_owned()),
-                    (None, Some(iss)) => skipped_owned("issuer", format!("`{}`; the trusted issuer is not known yet", printable(iss))),
-                    (Some(trusted), Some(iss)) if trusted == iss => passed("issuer", format!("{iss}{verified_note}")),
-                    (Some(trusted), Some(iss)) => failed("issuer", format!("`{}` is not the trusted issuer `{trusted}`", printable(iss))),
+                    (None, Some(iss)) => skipped_owned(
+                        "issuer",
+                        format!("`{}`; the trusted issuer is not known yet", printable(iss)),
+                    ),
+                    (Some(trusted), Some(iss)) if trusted == iss => {
+                        passed("issuer", format!("{iss}{verified_note}"))
+                    }
+                    (Some(trusted), Some(iss)) => failed(
+                        "issuer",
+                        format!("`{}` is not the trusted issuer `{trusted}`", printable(iss)),
+                    ),
                 });
                 checks.push(match claims.expires_at() {
                     None => failed("expiry", "no `exp` claim".to_owned()),
-                    Some(exp) if now >= exp.saturating_add(leeway) => {
-                        failed("expiry", format!("expired {} ({} s ago, leeway {leeway} s)", utc(exp), now - exp))
-                    }
-                    Some(exp) => passed("expiry", format!("expires {} ({}){verified_note}", utc(exp), relative(exp - now))),
+                    Some(exp) if now >= exp.saturating_add(leeway) => failed(
+                        "expiry",
+                        format!(
+                            "expired {} ({} s ago, leeway {leeway} s)",
+                            utc(exp),
+                            now - exp
+                        ),
+                    ),
+                    Some(exp) => passed(
+                        "expiry",
+                        format!(
+                            "expires {} ({}){verified_note}",
+                            utc(exp),
+                            relative(exp - now)
+                        ),
+                    ),
                 });
                 checks.push(match claims.not_before() {
-                    None => skipped("not-before", "no `nbf` claim (Maskinporten does not set one)"),
-                    Some(nbf) if now.saturating_add(leeway) < nbf => failed("not-before", format!("not valid before {} ({})", utc(nbf), relative(nbf - now))),
+                    None => skipped(
+                        "not-before",
+                        "no `nbf` claim (Maskinporten does not set one)",
+                    ),
+                    Some(nbf) if now.saturating_add(leeway) < nbf => failed(
+                        "not-before",
+                        format!("not valid before {} ({})", utc(nbf), relative(nbf - now)),
+                    ),
                     Some(nbf) => passed("not-before", format!("valid since {}", utc(nbf))),
                 });
                 checks.push(match claims.issued_at() {
                     None => skipped("issued-at", "no `iat` claim"),
-                    Some(iat) if iat > now.saturating_add(leeway) => failed("issued-at", format!("issued in the future: {} ({})", utc(iat), relative(iat - now))),
-                    Some(iat) => passed("issued-at", format!("issued {} ({})", utc(iat), relative(iat - now))),
+                    Some(iat) if iat > now.saturating_add(leeway) => failed(
+                        "issued-at",
+                        format!(
+                            "issued in the future: {} ({})",
+                            utc(iat),
+                            relative(iat - now)
+                        ),
+                    ),
+                    Some(iat) => passed(
+                        "issued-at",
+                        format!("issued {} ({})", utc(iat), relative(iat - now)),
+                    ),
                 });
                 let required_audience = policy.required_audience().or(self.required_audience());
                 checks.push(match required_audience {
-                    None => skipped_owned("audience", format!("no audience required (token aud: {:?})", claims.audience())),
+                    None => skipped_owned(
+                        "audience",
+                        format!("no audience required (token aud: {:?})", claims.audience()),
+                    ),
                     Some(required) => match check_audience(claims, required) {
                         Ok(()) => passed("audience", format!("restricted to `{required}`")),
                         Err(e) => failed("audience", e.to_string()),
@@ -164,11 +224,20 @@ impl Validator {
                 });
                 let requirement = policy.scope_requirement();
                 checks.push(if requirement.scopes().is_empty() {
-                    skipped_owned("scope", format!("no scope required (token has `{}`)", claims.scopes()))
+                    skipped_owned(
+                        "scope",
+                        format!("no scope required (token has `{}`)", claims.scopes()),
+                    )
                 } else if requirement.is_satisfied_by(claims.scopes()) {
-                    passed("scope", format!("needs {requirement}; token has `{}`", claims.scopes()))
+                    passed(
+                        "scope",
+                        format!("needs {requirement}; token has `{}`", claims.scopes()),
+                    )
                 } else {
-                    failed("scope", format!("needs {requirement}; token has `{}`", claims.scopes()))
+                    failed(
+                        "scope",
+                        format!("needs {requirement}; token has `{}`", claims.scopes()),
+                    )
                 });
             }
         }
@@ -209,7 +278,13 @@ fn is_signature_stage(error: &ValidationError) -> bool {
             | ValidationError::KeysUnavailable
             | ValidationError::KeyAlgorithmMismatch { .. }
             | ValidationError::BadSignature { .. }
-    ) || matches!(error, ValidationError::BadJson { segment: crate::Segment::Header, .. })
+    ) || matches!(
+        error,
+        ValidationError::BadJson {
+            segment: crate::Segment::Header,
+            ..
+        }
+    )
 }
 
 fn relative(seconds: i64) -> String {

@@ -163,7 +163,7 @@ pub async fn run(args: ServeArgs) -> ExitCode {
             api_addr,
             dev_issuer
                 .as_ref()
-                .map(|(issuer, grants)| (issuer.issuer_url(), grants)),
+                .map(|(issuer, grants)| (issuer.issuer_url(), grants.as_slice())),
         );
     }
     tracing::info!(listen = %api_addr, "portvakt sidecar listening");
@@ -183,9 +183,17 @@ pub async fn run(args: ServeArgs) -> ExitCode {
             stop_rx.clone(),
         ));
     }
-    if let Some((proxy_listener, router)) = proxy {
-        tracing::info!(listen = %local_addr(&proxy_listener), "enforcing proxy listening");
-        servers.spawn(serve_until(proxy_listener, router, stop_rx.clone()));
+    if let Some((proxy_listener, proxy_state)) = proxy {
+        tracing::info!(listen = %local_addr(&proxy_listener), upstream = ?args.upstream, "enforcing proxy listening");
+        let mut stop = stop_rx.clone();
+        servers.spawn(async move {
+            let stopped = async move {
+                let _ = stop.wait_for(|stopped| *stopped).await;
+            };
+            if let Err(e) = crate::proxy::serve(proxy_listener, proxy_state, stopped).await {
+                tracing::error!(%e, "proxy stopped");
+            }
+        });
     }
 
     shutdown.await;
@@ -221,6 +229,11 @@ async fn serve_until(
     router: Router,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
+    use axum::serve::ListenerExt as _;
+    // Small JSON answers: send them at once rather than waiting for Nagle.
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     let result = axum::serve(listener, router)
         .with_graceful_shutdown(async move {
             let _ = stop.wait_for(|stopped| *stopped).await;
@@ -311,11 +324,14 @@ async fn shutdown_signal() {
     }
 }
 
+/// A scope of the development issuer and an organization it is granted to, for the banner.
+struct GrantExample {
+    scope: String,
+    orgno: Option<String>,
+}
+
 /// The development issuer and a summary of its grants, for the banner.
-type DevIssuer = (
-    portvakt_issuer::RunningIssuer,
-    Vec<(String, Option<String>)>,
-);
+type DevIssuer = (portvakt_issuer::RunningIssuer, Vec<GrantExample>);
 
 /// Starts the local issuer in-process (or finds one already on the address) and returns the
 /// validator configuration that trusts it.
@@ -338,7 +354,7 @@ async fn start_dev_issuer(args: &ServeArgs) -> Result<(ConfigBuilder, Option<Dev
             manifest_path.display()
         )
     })?;
-    let grants: Vec<(String, Option<String>)> = manifest
+    let grants: Vec<GrantExample> = manifest
         .grants()
         .scopes()
         .iter()
@@ -349,7 +365,10 @@ async fn start_dev_issuer(args: &ServeArgs) -> Result<(ConfigBuilder, Option<Dev
             } else {
                 g.consumers.first().map(|c| c.orgno.clone())
             };
-            (g.scope.clone(), consumer)
+            GrantExample {
+                scope: g.scope.clone(),
+                orgno: consumer,
+            }
         })
         .collect();
     match portvakt_issuer::Issuer::bind(args.dev_issuer_listen.as_str(), config).await {
@@ -371,14 +390,14 @@ async fn start_dev_issuer(args: &ServeArgs) -> Result<(ConfigBuilder, Option<Dev
     }
 }
 
-fn print_dev_banner(api: SocketAddr, issuer: Option<(&str, &Vec<(String, Option<String>)>)>) {
+fn print_dev_banner(api: SocketAddr, issuer: Option<(&str, &[GrantExample])>) {
     let mut text = String::new();
     text.push_str("\nportvakt serve: development mode (no MASKINPORTEN_* variables set)\n");
     match issuer {
         Some((url, grants)) => {
             text.push_str(&format!("  local Maskinporten  {url}\n"));
-            for (scope, consumer) in grants.iter() {
-                match consumer {
+            for GrantExample { scope, orgno } in grants {
+                match orgno {
                     Some(orgno) => {
                         text.push_str(&format!("    scope {scope}  (granted to e.g. {orgno})\n"))
                     }
@@ -397,8 +416,12 @@ fn print_dev_banner(api: SocketAddr, issuer: Option<(&str, &Vec<(String, Option<
         "  health / readiness  http://{api}/healthz  http://{api}/readyz\n"
     ));
     text.push_str(&format!("  metrics             http://{api}/metrics\n\n"));
-    let example = issuer.and_then(|(_, grants)| grants.iter().find(|(_, c)| c.is_some()).cloned());
-    if let Some((scope, Some(orgno))) = example {
+    let example = issuer.and_then(|(_, grants)| grants.iter().find(|g| g.orgno.is_some()));
+    if let Some(GrantExample {
+        scope,
+        orgno: Some(orgno),
+    }) = example
+    {
         text.push_str("Try it (in another terminal):\n");
         text.push_str(&format!(
             "  TOKEN=$(cargo run --release -q -- token --scope {scope} --orgno {orgno})\n"
@@ -410,17 +433,38 @@ fn print_dev_banner(api: SocketAddr, issuer: Option<(&str, &Vec<(String, Option<
     eprint!("{text}");
 }
 
-fn proxy_check(_args: &ServeArgs) -> ExitCode {
-    eprintln!("error: the enforcing proxy is not built into this version yet");
-    ExitCode::from(2)
+fn proxy_check(args: &ServeArgs) -> ExitCode {
+    let Some(path) = &args.policy else {
+        eprintln!("error: --check-policy needs --policy FILE");
+        return ExitCode::from(2);
+    };
+    match crate::proxy::check_policy(path) {
+        Ok(report) => {
+            print!("{report}");
+            ExitCode::SUCCESS
+        }
+        Err(report) => {
+            eprint!("{report}");
+            ExitCode::from(1)
+        }
+    }
 }
 
+/// With `--upstream`: the proxy's listener and state, checked before anything is served.
 async fn proxy_setup(
     args: &ServeArgs,
-    _state: &AppState,
-) -> Result<Option<(TcpListener, Router)>, String> {
-    match &args.upstream {
-        None => Ok(None),
-        Some(_) => Err("the enforcing proxy is not built into this version yet".to_owned()),
-    }
+    state: &AppState,
+) -> Result<Option<(TcpListener, crate::proxy::ProxyState)>, String> {
+    let (Some(upstream), Some(policy)) = (&args.upstream, &args.policy) else {
+        return Ok(None);
+    };
+    let config = crate::proxy::ProxyConfig::load(upstream, policy)?;
+    let proxy_state = crate::proxy::ProxyState::new(
+        state.validator.clone(),
+        std::sync::Arc::clone(&state.metrics),
+        config,
+    )
+    .map_err(|e| e.to_string())?;
+    let listener = bind(&args.proxy_listen, "--proxy-listen / PORTVAKT_PROXY_LISTEN").await?;
+    Ok(Some((listener, proxy_state)))
 }
