@@ -4,7 +4,8 @@
 //! with the key the header's `kid` names among that client's keys (`invalid_client`); then the
 //! claims (`invalid_grant`): only those Maskinporten accepts, `aud` exactly the issuer, `iat`
 //! within 10 s of now, `exp` in the future and at most 120 s after `iat`, a `jti`, a `scope`,
-//! well-formed optional claims; and last the `jti` is remembered, so the assertion cannot be
+//! well-formed optional claims (`authorization_details` only of the types in
+//! [`AUTHORIZATION_DETAILS_TYPES`]); and last the `jti` is remembered, so the assertion cannot be
 //! used again.
 
 use std::sync::Arc;
@@ -31,6 +32,11 @@ pub const ACCEPTED_CLAIMS: [&str; 11] = [
     "iss_onbehalfof",
     "pid",
 ];
+
+/// The `authorization_details` types Maskinporten knows (RFC 9396 rich authorization requests):
+/// Altinn system users and Altinn consents. Advertised in the discovery document as
+/// `authorization_details_types_supported`; an assertion with any other type is refused.
+pub const AUTHORIZATION_DETAILS_TYPES: [&str; 2] = ["urn:altinn:systemuser", "urn:altinn:consent"];
 
 /// How far `iat` may be from the issuer's clock, either way.
 pub const MAX_CLOCK_SKEW_SECS: i64 = 10;
@@ -112,8 +118,22 @@ fn verify_signature(assertion: &str, client: &RegisteredClient) -> Result<(), OA
             ValidationError::MissingKid => OAuthError::client(
                 "assertion header has no `kid`; it must name the client's registered key",
             ),
-            ValidationError::AlgorithmNotAllowed { .. }
-            | ValidationError::KeyAlgorithmMismatch { .. }
+            ValidationError::AlgorithmNotAllowed { alg, .. } => {
+                let accepted = ASSERTION_ALGORITHMS
+                    .iter()
+                    .map(|a| a.name())
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                OAuthError::client(match alg {
+                    Some(alg) => format!(
+                        "assertion `alg` \"{alg}\" is not accepted: Maskinporten accepts client assertions signed {accepted} with the client's registered RSA key"
+                    ),
+                    None => format!(
+                        "assertion header has no `alg`: sign the assertion {accepted} with the client's registered RSA key"
+                    ),
+                })
+            }
+            ValidationError::KeyAlgorithmMismatch { .. }
             | ValidationError::UnsupportedHeader { .. } => {
                 OAuthError::client(format!("assertion: {e}"))
             }
@@ -252,6 +272,17 @@ fn check_claims(
                 .iter()
                 .all(|item| item.get("type").is_some_and(Value::is_string)) =>
         {
+            let unsupported = items
+                .iter()
+                .filter_map(|item| item.get("type").and_then(Value::as_str))
+                .find(|t| !AUTHORIZATION_DETAILS_TYPES.contains(t));
+            if let Some(t) = unsupported {
+                return Err(OAuthError::grant(format!(
+                    "assertion `authorization_details` has type \"{}\", which is not supported; supported types: {}",
+                    printable(t),
+                    AUTHORIZATION_DETAILS_TYPES.join(", ")
+                )));
+            }
             Some(Value::Array(items.clone()))
         }
         Some(_) => {

@@ -328,7 +328,7 @@ impl Issuer {
             "token_endpoint_auth_methods_supported": ["private_key_jwt"],
             "grant_types_supported": ["urn:ietf:params:oauth:grant-type:jwt-bearer"],
             "token_endpoint_auth_signing_alg_values_supported": ["RS256", "RS384", "RS512"],
-            "authorization_details_types_supported": [],
+            "authorization_details_types_supported": assertion::AUTHORIZATION_DETAILS_TYPES,
         });
         if self.state.development {
             doc["portvakt_dev_token_endpoint"] = json!(self.dev_token_endpoint().as_str());

@@ -10,7 +10,7 @@
 //! - the JWT-bearer grant, the assertion verified as Maskinporten does (registered client and key,
 //!   `aud` = the issuer, `iat` within 10 s, `exp - iat` at most 120 s, `jti` never reused,
 //!   unknown claims refused; optional `resource`, `consumer_org`, `pid`,
-//!   `authorization_details`), refusals as `{"error", "error_description"}` with Maskinporten's
+//!   `authorization_details` of the types in [`AUTHORIZATION_DETAILS_TYPES`]), refusals as `{"error", "error_description"}` with Maskinporten's
 //!   codes and a description that says exactly what failed;
 //! - grants from the manifest ([`GrantsTable`]): a scope is issued only when exposed, enabled and
 //!   granted to the organization (or accessible for all); lifetime is the lowest `atMaxAge` of
@@ -50,7 +50,8 @@ mod keys;
 mod replay;
 
 pub use assertion::{
-    ACCEPTED_CLAIMS, MAX_ASSERTION_BYTES, MAX_ASSERTION_LIFETIME_SECS, MAX_CLOCK_SKEW_SECS,
+    ACCEPTED_CLAIMS, AUTHORIZATION_DETAILS_TYPES, MAX_ASSERTION_BYTES, MAX_ASSERTION_LIFETIME_SECS,
+    MAX_CLOCK_SKEW_SECS,
 };
 pub use clients::{ASSERTION_ALGORITHMS, ClientRegistry, RegisteredClient, generate_client_key};
 pub use duration::parse_duration;

@@ -1,8 +1,17 @@
 //! End to end over real HTTP on loopback: manifest -> issuer -> `TokenClient` -> the core
 //! library's validator.
 
-use std::sync::LazyLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::Json;
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use portvakt::client::{TokenClient, TokenError, TokenRequest, request_dev_token};
 use portvakt::jws::{decode_unverified_header, decode_unverified_payload};
@@ -293,6 +302,10 @@ async fn discovery_and_jwks_look_like_maskinporten() {
     assert_eq!(
         doc["token_endpoint_auth_signing_alg_values_supported"],
         json!(["RS256", "RS384", "RS512"])
+    );
+    assert_eq!(
+        doc["authorization_details_types_supported"],
+        json!(["urn:altinn:systemuser", "urn:altinn:consent"])
     );
     assert_eq!(
         doc["portvakt_dev_token_endpoint"],
@@ -727,33 +740,221 @@ async fn strict_mode_has_no_development_endpoints() {
     client.token(&TokenRequest::new([READ])).await.unwrap();
 }
 
-#[tokio::test]
+/// Counts the requests that reach `POST /token`, holds each for `delay` (so that concurrent
+/// callers overlap), and can answer the next ones with a 503 before the issuer sees them.
+#[derive(Clone)]
+struct TokenEndpointProbe {
+    requests: Arc<AtomicUsize>,
+    fail_next: Arc<AtomicUsize>,
+    delay: Duration,
+}
+
+async fn probe_token_endpoint(
+    State(probe): State<TokenEndpointProbe>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if request.uri().path() == "/token" {
+        probe.requests.fetch_add(1, Ordering::SeqCst);
+        tokio::time::sleep(probe.delay).await;
+        if probe
+            .fail_next
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({
+                    "error": "temporarily_unavailable",
+                    "error_description": "injected by the test"
+                })),
+            )
+                .into_response();
+        }
+    }
+    next.run(request).await
+}
+
+/// An issuer served on 127.0.0.1 behind a [`TokenEndpointProbe`].
+struct ProbedIssuer {
+    issuer: Issuer,
+    probe: TokenEndpointProbe,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl ProbedIssuer {
+    async fn start(config: IssuerConfig, delay: Duration) -> ProbedIssuer {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = portvakt_issuer::issuer_url_for(listener.local_addr().unwrap());
+        let issuer = Issuer::new(config, &url).unwrap();
+        let probe = TokenEndpointProbe {
+            requests: Arc::new(AtomicUsize::new(0)),
+            fail_next: Arc::new(AtomicUsize::new(0)),
+            delay,
+        };
+        let app = issuer.router().layer(axum::middleware::from_fn_with_state(
+            probe.clone(),
+            probe_token_endpoint,
+        ));
+        let server = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        ProbedIssuer {
+            issuer,
+            probe,
+            server,
+        }
+    }
+
+    /// How many requests reached `POST /token` so far.
+    fn token_requests(&self) -> usize {
+        self.probe.requests.load(Ordering::SeqCst)
+    }
+
+    async fn client(&self) -> TokenClient {
+        TokenClient::discover(
+            CLIENT_ID,
+            key(&CLIENT_JWK),
+            self.issuer.well_known_url().as_str(),
+        )
+        .await
+        .unwrap()
+    }
+}
+
+impl Drop for ProbedIssuer {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+fn jti(token: &str) -> String {
+    decode_unverified_payload(token).unwrap()["jti"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn token_client_caches_and_shares_one_request() {
-    let issuer = start(config()).await;
-    let client = client(&issuer, CLIENT_ID, &CLIENT_JWK).await;
+    // Every request to /token takes at least 300 ms, so 16 calls released together are all
+    // waiting while the first one is in flight.
+    let issuer = ProbedIssuer::start(config(), Duration::from_millis(300)).await;
+    let client = issuer.client().await;
     let request = TokenRequest::new([READ]);
-    let calls = (0..16).map(|_| {
-        let client = client.clone();
-        let request = request.clone();
-        tokio::spawn(async move { client.token(&request).await.unwrap().into_string() })
-    });
+    let start = Arc::new(tokio::sync::Barrier::new(16));
+    // Spawn all 16 before awaiting any, so that they run at the same time.
+    let calls: Vec<_> = (0..16)
+        .map(|_| {
+            let client = client.clone();
+            let request = request.clone();
+            let start = Arc::clone(&start);
+            tokio::spawn(async move {
+                start.wait().await;
+                client.token(&request).await.unwrap().into_string()
+            })
+        })
+        .collect();
     let mut tokens = Vec::new();
     for call in calls {
         tokens.push(call.await.unwrap());
     }
+    assert_eq!(
+        issuer.token_requests(),
+        1,
+        "16 concurrent calls share one request to /token"
+    );
     assert!(tokens.windows(2).all(|w| w[0] == w[1]), "one token for all");
-    // Scope order does not matter for the cache; a different request gets its own token.
+    // Every fetch gets a fresh jti: one jti means one fetch.
+    let first_jti = jti(&tokens[0]);
+    assert!(tokens.iter().all(|t| jti(t) == first_jti));
+
+    // Cached: scope order and repeats do not matter, and the issuer is not asked again.
     let again = client
         .token(&TokenRequest::new([format!("{READ} {READ}")]))
         .await
         .unwrap();
     assert_eq!(again.as_str(), tokens[0]);
+    assert_eq!(issuer.token_requests(), 1);
+    // A different request gets its own token.
     let other = client.token(&TokenRequest::new([SHORT])).await.unwrap();
     assert_ne!(other.as_str(), tokens[0]);
+    assert_eq!(issuer.token_requests(), 2);
     client.invalidate(&request);
     let fresh = client.token(&request).await.unwrap();
     assert_ne!(fresh.as_str(), tokens[0]);
+    assert_ne!(jti(fresh.as_str()), first_jti);
+    assert_eq!(issuer.token_requests(), 3);
     assert!(!format!("{fresh:?}").contains(fresh.as_str()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_client_does_not_cache_failures() {
+    let issuer = ProbedIssuer::start(config(), Duration::ZERO).await;
+    let client = issuer.client().await;
+
+    // A refused grant is asked for again on the next call, and refused again.
+    let write = TokenRequest::new([WRITE]);
+    for n in 1..=2 {
+        let (error, description) = refused(client.token(&write).await);
+        assert_eq!(error, "invalid_scope");
+        assert_eq!(
+            description,
+            "organization 889640782 is not a consumer of scope \"nav:arbeid:some.scope.write\""
+        );
+        assert_eq!(issuer.token_requests(), n);
+    }
+
+    // A transient failure: the next call for the same request reaches the issuer and succeeds.
+    issuer.probe.fail_next.store(1, Ordering::SeqCst);
+    let read = TokenRequest::new([READ]);
+    match client.token(&read).await {
+        Err(TokenError::Refused {
+            status,
+            error,
+            description,
+        }) => {
+            assert_eq!(status, 503);
+            assert_eq!(error, "temporarily_unavailable");
+            assert_eq!(description.as_deref(), Some("injected by the test"));
+        }
+        other => panic!("expected the injected 503, got {other:?}"),
+    }
+    assert_eq!(issuer.token_requests(), 3);
+    let token = client.token(&read).await.unwrap();
+    assert_eq!(issuer.token_requests(), 4);
+    validator_for(&issuer.issuer)
+        .validate(token.as_str())
+        .await
+        .unwrap();
+    // The success is cached.
+    let cached = client.token(&read).await.unwrap();
+    assert_eq!(cached.as_str(), token.as_str());
+    assert_eq!(issuer.token_requests(), 4);
+
+    // Concurrent callers of a failing request share its one failure.
+    issuer.probe.fail_next.store(1, Ordering::SeqCst);
+    let short = TokenRequest::new([SHORT]);
+    let (a, b) = tokio::join!(client.token(&short), client.token(&short));
+    assert_eq!(
+        a.unwrap_err().oauth_error(),
+        Some("temporarily_unavailable")
+    );
+    assert_eq!(
+        b.unwrap_err().oauth_error(),
+        Some("temporarily_unavailable")
+    );
+    assert_eq!(issuer.token_requests(), 5);
+    client.token(&short).await.unwrap();
+    assert_eq!(issuer.token_requests(), 6);
+}
+
+fn validator_for(issuer: &Issuer) -> Validator {
+    Validator::new(
+        Config::builder()
+            .well_known_url(issuer.well_known_url().as_str())
+            .build()
+            .unwrap(),
+    )
+    .unwrap()
 }
 
 #[tokio::test]
@@ -962,5 +1163,156 @@ async fn token_client_from_nais_variables() {
     assert!(
         err.to_string().contains("MASKINPORTEN_WELL_KNOWN_URL"),
         "{err}"
+    );
+}
+
+/// A compact JWS with any header and signature bytes, for algorithms `SigningKey` refuses.
+fn compact(header: &Value, claims: &Value, sign: impl FnOnce(&[u8]) -> Vec<u8>) -> String {
+    let input = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(header.to_string()),
+        URL_SAFE_NO_PAD.encode(claims.to_string())
+    );
+    let signature = sign(input.as_bytes());
+    format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature))
+}
+
+#[tokio::test]
+async fn assertions_not_signed_rs256_rs384_or_rs512_are_invalid_client() {
+    let issuer = start(config()).await;
+    let expected = |alg: &str| {
+        format!(
+            "assertion `alg` \"{alg}\" is not accepted: Maskinporten accepts client assertions signed RS256, RS384, RS512 with the client's registered RSA key"
+        )
+    };
+    let check = |response: (u16, Value), alg: &str| {
+        let (status, body) = response;
+        assert_eq!(status, 400, "{alg}: {body}");
+        assert_eq!(body["error"], "invalid_client", "{alg}: {body}");
+        assert_eq!(body["error_description"], expected(alg), "{alg}");
+        assert!(body.get("access_token").is_none());
+    };
+
+    // `none`: no signature at all.
+    let header = json!({"alg": "none", "kid": "arbeid-client-key"});
+    let unsigned = compact(&header, &assertion_claims(&issuer), |_| Vec::new());
+    assert!(unsigned.ends_with('.'));
+    check(post_assertion(&issuer, &unsigned).await, "none");
+    // ... and its capitalised spellings.
+    let header = json!({"alg": "None", "kid": "arbeid-client-key"});
+    let unsigned = compact(&header, &assertion_claims(&issuer), |_| Vec::new());
+    check(post_assertion(&issuer, &unsigned).await, "None");
+
+    // HS256 keyed with the client's public key: the classic key-confusion forgery.
+    let public = key(&CLIENT_JWK).public_jwk().to_string();
+    let header = json!({"alg": "HS256", "kid": "arbeid-client-key"});
+    let forged = compact(&header, &assertion_claims(&issuer), |input| {
+        let hmac_key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, public.as_bytes());
+        aws_lc_rs::hmac::sign(&hmac_key, input).as_ref().to_vec()
+    });
+    check(post_assertion(&issuer, &forged).await, "HS256");
+
+    // PS256 with the client's real key: a valid signature, but not an algorithm Maskinporten
+    // accepts for client assertions.
+    let pss = key(&CLIENT_JWK)
+        .sign_jwt(Algorithm::PS256, &assertion_claims(&issuer))
+        .unwrap();
+    check(post_assertion(&issuer, &pss).await, "PS256");
+
+    // The same claims signed RS256 are accepted: the refusals were about `alg` alone.
+    let (status, body) =
+        post_assertion(&issuer, &sign(&CLIENT_JWK, &assertion_claims(&issuer))).await;
+    assert_eq!(status, 200, "{body}");
+}
+
+#[tokio::test]
+async fn iat_must_be_within_ten_seconds_of_the_issuers_clock() {
+    let issuer = start(config()).await;
+    // `offset` seconds from now; `exp` 60 s after `iat`.
+    let at = |offset: i64| {
+        let mut claims = assertion_claims(&issuer);
+        let iat = now() + offset;
+        claims["iat"] = json!(iat);
+        claims["exp"] = json!(iat + 60);
+        sign(&CLIENT_JWK, &claims)
+    };
+    // The issuer's clock may have ticked one second past the test's when it checks, so the
+    // refused cases are 12 s ahead (11 or 12 s for the issuer) and 11 s behind (11 or 12 s).
+    let (status, body) = post_assertion(&issuer, &at(12)).await;
+    assert_eq!(
+        (status, &body["error"]),
+        (400, &json!("invalid_grant")),
+        "{body}"
+    );
+    let text = body["error_description"].as_str().unwrap();
+    assert!(
+        [11, 12].iter().any(|s| text
+            == format!("assertion `iat` is {s} s in the future; it must be within 10 s of the issuer's clock (check your clock)")),
+        "{text}"
+    );
+    let (status, body) = post_assertion(&issuer, &at(-11)).await;
+    assert_eq!(
+        (status, &body["error"]),
+        (400, &json!("invalid_grant")),
+        "{body}"
+    );
+    let text = body["error_description"].as_str().unwrap();
+    assert!(
+        [11, 12].iter().any(|s| text
+            == format!("assertion is stale: `iat` is {s} s in the past; it must be within 10 s of the issuer's clock (make a new assertion for every request)")),
+        "{text}"
+    );
+    // 9 s either way is inside the window (8 to 10 s for the issuer).
+    for offset in [9, -9] {
+        let (status, body) = post_assertion(&issuer, &at(offset)).await;
+        assert_eq!(status, 200, "iat {offset:+} s: {body}");
+    }
+}
+
+#[tokio::test]
+async fn authorization_details_types_are_the_advertised_ones() {
+    let issuer = start(config()).await;
+    let doc = issuer.issuer().metadata();
+    let advertised: Vec<&str> = doc["authorization_details_types_supported"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect();
+    assert_eq!(advertised, portvakt_issuer::AUTHORIZATION_DETAILS_TYPES);
+
+    // Each advertised type is accepted and copied into the token.
+    for kind in advertised {
+        let details = json!([{"type": kind, "id": "urn:altinn:consent-id:1"}]);
+        let mut claims = assertion_claims(&issuer);
+        claims["authorization_details"] = details.clone();
+        let (status, body) = post_assertion(&issuer, &sign(&CLIENT_JWK, &claims)).await;
+        assert_eq!(status, 200, "{kind}: {body}");
+        let token = decode_unverified_payload(body["access_token"].as_str().unwrap()).unwrap();
+        assert_eq!(token["authorization_details"], details);
+    }
+
+    // Any other type is refused, naming the supported ones; also next to a supported one.
+    for details in [
+        json!([{"type": "urn:example:payment"}]),
+        json!([{"type": "urn:altinn:consent"}, {"type": "urn:example:payment"}]),
+    ] {
+        let mut claims = assertion_claims(&issuer);
+        claims["authorization_details"] = details;
+        let (status, body) = post_assertion(&issuer, &sign(&CLIENT_JWK, &claims)).await;
+        assert_eq!(status, 400, "{body}");
+        assert_eq!(body["error"], "invalid_grant");
+        assert_eq!(
+            body["error_description"],
+            "assertion `authorization_details` has type \"urn:example:payment\", which is not supported; supported types: urn:altinn:systemuser, urn:altinn:consent"
+        );
+    }
+    // Type matching is exact.
+    let mut claims = assertion_claims(&issuer);
+    claims["authorization_details"] = json!([{"type": "URN:ALTINN:CONSENT"}]);
+    assert_error(
+        post_assertion(&issuer, &sign(&CLIENT_JWK, &claims)).await,
+        "invalid_grant",
+        "has type \"URN:ALTINN:CONSENT\", which is not supported",
     );
 }

@@ -60,11 +60,13 @@ pub enum Code {
     InvalidAtMaxAge,
     /// `allowedIntegrations` names an integration Maskinporten does not know.
     UnknownIntegration,
+    /// `allowedIntegrations` is an empty list, or has no valid entry left.
+    EmptyIntegrations,
     /// `visibility` is neither `public` nor `private`.
     InvalidVisibility,
     /// `delegationSource` is not `altinn`.
     InvalidDelegationSource,
-    /// `delegationSource` is set but the scope's separator is not `/`.
+    /// `delegationSource` is set but the scope has no explicit `separator: "/"`.
     DelegationRequiresSlash,
     /// The same fully qualified scope is exposed twice.
     DuplicateScope,
@@ -101,6 +103,7 @@ impl Code {
             Code::OrgnoCheckDigit => "orgno-check-digit",
             Code::InvalidAtMaxAge => "invalid-at-max-age",
             Code::UnknownIntegration => "unknown-integration",
+            Code::EmptyIntegrations => "empty-integrations",
             Code::InvalidVisibility => "invalid-visibility",
             Code::InvalidDelegationSource => "invalid-delegation-source",
             Code::DelegationRequiresSlash => "delegation-requires-slash",

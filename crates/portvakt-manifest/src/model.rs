@@ -109,7 +109,9 @@ pub enum Integration {
     Krr,
     /// `api_klient`
     ApiKlient,
-    /// A value portvakt does not know (reported as a warning), kept verbatim.
+    /// A value Maskinporten does not know. [`Integration::parse`] returns it verbatim; the
+    /// manifest checker reports it as an error (`unknown-integration`) and leaves it out of
+    /// [`ExposedScope::allowed_integrations`], so a checked manifest never holds it.
     Other(String),
 }
 

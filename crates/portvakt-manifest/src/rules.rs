@@ -735,20 +735,41 @@ fn read_exposed(cx: &mut Cx<'_>, item: &Node, path: &str) -> Option<ExposedScope
         }
         None
     });
-    if let (Some(_), Some(node), Some(n)) = (delegation_source, delegation_node, name) {
-        let sep = Separator::effective(separator, n);
-        if sep != Separator::Slash {
-            cx.error(
-                node.pos,
-                Code::DelegationRequiresSlash,
-                format!(
-                    "`delegationSource: altinn` requires separator \"/\", but scope \"{n}\" uses \
-                     \"{sep}\""
-                ),
-            )
-            .value("altinn")
-            .help("add `separator: \"/\"` to this scope");
-        }
+    // The NAIS CRD rule is `!has(self.delegationSource) || (has(self.separator) &&
+    // self.separator == "/")`: the separator must be written out, even when the name's `/`
+    // would make `/` the effective separator.
+    if let (Some(_), Some(node)) = (delegation_source, delegation_node)
+        && separator_node.is_none()
+    {
+        let what = match name {
+            Some(n) => format!("scope \"{n}\" has none"),
+            None => "this scope has none".to_owned(),
+        };
+        cx.error(
+            node.pos,
+            Code::DelegationRequiresSlash,
+            format!(
+                "`delegationSource: altinn` requires an explicit `separator: \"/\"`, but {what} \
+                 (NAIS does not infer it from the name)"
+            ),
+        )
+        .value("altinn")
+        .help("add `separator: \"/\"` to this scope");
+    }
+    if let (Some(_), Some(node), Some(n), Some(sep)) =
+        (delegation_source, delegation_node, name, separator)
+        && sep != Separator::Slash
+    {
+        cx.error(
+            node.pos,
+            Code::DelegationRequiresSlash,
+            format!(
+                "`delegationSource: altinn` requires separator \"/\", but scope \"{n}\" uses \
+                 \"{sep}\""
+            ),
+        )
+        .value("altinn")
+        .help("add `separator: \"/\"` to this scope");
     }
 
     // Combinations that NAIS accepts but that cannot be what the author meant.
@@ -839,7 +860,8 @@ fn read_at_max_age(cx: &mut Cx<'_>, node: &Node) -> Option<u32> {
 
 fn read_integrations(cx: &mut Cx<'_>, node: &Node) -> Vec<Integration> {
     let mut out: Vec<Integration> = Vec::new();
-    for item in read_seq(cx, "allowedIntegrations", node) {
+    let items = read_seq(cx, "allowedIntegrations", node);
+    for item in items {
         let Some(s) = read_string(cx, "allowedIntegrations[]", item) else {
             continue;
         };
@@ -864,6 +886,27 @@ fn read_integrations(cx: &mut Cx<'_>, node: &Node) -> Vec<Integration> {
         if !out.contains(&integration) {
             out.push(integration);
         }
+    }
+    // The CRD requires at least one item (MinItems=1). A wrong type was reported above.
+    if out.is_empty() && matches!(node.kind, Kind::Seq(_)) {
+        let message = if items.is_empty() {
+            "`allowedIntegrations` must list at least one integration, found an empty list"
+                .to_owned()
+        } else {
+            format!(
+                "`allowedIntegrations` must list at least one integration, but none of its {} \
+                 entr{} is valid",
+                items.len(),
+                if items.len() == 1 { "y" } else { "ies" }
+            )
+        };
+        let d = cx
+            .error(node.pos, Code::EmptyIntegrations, message)
+            .value(raw(node));
+        if items.is_empty() {
+            d.suggest("[maskinporten]");
+        }
+        d.help("use `allowedIntegrations: [maskinporten]` (the default), or remove the field");
     }
     out
 }

@@ -263,6 +263,70 @@ fn allowed_integrations_are_known_values() {
 }
 
 #[test]
+fn allowed_integrations_must_not_be_empty() {
+    let src = scope("ab", "arbeid", "          allowedIntegrations: []\n");
+    assert_eq!(
+        check(&src),
+        [
+            "nais.yaml:9:32: error: `allowedIntegrations` must list at least one integration, found an empty list [empty-integrations]\n  = help: use `allowedIntegrations: [maskinporten]` (the default), or remove the field"
+        ]
+    );
+    let m = Manifest::parse(&src, "nais.yaml");
+    let d = &m.diagnostics()[0];
+    assert_eq!(d.code, Code::EmptyIntegrations);
+    assert_eq!(d.value.as_deref(), Some("[...]"));
+    assert_eq!(d.suggestion.as_deref(), Some("[maskinporten]"));
+    assert!(m.has_errors());
+
+    // Empty once the unknown values are dropped: both problems are reported.
+    let src = scope(
+        "ab",
+        "arbeid",
+        "          allowedIntegrations:\n            - maskinport\n            - krrr\n",
+    );
+    assert_eq!(
+        check(&src),
+        [
+            "nais.yaml:10:13: error: `allowedIntegrations` must list at least one integration, but none of its 2 entries is valid [empty-integrations]\n  = help: use `allowedIntegrations: [maskinporten]` (the default), or remove the field",
+            "nais.yaml:10:15: error: unknown integration \"maskinport\" in `allowedIntegrations`: known values are maskinporten, idporten, krr, api_klient [unknown-integration]\n  = help: use \"maskinporten\"",
+            "nais.yaml:11:15: error: unknown integration \"krrr\" in `allowedIntegrations`: known values are maskinporten, idporten, krr, api_klient [unknown-integration]\n  = help: use \"krr\"",
+        ]
+    );
+    let src = scope(
+        "ab",
+        "arbeid",
+        "          allowedIntegrations: [maskinport]\n",
+    );
+    assert_eq!(
+        check(&src),
+        [
+            "nais.yaml:9:32: error: `allowedIntegrations` must list at least one integration, but none of its 1 entry is valid [empty-integrations]\n  = help: use `allowedIntegrations: [maskinporten]` (the default), or remove the field",
+            "nais.yaml:9:33: error: unknown integration \"maskinport\" in `allowedIntegrations`: known values are maskinporten, idporten, krr, api_klient [unknown-integration]\n  = help: use \"maskinporten\"",
+        ]
+    );
+    // A wrong type is reported once, as such.
+    assert_eq!(
+        check(&scope(
+            "ab",
+            "arbeid",
+            "          allowedIntegrations: maskinporten\n"
+        )),
+        [
+            "nais.yaml:9:32: error: `allowedIntegrations` must be a list, found the string \"maskinporten\" [invalid-type]"
+        ]
+    );
+    // One valid entry is enough.
+    assert_eq!(
+        check(&scope(
+            "ab",
+            "arbeid",
+            "          allowedIntegrations: [maskinporten]\n"
+        )),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
 fn visibility_is_public_or_private() {
     assert_eq!(
         check(&scope("ab", "arbeid", "          visibility: Public\n")),
@@ -291,19 +355,53 @@ fn delegation_source_is_altinn_and_needs_a_slash() {
             "          delegationSource: altinn\n"
         )),
         [
-            "nais.yaml:9:29: error: `delegationSource: altinn` requires separator \"/\", but scope \"ab\" uses \":\" [delegation-requires-slash]\n  = help: add `separator: \"/\"` to this scope"
+            "nais.yaml:9:29: error: `delegationSource: altinn` requires an explicit `separator: \"/\"`, but scope \"ab\" has none (NAIS does not infer it from the name) [delegation-requires-slash]\n  = help: add `separator: \"/\"` to this scope"
         ]
     );
-    // An explicit separator, or a name with '/', gives '/'.
+    // Only an explicitly written `separator: "/"` will do.
     let extra = "          separator: \"/\"\n          delegationSource: altinn\n";
     assert_eq!(check(&scope("ab", "arbeid", extra)), Vec::<String>::new());
+    assert_eq!(check(&scope("a/b", "arbeid", extra)), Vec::<String>::new());
+    // A '/' in the name makes '/' the effective separator, but the NAIS CRD rule is
+    // `has(self.separator) && self.separator == "/"`: it must be written out.
+    let src = scope(
+        "sykepenger/afp.read",
+        "helse",
+        "          delegationSource: altinn\n",
+    );
+    assert_eq!(
+        check(&src),
+        [
+            "nais.yaml:9:29: error: `delegationSource: altinn` requires an explicit `separator: \"/\"`, but scope \"sykepenger/afp.read\" has none (NAIS does not infer it from the name) [delegation-requires-slash]\n  = help: add `separator: \"/\"` to this scope"
+        ]
+    );
+    let m = Manifest::parse(&src, "nais.yaml");
+    let d = &m.diagnostics()[0];
+    assert_eq!(d.code, Code::DelegationRequiresSlash);
+    assert_eq!(d.severity, Severity::Error);
+    assert_eq!(d.value.as_deref(), Some("altinn"));
+    assert!(m.has_errors());
+    // A null separator is no separator, as in Kubernetes.
     assert_eq!(
         check(&scope(
             "a/b",
             "arbeid",
-            "          delegationSource: altinn\n"
+            "          separator: ~\n          delegationSource: altinn\n"
         )),
-        Vec::<String>::new()
+        [
+            "nais.yaml:10:29: error: `delegationSource: altinn` requires an explicit `separator: \"/\"`, but scope \"a/b\" has none (NAIS does not infer it from the name) [delegation-requires-slash]\n  = help: add `separator: \"/\"` to this scope"
+        ]
+    );
+    // An invalid separator is reported once, as such.
+    assert_eq!(
+        check(&scope(
+            "ab",
+            "arbeid",
+            "          separator: \"-\"\n          delegationSource: altinn\n"
+        )),
+        [
+            "nais.yaml:9:22: error: `separator` \"-\" must be one of \"/\", \":\", \".\" [invalid-separator]"
+        ]
     );
     // An explicit ':' wins over the '/' in the name.
     assert_eq!(
