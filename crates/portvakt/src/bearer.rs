@@ -45,10 +45,27 @@ use crate::error::ValidationError;
 
 /// The realm used when the application names none. Naming the token issuer tells a caller
 /// which kind of token to fetch.
+///
+/// ```
+/// use portvakt::bearer::{BearerError, DEFAULT_REALM, Rejection};
+///
+/// assert_eq!(DEFAULT_REALM, "maskinporten");
+/// let response = Rejection::new(BearerError::Missing).to_response();
+/// assert_eq!(response.headers()["www-authenticate"], format!("Bearer realm=\"{DEFAULT_REALM}\""));
+/// ```
 pub const DEFAULT_REALM: &str = "maskinporten";
 
 /// Seconds a client is asked to wait (`Retry-After`) when we hold no signing keys yet. Keys
 /// normally arrive within a second or two of start-up.
+///
+/// ```
+/// use portvakt::ValidationError;
+/// use portvakt::bearer::{RETRY_AFTER_SECONDS, Rejection};
+///
+/// let response = Rejection::new(ValidationError::KeysUnavailable).to_response();
+/// assert_eq!(response.status(), 503);
+/// assert_eq!(response.headers()["retry-after"], RETRY_AFTER_SECONDS.to_string());
+/// ```
 pub const RETRY_AFTER_SECONDS: u32 = 5;
 
 /// The longest `error_description` put in a header; the JSON body carries the full text.
@@ -301,6 +318,13 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// The code as it appears in the challenge and the JSON body.
+    ///
+    /// ```
+    /// use portvakt::bearer::ErrorCode;
+    /// assert_eq!(ErrorCode::InvalidRequest.as_str(), "invalid_request");
+    /// assert_eq!(ErrorCode::InvalidToken.as_str(), "invalid_token");
+    /// assert_eq!(ErrorCode::InvalidToken.to_string(), "invalid_token");
+    /// ```
     pub fn as_str(self) -> &'static str {
         match self {
             ErrorCode::InvalidRequest => "invalid_request",
@@ -310,6 +334,13 @@ impl ErrorCode {
     }
 
     /// The status RFC 6750 pairs with the code.
+    ///
+    /// ```
+    /// use http::StatusCode;
+    /// use portvakt::bearer::ErrorCode;
+    /// assert_eq!(ErrorCode::InvalidRequest.status(), StatusCode::BAD_REQUEST);
+    /// assert_eq!(ErrorCode::InvalidToken.status(), StatusCode::UNAUTHORIZED);
+    /// ```
     pub fn status(self) -> StatusCode {
         match self {
             ErrorCode::InvalidRequest => StatusCode::BAD_REQUEST,
@@ -356,6 +387,11 @@ pub struct Challenge<'a> {
 
 impl<'a> Challenge<'a> {
     /// `Bearer realm="…"`: the answer to a request without Bearer credentials.
+    ///
+    /// ```
+    /// use portvakt::bearer::Challenge;
+    /// assert_eq!(Challenge::bare("my \"api\"").to_string(), r#"Bearer realm="my \"api\"""#);
+    /// ```
     pub fn bare(realm: &'a str) -> Self {
         Challenge {
             realm,
@@ -365,6 +401,15 @@ impl<'a> Challenge<'a> {
     }
 
     /// `Bearer realm="…", error="…", error_description="…"`.
+    ///
+    /// ```
+    /// use portvakt::bearer::{Challenge, ErrorCode};
+    /// let challenge = Challenge::error("api", ErrorCode::InvalidRequest, "two headers");
+    /// assert_eq!(
+    ///     challenge.to_string(),
+    ///     r#"Bearer realm="api", error="invalid_request", error_description="two headers""#
+    /// );
+    /// ```
     pub fn error(realm: &'a str, code: ErrorCode, description: &'a str) -> Self {
         Challenge {
             realm,
@@ -375,12 +420,28 @@ impl<'a> Challenge<'a> {
 
     /// Adds `scope="a b"`: the scopes the request needs (RFC 6750 section 3). Ignored when
     /// empty.
+    ///
+    /// ```
+    /// use portvakt::bearer::{Challenge, ErrorCode};
+    /// let scopes = vec!["nav:arbeid:a".to_owned()];
+    /// let challenge = Challenge::error("api", ErrorCode::InsufficientScope, "needs a");
+    /// assert!(challenge.with_scope(&scopes).to_string().ends_with(r#", scope="nav:arbeid:a""#));
+    /// assert!(!challenge.with_scope(&[]).to_string().contains("scope="));
+    /// ```
     pub fn with_scope(mut self, scope: &'a [String]) -> Self {
         self.scope = scope;
         self
     }
 
     /// The challenge as a header value.
+    ///
+    /// ```
+    /// use http::header::WWW_AUTHENTICATE;
+    /// use portvakt::bearer::Challenge;
+    /// let mut response = http::Response::new(());
+    /// response.headers_mut().insert(WWW_AUTHENTICATE, Challenge::bare("api").to_header_value());
+    /// assert_eq!(response.headers()["www-authenticate"], r#"Bearer realm="api""#);
+    /// ```
     pub fn to_header_value(&self) -> HeaderValue {
         // Rendering produces visible ASCII and spaces only, which a header value accepts.
         HeaderValue::try_from(self.to_string()).unwrap_or(HeaderValue::from_static("Bearer"))
@@ -471,6 +532,18 @@ pub struct ErrorBody {
 
 impl ErrorBody {
     /// The body as JSON.
+    ///
+    /// ```
+    /// use portvakt::bearer::ErrorBody;
+    /// let body = ErrorBody {
+    ///     error: "invalid_token".into(),
+    ///     error_description: "token has no `exp` (expiry) claim".to_owned(),
+    /// };
+    /// assert_eq!(
+    ///     body.to_json(),
+    ///     r#"{"error":"invalid_token","error_description":"token has no `exp` (expiry) claim"}"#
+    /// );
+    /// ```
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).unwrap_or_else(|_| String::from(r#"{"error":"server_error"}"#))
     }
@@ -497,6 +570,13 @@ pub enum Reason {
 
 impl Reason {
     /// A stable machine-readable code ([`BearerError::code`] or [`ValidationError::code`]).
+    ///
+    /// ```
+    /// use portvakt::ValidationError;
+    /// use portvakt::bearer::{BearerError, Reason};
+    /// assert_eq!(Reason::Header(BearerError::NoToken).code(), "no_token");
+    /// assert_eq!(Reason::Token(ValidationError::MissingExpiry).code(), "missing_exp");
+    /// ```
     pub fn code(&self) -> &'static str {
         match self {
             Reason::Header(e) => e.code(),

@@ -40,10 +40,13 @@
 //! # Stacking
 //!
 //! Layers compose: an outer layer admitting any valid token and an inner `route_layer`
-//! requiring a scope. The inner layer reuses the [`VerifiedToken`] the outer one stored, as long
-//! as its own validator would accept it too (same issuer, algorithm allowed, its required
-//! audience met); otherwise it validates the header itself. The cost of a reused token is the
-//! policy check.
+//! requiring a scope. The inner layer reuses the [`VerifiedToken`] the outer one stored only
+//! when that token was verified by the inner layer's own [`Validator`] or a clone of it
+//! ([`VerifiedToken::verified_by`]), and then applies just its own policy (scopes, consumers,
+//! audience): the cost of a reused token is the policy check. A token verified by any other
+//! validator, even one configured the same way for the same issuer, is not trusted: the inner
+//! layer validates the `Authorization` header again with its own validator. Build the layers
+//! from clones of one validator to get the reuse.
 
 use std::fmt;
 use std::future::Future;
@@ -544,6 +547,33 @@ type BoxedResponse<B, E> =
 pin_project! {
     /// The future of [`MaskinportenService`]: the inner service's future, a refusal, or (only
     /// for a token whose key is not held yet) a validation that may wait for a key refresh.
+    ///
+    /// `F` is the inner service's future, `B` its response body and `E` its error; the output
+    /// is the inner response with its body wrapped in [`ResponseBody`], or portvakt's refusal.
+    /// A refusal is ready at once: the inner service is not called. Nothing to build by hand;
+    /// it is what [`Service::call`] returns.
+    ///
+    /// ```
+    /// use std::convert::Infallible;
+    /// use http::{Request, Response};
+    /// use portvakt::layer::{MaskinportenLayer, ResponseFuture};
+    /// use tower::{Layer, Service, ServiceExt};
+    /// # use portvakt::{Config, KeySet, Validator};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// # let config = Config::builder().issuer("https://i/").jwks_uri("https://i/jwk").build().unwrap();
+    /// # let validator = Validator::with_keys(&config, "https://i/", KeySet::default());
+    /// let inner = tower::service_fn(|_req: Request<String>| async {
+    ///     Ok::<_, Infallible>(Response::new("secret".to_owned()))
+    /// });
+    /// let mut service = MaskinportenLayer::new(validator).layer(inner);
+    /// let future: ResponseFuture<_, String, Infallible> =
+    ///     service.ready().await.unwrap().call(Request::new(String::new()));
+    /// let response = future.await.unwrap();
+    /// assert_eq!(response.status(), 401); // no token: refused without calling `inner`
+    /// assert!(response.body().is_rejection());
+    /// # }
+    /// ```
     pub struct ResponseFuture<F, B, E> {
         #[pin]
         state: State<F, B, E>,
@@ -618,6 +648,12 @@ pin_project! {
 
 impl<B> ResponseBody<B> {
     /// Wraps the inner service's body.
+    ///
+    /// ```
+    /// # use portvakt::layer::ResponseBody;
+    /// let body = ResponseBody::inner(http_body_util::Empty::<bytes::Bytes>::new());
+    /// assert!(!body.is_rejection());
+    /// ```
     pub fn inner(body: B) -> Self {
         ResponseBody {
             kind: BodyKind::Inner { body },
@@ -625,6 +661,15 @@ impl<B> ResponseBody<B> {
     }
 
     /// A refusal body.
+    ///
+    /// ```
+    /// use http_body::Body;
+    /// # use portvakt::layer::ResponseBody;
+    /// let body = ResponseBody::<http_body_util::Empty<bytes::Bytes>>::rejection("{}".into());
+    /// assert_eq!(body.size_hint().exact(), Some(2));
+    /// let empty = ResponseBody::<http_body_util::Empty<bytes::Bytes>>::rejection(bytes::Bytes::new());
+    /// assert!(empty.is_end_stream()); // gRPC refusals carry everything in headers
+    /// ```
     pub fn rejection(data: Bytes) -> Self {
         ResponseBody {
             kind: BodyKind::Rejection {
@@ -634,6 +679,12 @@ impl<B> ResponseBody<B> {
     }
 
     /// Whether this is portvakt's refusal rather than the inner service's body.
+    ///
+    /// ```
+    /// # use portvakt::layer::ResponseBody;
+    /// assert!(ResponseBody::<String>::rejection("{}".into()).is_rejection());
+    /// assert!(!ResponseBody::inner(String::new()).is_rejection());
+    /// ```
     pub fn is_rejection(&self) -> bool {
         matches!(self.kind, BodyKind::Rejection { .. })
     }

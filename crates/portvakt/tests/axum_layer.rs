@@ -13,9 +13,12 @@ use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use bytes::Bytes;
 use common::{KEY_A, KEY_A_IMPOSTOR, KEY_B, claims, now, sign};
+use portvakt::bearer::ErrorCode;
 use portvakt::extract::Maskinporten;
 use portvakt::layer::MaskinportenLayer;
-use portvakt::{Algorithm, Config, KeySet, ScopeRequirement, Validator, VerifiedToken};
+use portvakt::{
+    Algorithm, Config, KeySet, ScopeRequirement, ValidationError, Validator, VerifiedToken,
+};
 use serde_json::{Value, json};
 
 const ISSUER: &str = "https://test.maskinporten.no/";
@@ -55,7 +58,7 @@ fn who_json(scopes: &[&str]) -> Value {
 }
 
 /// `/read` and `/write` with their scopes, `/partner` for one consumer only, `/either` for
-/// either scope, `/audience` for audience-restricted tokens.
+/// either scope, `/both` for both scopes, `/audience` for audience-restricted tokens.
 fn api(validator: &Validator) -> Router {
     let route = |path: &str, layer: MaskinportenLayer| {
         Router::new()
@@ -72,6 +75,10 @@ fn api(validator: &Validator) -> Router {
         .merge(route(
             "/either",
             layer(validator).scopes(ScopeRequirement::any_of([READ, WRITE])),
+        ))
+        .merge(route(
+            "/both",
+            layer(validator).scopes(ScopeRequirement::all_of([READ, WRITE])),
         ))
         .merge(route(
             "/audience",
@@ -328,6 +335,299 @@ async fn wrong_consumer_is_403_without_scope() {
 }
 
 #[tokio::test]
+async fn allowed_consumer_reaches_the_handler() {
+    let base = serve(api(&validator())).await;
+    let mut partner = claims(ISSUER, READ);
+    partner["consumer"] = json!({"authority": "iso6523-actorid-upis", "ID": "0192:974761076"});
+    let answer = get_bearer(&format!("{base}/partner"), &sign(&KEY_A, &partner)).await;
+    assert_eq!(answer.status, 200, "{answer:?}");
+    assert_eq!(
+        answer.json(),
+        json!({"consumer": "974761076", "client_id": "2b3c-client", "scopes": [READ]})
+    );
+    // The same organization under another identifier scheme is not the allowed consumer.
+    partner["consumer"] = json!({"authority": "other-scheme", "ID": "0192:974761076"});
+    let answer = get_bearer(&format!("{base}/partner"), &sign(&KEY_A, &partner)).await;
+    assert_eq!(answer.status, 403, "{answer:?}");
+    assert_eq!(answer.json()["error"], "insufficient_scope");
+}
+
+#[tokio::test]
+async fn all_of_scopes_need_every_scope() {
+    let base = serve(api(&validator())).await;
+    let url = format!("{base}/both");
+    let description = format!("token lacks the required scope: needs all of `{READ}`, `{WRITE}`");
+    for partial in [READ, WRITE] {
+        get_bearer(&url, &token(partial)).await.assert_refused(
+            403,
+            Some(&format!(
+                r#"Bearer realm="{REALM}", error="insufficient_scope", error_description="{description}", scope="{READ} {WRITE}""#
+            )),
+            json!({"error": "insufficient_scope", "error_description": description}),
+        );
+    }
+    let answer = get_bearer(&url, &token(&format!("{WRITE} {READ}"))).await;
+    assert_eq!(answer.status, 200, "{answer:?}");
+    assert_eq!(answer.json(), who_json(&[READ, WRITE]));
+}
+
+/// What a route answers through [`coded`]: the refusal's machine code.
+fn coded(layer: MaskinportenLayer) -> MaskinportenLayer {
+    layer.on_rejection(|rejection| {
+        axum::http::Response::new(Bytes::from(
+            json!({
+                "error": rejection.error_code().map(ErrorCode::as_str),
+                "code": rejection.code(),
+            })
+            .to_string(),
+        ))
+    })
+}
+
+#[tokio::test]
+async fn each_kind_of_invalid_token_is_401_with_its_code() {
+    const AUDIENCE: &str = "https://api.nav.no/";
+    let validator = validator();
+    let route = |path: &str, layer: MaskinportenLayer| {
+        Router::new().route(path, get(who)).route_layer(layer)
+    };
+    let app = Router::new()
+        .merge(route("/read", layer(&validator).require_scope(READ)))
+        .merge(route(
+            "/audience",
+            layer(&validator).require_audience(AUDIENCE),
+        ))
+        .merge(route(
+            "/coded/read",
+            coded(layer(&validator).require_scope(READ)),
+        ))
+        .merge(route(
+            "/coded/audience",
+            coded(layer(&validator).require_audience(AUDIENCE)),
+        ));
+    let base = serve(app).await;
+
+    let payload = claims(ISSUER, READ).to_string();
+    let with_header = |header: &str| {
+        KEY_A
+            .sign_compact(Algorithm::RS256, header.as_bytes(), payload.as_bytes())
+            .unwrap()
+    };
+    let with_claims = |change: &dyn Fn(&mut Value)| {
+        let mut c = claims(ISSUER, READ);
+        change(&mut c);
+        sign(&KEY_A, &c)
+    };
+    let b64 = |text: &str| {
+        use base64::Engine as _;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(text)
+    };
+    // Checks that depend on the second the request is handled in accept a few seconds.
+    let ahead = |at: i64| {
+        (0..5)
+            .map(move |late| at - (now() + late))
+            .collect::<Vec<_>>()
+    };
+    let nbf = now() + 3600;
+    let iat = now() + 3600;
+    let cases: Vec<(&str, &str, String, &str, Vec<ValidationError>)> = vec![
+        (
+            "nbf in the future",
+            "/read",
+            with_claims(&|c| c["nbf"] = json!(nbf)),
+            "not_yet_valid",
+            ahead(nbf)
+                .into_iter()
+                .map(|ahead| ValidationError::NotYetValid {
+                    nbf,
+                    ahead,
+                    leeway: 60,
+                })
+                .collect(),
+        ),
+        (
+            "iat in the future",
+            "/read",
+            with_claims(&|c| {
+                c["iat"] = json!(iat);
+                c["exp"] = json!(iat + 120);
+            }),
+            "issued_in_future",
+            ahead(iat)
+                .into_iter()
+                .map(|ahead| ValidationError::IssuedInFuture {
+                    iat,
+                    ahead,
+                    leeway: 60,
+                })
+                .collect(),
+        ),
+        (
+            "alg none, empty signature",
+            "/read",
+            format!(
+                "{}.{}.",
+                b64(r#"{"kid":"key-a","alg":"none"}"#),
+                b64(&payload)
+            ),
+            "alg_not_allowed",
+            vec![ValidationError::AlgorithmNotAllowed {
+                alg: Some("none".to_owned()),
+                allowed: vec![Algorithm::RS256],
+            }],
+        ),
+        (
+            "alg HS256",
+            "/read",
+            with_header(r#"{"kid":"key-a","alg":"HS256"}"#),
+            "alg_not_allowed",
+            vec![ValidationError::AlgorithmNotAllowed {
+                alg: Some("HS256".to_owned()),
+                allowed: vec![Algorithm::RS256],
+            }],
+        ),
+        (
+            "missing kid",
+            "/read",
+            with_header(r#"{"alg":"RS256"}"#),
+            "missing_kid",
+            vec![ValidationError::MissingKid],
+        ),
+        (
+            "crit header",
+            "/read",
+            with_header(r#"{"kid":"key-a","alg":"RS256","crit":["exp"]}"#),
+            "unsupported_header",
+            vec![ValidationError::UnsupportedHeader { parameter: "crit" }],
+        ),
+        (
+            "missing exp",
+            "/read",
+            with_claims(&|c| {
+                c.as_object_mut().unwrap().remove("exp");
+            }),
+            "missing_exp",
+            vec![ValidationError::MissingExpiry],
+        ),
+        (
+            "wrong aud value",
+            "/audience",
+            with_claims(&|c| c["aud"] = json!("https://other.nav.no/")),
+            "invalid_audience",
+            vec![ValidationError::WrongAudience {
+                required: AUDIENCE.to_owned(),
+                found: vec!["https://other.nav.no/".to_owned()],
+            }],
+        ),
+    ];
+    for (what, path, token, code, expected) in cases {
+        assert!(
+            expected.iter().all(|e| e.code() == code),
+            "{what}: the library's code for {expected:?} is not {code}"
+        );
+        let answer = get_bearer(&format!("{base}{path}"), &token).await;
+        assert_eq!(answer.status, 401, "{what}: {answer:?}");
+        let description = expected
+            .iter()
+            .map(ToString::to_string)
+            .find(|d| answer.body.contains(&serde_json::to_string(d).unwrap()))
+            .unwrap_or_else(|| panic!("{what}: none of {expected:?} in {answer:?}"));
+        assert_eq!(
+            answer.json(),
+            json!({"error": "invalid_token", "error_description": description}),
+            "{what}"
+        );
+        // The header carries the description with `"` replaced (RFC 6750's character set).
+        assert_eq!(
+            answer.header("www-authenticate"),
+            Some(&*format!(
+                r#"Bearer realm="{REALM}", error="invalid_token", error_description="{}""#,
+                description.replace('"', "'")
+            )),
+            "{what}"
+        );
+        let answer = get_bearer(&format!("{base}/coded{path}"), &token).await;
+        assert_eq!(answer.status, 401, "{what}: {answer:?}");
+        assert_eq!(
+            answer.json(),
+            json!({"error": "invalid_token", "code": code}),
+            "{what}"
+        );
+    }
+    // And the untouched token passes both routes, so each refusal above is the change's doing.
+    let mut good = claims(ISSUER, READ);
+    good["aud"] = json!(AUDIENCE);
+    let good = sign(&KEY_A, &good);
+    for path in ["/read", "/audience", "/coded/read", "/coded/audience"] {
+        let answer = get_bearer(&format!("{base}{path}"), &good).await;
+        assert_eq!(answer.status, 200, "{path}: {answer:?}");
+    }
+}
+
+/// What a handler can read of the consumer's identity beyond the organization number.
+async fn identity(token: Maskinporten) -> Json<Value> {
+    let supplier = token
+        .supplier()
+        .map(|s| json!({"authority": s.authority(), "id": s.id(), "orgno": s.orgno()}));
+    let system_user_orgs: Vec<&str> = token
+        .authorization_details()
+        .iter()
+        .filter(|d| d["type"] == "urn:altinn:systemuser")
+        .filter_map(|d| d["systemuser_org"]["ID"].as_str())
+        .collect();
+    Json(json!({
+        "consumer": token.consumer_orgno(),
+        "supplier": supplier,
+        "authorization_details": token.authorization_details(),
+        "system_user_orgs": system_user_orgs,
+    }))
+}
+
+#[tokio::test]
+async fn supplier_and_authorization_details_reach_the_handler() {
+    let validator = validator();
+    let app = Router::new()
+        .route("/identity", get(identity))
+        .route_layer(layer(&validator).require_scope(READ));
+    let base = serve(app).await;
+    let details = json!([{
+        "type": "urn:altinn:systemuser",
+        "systemuser_id": ["a8a1c2e4-6f0b-4c1e-9d3a-1b2c3d4e5f60"],
+        "systemuser_org": {"authority": "iso6523-actorid-upis", "ID": "0192:314168267"},
+        "system_id": "974761076_payroll",
+    }]);
+    let mut delegated = claims(ISSUER, READ);
+    delegated["supplier"] = json!({"authority": "iso6523-actorid-upis", "ID": "0192:974761076"});
+    delegated["authorization_details"] = details.clone();
+    let answer = get_bearer(&format!("{base}/identity"), &sign(&KEY_A, &delegated)).await;
+    assert_eq!(answer.status, 200, "{answer:?}");
+    assert_eq!(
+        answer.json(),
+        json!({
+            "consumer": "889640782",
+            "supplier": {
+                "authority": "iso6523-actorid-upis",
+                "id": "0192:974761076",
+                "orgno": "974761076",
+            },
+            "authorization_details": details,
+            "system_user_orgs": ["0192:314168267"],
+        })
+    );
+    // A token without them: no supplier, no details.
+    let answer = get_bearer(&format!("{base}/identity"), &token(READ)).await;
+    assert_eq!(
+        answer.json(),
+        json!({
+            "consumer": "889640782",
+            "supplier": null,
+            "authorization_details": [],
+            "system_user_orgs": [],
+        })
+    );
+}
+
+#[tokio::test]
 async fn audience_is_required_where_configured() {
     let base = serve(api(&validator())).await;
     let answer = get_bearer(&format!("{base}/audience"), &token(READ)).await;
@@ -443,6 +743,35 @@ async fn stacked_layers_reuse_the_verified_token() {
     get_with(&format!("{base}/read"), &[])
         .await
         .assert_no_credentials(MISSING);
+}
+
+#[tokio::test]
+async fn stacked_layer_with_another_validator_validates_again() {
+    // Two validators configured alike (same issuer, same keys) are still two: the inner layer
+    // does not take the outer one's word for a token, it validates the header itself.
+    let (outer, inner) = (validator(), validator());
+    let app = Router::new()
+        .route("/read", get(who))
+        .route_layer(layer(&inner).require_scope(READ))
+        .layer(layer(&outer));
+    let base = serve(app).await;
+    let lookups = |v: &Validator| {
+        let stats = v.stats();
+        stats.cache_hits + stats.cache_misses
+    };
+    let (outer_before, inner_before) = (lookups(&outer), lookups(&inner));
+    let answer = get_bearer(&format!("{base}/read"), &token(READ)).await;
+    assert_eq!(answer.status, 200, "{answer:?}");
+    assert_eq!(
+        lookups(&outer) - outer_before,
+        1,
+        "the outer layer did not validate"
+    );
+    assert_eq!(
+        lookups(&inner) - inner_before,
+        1,
+        "the inner layer reused a foreign token"
+    );
 }
 
 #[tokio::test]
