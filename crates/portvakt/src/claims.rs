@@ -4,7 +4,11 @@
 //! not coerced: the class of bug behind jsonwebtoken's `nbf`/`exp` bypass) and tolerant where
 //! Maskinporten may grow (`consumer.ID` may gain more `:`-separated parts).
 
+use std::sync::OnceLock;
+
 use serde_json::{Map, Value};
+
+use crate::encoding::parse_json_object;
 
 use crate::error::{ValidationError, printable};
 use crate::scope::ScopeSet;
@@ -20,31 +24,11 @@ pub const NORWEGIAN_ORGNO_ICD: &str = "0192";
 pub struct Organization {
     authority: String,
     id: String,
-    orgno: Option<String>,
 }
 
 impl Organization {
-    fn from_claim(claim: &'static str, value: &Value) -> Result<Self, ValidationError> {
-        let invalid = |reason: &str| ValidationError::InvalidClaim {
-            claim,
-            reason: reason.to_owned(),
-        };
-        let object = value
-            .as_object()
-            .ok_or_else(|| invalid("must be an object with `authority` and `ID`"))?;
-        let authority = object
-            .get("authority")
-            .and_then(Value::as_str)
-            .ok_or_else(|| invalid("must have a string `authority`"))?;
-        let id = object
-            .get("ID")
-            .and_then(Value::as_str)
-            .ok_or_else(|| invalid("must have a string `ID`"))?;
-        Ok(Organization {
-            authority: authority.to_owned(),
-            id: id.to_owned(),
-            orgno: norwegian_orgno(authority, id).map(str::to_owned),
-        })
+    pub(crate) fn new(authority: String, id: String) -> Organization {
+        Organization { authority, id }
     }
 
     /// The identifier scheme, normally `iso6523-actorid-upis`.
@@ -60,7 +44,8 @@ impl Organization {
     /// The 9-digit Norwegian organization number, when the identifier is one
     /// (`0192:<orgno>`, possibly followed by more `:`-separated parts).
     pub fn orgno(&self) -> Option<&str> {
-        self.orgno.as_deref()
+        // A few byte comparisons: cheaper to redo than to store a copy.
+        norwegian_orgno(&self.authority, &self.id)
     }
 }
 
@@ -78,193 +63,248 @@ fn norwegian_orgno<'a>(authority: &str, id: &'a str) -> Option<&'a str> {
 }
 
 /// Verified claims of a Maskinporten access token.
-#[derive(Debug, Clone, PartialEq)]
+///
+/// Built in one pass over the payload (see `payload.rs`): the typed claims are read directly,
+/// string claims kept as ranges of the payload, and the verbatim map ([`raw`](Self::raw)) is
+/// built only when first asked for.
+#[derive(Debug, Clone)]
 pub struct Claims {
-    raw: Map<String, Value>,
-    issuer: Option<String>,
-    scopes: ScopeSet,
-    client_id: Option<String>,
-    client_amr: Option<String>,
-    consumer: Option<Organization>,
-    supplier: Option<Organization>,
-    delegation_source: Option<String>,
-    pid: Option<String>,
-    audience: Vec<String>,
-    jti: Option<String>,
-    iat: Option<i64>,
-    exp: Option<i64>,
-    nbf: Option<i64>,
+    payload: Box<str>,
+    typed: TypedClaims,
+    raw: OnceLock<Map<String, Value>>,
 }
 
-fn optional_string(
-    raw: &Map<String, Value>,
-    claim: &'static str,
-) -> Result<Option<String>, ValidationError> {
-    match raw.get(claim) {
-        None => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(_) => Err(ValidationError::InvalidClaim {
-            claim,
-            reason: "must be a string".to_owned(),
-        }),
+impl PartialEq for Claims {
+    fn eq(&self, other: &Claims) -> bool {
+        self.raw() == other.raw()
     }
 }
 
-/// A NumericDate (RFC 7519 section 2): a JSON number of seconds. Strings are refused.
-/// Fractions are rounded toward the safe side: `exp` down, `nbf` and `iat` up.
-fn numeric_date(
-    raw: &Map<String, Value>,
-    claim: &'static str,
-    round_up: bool,
-) -> Result<Option<i64>, ValidationError> {
-    let invalid = |reason: &str| ValidationError::InvalidClaim {
-        claim,
-        reason: reason.to_owned(),
-    };
-    match raw.get(claim) {
-        None => Ok(None),
-        Some(Value::Number(n)) => {
-            if let Some(i) = n.as_i64() {
-                return Ok(Some(i));
-            }
-            let f = n
-                .as_f64()
-                .filter(|f| f.is_finite())
-                .ok_or_else(|| invalid("must be a number of seconds since 1970"))?;
-            let rounded = if round_up { f.ceil() } else { f.floor() };
-            // Beyond ±2^53 a float is not a meaningful time; refuse rather than saturate.
-            if rounded.abs() > 9_007_199_254_740_992.0 {
-                return Err(invalid("is out of range"));
-            }
-            Ok(Some(rounded as i64))
+/// A string claim: where it stands in the payload, or, when it had JSON escapes, its text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Text {
+    Span { start: usize, len: usize },
+    Owned(Box<str>),
+}
+
+impl Text {
+    pub(crate) fn span(start: usize, len: usize) -> Text {
+        Text::Span { start, len }
+    }
+
+    pub(crate) fn owned(text: &str) -> Text {
+        Text::Owned(text.into())
+    }
+
+    pub(crate) fn get<'a>(&'a self, payload: &'a str) -> &'a str {
+        match self {
+            Text::Span { start, len } => payload.get(*start..*start + *len).unwrap_or_default(),
+            Text::Owned(text) => text,
         }
-        Some(_) => Err(invalid(
-            "must be a number of seconds since 1970, not a string or other type",
-        )),
     }
 }
 
-impl Claims {
-    /// Types the claims of a verified payload. Fails when a claim Maskinporten defines has a
-    /// type that could make a decision ambiguous.
-    pub fn from_map(raw: Map<String, Value>) -> Result<Claims, ValidationError> {
-        let scopes = match raw.get("scope") {
-            None => ScopeSet::default(),
-            Some(Value::String(s)) => ScopeSet::parse(s),
-            Some(_) => {
-                return Err(ValidationError::InvalidClaim {
-                    claim: "scope",
-                    reason: "must be a space-separated string".to_owned(),
-                });
-            }
-        };
-        let audience = match raw.get("aud") {
-            None => Vec::new(),
-            Some(Value::String(s)) => vec![s.clone()],
-            Some(Value::Array(items)) => items
-                .iter()
-                .map(|v| v.as_str().map(str::to_owned))
-                .collect::<Option<Vec<_>>>()
-                .ok_or_else(|| ValidationError::InvalidClaim {
-                    claim: "aud",
-                    reason: "must be a string or an array of strings".to_owned(),
-                })?,
-            Some(_) => {
-                return Err(ValidationError::InvalidClaim {
-                    claim: "aud",
-                    reason: "must be a string or an array of strings".to_owned(),
-                });
-            }
-        };
-        let consumer = raw
-            .get("consumer")
-            .map(|v| Organization::from_claim("consumer", v))
-            .transpose()?;
-        let supplier = raw
-            .get("supplier")
-            .map(|v| Organization::from_claim("supplier", v))
-            .transpose()?;
-        if let Some(details) = raw.get("authorization_details")
-            && !details.is_array()
-        {
-            return Err(ValidationError::InvalidClaim {
-                claim: "authorization_details",
-                reason: "must be an array".to_owned(),
-            });
-        }
-        Ok(Claims {
-            issuer: optional_string(&raw, "iss")?,
-            client_id: optional_string(&raw, "client_id")?,
-            client_amr: optional_string(&raw, "client_amr")?,
-            delegation_source: optional_string(&raw, "delegation_source")?,
-            pid: optional_string(&raw, "pid")?,
-            jti: optional_string(&raw, "jti")?,
-            exp: numeric_date(&raw, "exp", false)?,
-            nbf: numeric_date(&raw, "nbf", true)?,
-            iat: numeric_date(&raw, "iat", true)?,
-            scopes,
-            consumer,
-            supplier,
-            audience,
-            raw,
+/// The string-valued claims, as indexes into [`TypedClaims::strings`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StringClaim {
+    Iss,
+    ClientId,
+    ClientAmr,
+    DelegationSource,
+    Pid,
+    Jti,
+}
+
+impl StringClaim {
+    pub(crate) fn from_name(name: &str) -> Option<StringClaim> {
+        Some(match name {
+            "iss" => StringClaim::Iss,
+            "client_id" => StringClaim::ClientId,
+            "client_amr" => StringClaim::ClientAmr,
+            "delegation_source" => StringClaim::DelegationSource,
+            "pid" => StringClaim::Pid,
+            "jti" => StringClaim::Jti,
+            _ => return None,
         })
     }
 
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            StringClaim::Iss => "iss",
+            StringClaim::ClientId => "client_id",
+            StringClaim::ClientAmr => "client_amr",
+            StringClaim::DelegationSource => "delegation_source",
+            StringClaim::Pid => "pid",
+            StringClaim::Jti => "jti",
+        }
+    }
+
+    pub(crate) fn rank(self) -> ClaimRank {
+        match self {
+            StringClaim::Iss => ClaimRank::Iss,
+            StringClaim::ClientId => ClaimRank::ClientId,
+            StringClaim::ClientAmr => ClaimRank::ClientAmr,
+            StringClaim::DelegationSource => ClaimRank::DelegationSource,
+            StringClaim::Pid => ClaimRank::Pid,
+            StringClaim::Jti => ClaimRank::Jti,
+        }
+    }
+}
+
+/// Which malformed claim is reported when there are several: the first in this order,
+/// whatever the order in the payload, so an error does not depend on member order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum ClaimRank {
+    Scope,
+    Audience,
+    Consumer,
+    Supplier,
+    AuthorizationDetails,
+    Iss,
+    ClientId,
+    ClientAmr,
+    DelegationSource,
+    Pid,
+    Jti,
+    Exp,
+    Nbf,
+    Iat,
+}
+
+/// The claims a decision may depend on, typed.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct TypedClaims {
+    pub(crate) strings: [Option<Text>; 6],
+    pub(crate) scopes: ScopeSet,
+    pub(crate) consumer: Option<Organization>,
+    pub(crate) supplier: Option<Organization>,
+    pub(crate) audience: Vec<String>,
+    pub(crate) iat: Option<i64>,
+    pub(crate) exp: Option<i64>,
+    pub(crate) nbf: Option<i64>,
+}
+
+impl TypedClaims {
+    pub(crate) fn date_mut(&mut self, claim: &str) -> &mut Option<i64> {
+        match claim {
+            "exp" => &mut self.exp,
+            "nbf" => &mut self.nbf,
+            _ => &mut self.iat,
+        }
+    }
+}
+
+/// A NumericDate (RFC 7519 section 2) that came as a float: fractions are rounded toward the
+/// safe side (`exp` down, `nbf` and `iat` up), and beyond ±2^53 a float is not a meaningful
+/// time, so it is refused rather than saturated.
+pub(crate) fn float_date(seconds: f64, round_up: bool) -> Result<i64, &'static str> {
+    if !seconds.is_finite() {
+        return Err("must be a number of seconds since 1970");
+    }
+    let rounded = if round_up {
+        seconds.ceil()
+    } else {
+        seconds.floor()
+    };
+    if rounded.abs() > 9_007_199_254_740_992.0 {
+        return Err("is out of range");
+    }
+    Ok(rounded as i64)
+}
+
+impl Claims {
+    /// Types the claims of a JSON object. Fails when a claim Maskinporten defines has a type
+    /// that could make a decision ambiguous: the same rules, and the same errors, as for a
+    /// token's payload.
+    pub fn from_map(raw: Map<String, Value>) -> Result<Claims, ValidationError> {
+        // One implementation of the rules: the map is read the way a payload is.
+        let payload = serde_json::to_vec(&raw).map_err(|e| ValidationError::BadJson {
+            segment: crate::error::Segment::Payload,
+            reason: e.to_string(),
+        })?;
+        let claims = crate::payload::parse_claims(payload)?;
+        let _ = claims.raw.set(raw);
+        Ok(claims)
+    }
+
+    pub(crate) fn from_parts(payload: Box<str>, typed: TypedClaims) -> Claims {
+        Claims {
+            payload,
+            typed,
+            raw: OnceLock::new(),
+        }
+    }
+
     /// Every claim exactly as the token carried it (what the introspection API returns).
+    /// Built from the payload on first use.
     pub fn raw(&self) -> &Map<String, Value> {
-        &self.raw
+        self.raw.get_or_init(|| {
+            // The payload passed the same strict parse already; this cannot fail.
+            parse_json_object(self.payload.as_bytes()).unwrap_or_default()
+        })
+    }
+
+    /// The payload as the token carried it (JSON text).
+    pub fn payload(&self) -> &str {
+        &self.payload
     }
 
     /// One claim as the token carried it.
     pub fn get(&self, claim: &str) -> Option<&Value> {
-        self.raw.get(claim)
+        self.raw().get(claim)
+    }
+
+    fn string(&self, claim: StringClaim) -> Option<&str> {
+        self.typed.strings[claim as usize]
+            .as_ref()
+            .map(|text| text.get(&self.payload))
     }
 
     /// `iss`: the issuer.
     pub fn issuer(&self) -> Option<&str> {
-        self.issuer.as_deref()
+        self.string(StringClaim::Iss)
     }
 
     /// `scope`, parsed.
     pub fn scopes(&self) -> &ScopeSet {
-        &self.scopes
+        &self.typed.scopes
     }
 
     /// `client_id`: the consumer's client registration. Not for access control: a consumer
     /// can have many clients; use [`consumer`](Self::consumer).
     pub fn client_id(&self) -> Option<&str> {
-        self.client_id.as_deref()
+        self.string(StringClaim::ClientId)
     }
 
     /// `client_amr`: how the client authenticated (`private_key_jwt`, `virksomhetssertifikat`).
     pub fn client_amr(&self) -> Option<&str> {
-        self.client_amr.as_deref()
+        self.string(StringClaim::ClientAmr)
     }
 
     /// `consumer`: the legal party the token was issued to. Authorize on this.
     pub fn consumer(&self) -> Option<&Organization> {
-        self.consumer.as_ref()
+        self.typed.consumer.as_ref()
     }
 
     /// `supplier`: in delegated access, the party acting for the consumer. Never authorize on
     /// this; it is for audit.
     pub fn supplier(&self) -> Option<&Organization> {
-        self.supplier.as_ref()
+        self.typed.supplier.as_ref()
     }
 
     /// `delegation_source`: where the delegation was registered (e.g. Altinn).
     pub fn delegation_source(&self) -> Option<&str> {
-        self.delegation_source.as_deref()
+        self.string(StringClaim::DelegationSource)
     }
 
     /// `pid`: the person the token is restricted to, when it is.
     pub fn pid(&self) -> Option<&str> {
-        self.pid.as_deref()
+        self.string(StringClaim::Pid)
     }
 
     /// `authorization_details` (system users, consent), verbatim; empty when absent.
     pub fn authorization_details(&self) -> &[Value] {
-        match self.raw.get("authorization_details") {
+        match self.get("authorization_details") {
             Some(Value::Array(items)) => items,
             _ => &[],
         }
@@ -272,27 +312,27 @@ impl Claims {
 
     /// `aud`, as a list (empty when absent).
     pub fn audience(&self) -> &[String] {
-        &self.audience
+        &self.typed.audience
     }
 
     /// `jti`: the token's unique id.
     pub fn jti(&self) -> Option<&str> {
-        self.jti.as_deref()
+        self.string(StringClaim::Jti)
     }
 
     /// `iat`: when the token was issued (seconds since 1970).
     pub fn issued_at(&self) -> Option<i64> {
-        self.iat
+        self.typed.iat
     }
 
     /// `exp`: when the token expires (seconds since 1970).
     pub fn expires_at(&self) -> Option<i64> {
-        self.exp
+        self.typed.exp
     }
 
     /// `nbf`: not valid before (seconds since 1970). Maskinporten does not set it.
     pub fn not_before(&self) -> Option<i64> {
-        self.nbf
+        self.typed.nbf
     }
 }
 
@@ -353,10 +393,8 @@ mod tests {
 
     #[test]
     fn orgno_parsing_is_tolerant_of_future_parts_and_other_schemes() {
-        let org = |id: &str, authority: &str| {
-            Organization::from_claim("consumer", &json!({"authority": authority, "ID": id}))
-                .unwrap()
-        };
+        let org =
+            |id: &str, authority: &str| Organization::new(authority.to_owned(), id.to_owned());
         assert_eq!(
             org("0192:889640782:extra", ISO6523_AUTHORITY).orgno(),
             Some("889640782")

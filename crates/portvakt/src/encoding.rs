@@ -65,7 +65,99 @@ pub(crate) fn parse_json_object(bytes: &[u8]) -> Result<Map<String, Value>, Json
     }
 }
 
-const DUPLICATE_MARKER: &str = "portvakt-duplicate-key:";
+/// Walks the members of a JSON object, refusing duplicate names at every depth like
+/// [`parse_json_object`], and hands each member to `member` instead of building a map: the
+/// JWS header is read this way on every validation, so it costs a few allocations, not a tree.
+pub(crate) fn for_each_member(
+    bytes: &[u8],
+    mut member: impl FnMut(&str, Value),
+) -> Result<(), JsonError> {
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let walked = deserializer
+        .deserialize_map(MemberVisitor(&mut member))
+        .and_then(|()| deserializer.end());
+    walked.map_err(|err| classify_error(err, bytes))
+}
+
+/// What went wrong reading `bytes` as an object with `deserialize_map`: serde_json reports a
+/// document that is valid JSON but no object as a type error, which is [`JsonError::NotAnObject`].
+pub(crate) fn classify_error(err: serde_json::Error, bytes: &[u8]) -> JsonError {
+    let first = bytes
+        .iter()
+        .find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'));
+    match classify(err) {
+        JsonError::Syntax(_) if first.is_some_and(|b| *b != b'{') => JsonError::NotAnObject,
+        other => other,
+    }
+}
+
+struct MemberVisitor<'f, F>(&'f mut F);
+
+impl<'de, F: FnMut(&str, Value)> Visitor<'de> for MemberVisitor<'_, F> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<(), A::Error> {
+        let mut seen = SeenNames::default();
+        while let Some(MemberName(name)) = access.next_key()? {
+            let StrictValue(value) = access.next_value()?;
+            (self.0)(&name, value);
+            seen.insert(name)?;
+        }
+        Ok(())
+    }
+}
+
+/// A member name, borrowed from the input unless it has escapes.
+pub(crate) struct MemberName<'de>(pub(crate) std::borrow::Cow<'de, str>);
+
+/// The member names seen in one object, to refuse a second one. Names are borrowed from the
+/// input (unless escaped), and the set is a tree, not a list: headers are read before the
+/// signature is checked, so a crafted one with thousands of members must not cost quadratic
+/// time.
+#[derive(Default)]
+pub(crate) struct SeenNames<'de>(std::collections::BTreeSet<std::borrow::Cow<'de, str>>);
+
+impl<'de> SeenNames<'de> {
+    /// Records `name`; an error naming it when it was seen before.
+    pub(crate) fn insert<E: de::Error>(
+        &mut self,
+        name: std::borrow::Cow<'de, str>,
+    ) -> Result<(), E> {
+        if self.0.contains(&name) {
+            return Err(E::custom(format_args!("{DUPLICATE_MARKER}{name}")));
+        }
+        self.0.insert(name);
+        Ok(())
+    }
+}
+
+impl<'de> de::Deserialize<'de> for MemberName<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct NameVisitor;
+        impl<'de> Visitor<'de> for NameVisitor {
+            type Value = MemberName<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a member name")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(MemberName(std::borrow::Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(MemberName(std::borrow::Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+                Ok(MemberName(std::borrow::Cow::Owned(v)))
+            }
+        }
+        deserializer.deserialize_str(NameVisitor)
+    }
+}
+
+pub(crate) const DUPLICATE_MARKER: &str = "portvakt-duplicate-key:";
 
 fn classify(err: serde_json::Error) -> JsonError {
     let text = err.to_string();
@@ -147,11 +239,19 @@ impl<'de> Visitor<'de> for StrictValueVisitor {
     fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Value, A::Error> {
         let mut map = Map::new();
         while let Some(key) = access.next_key::<String>()? {
-            if map.contains_key(&key) {
-                return Err(de::Error::custom(format_args!("{DUPLICATE_MARKER}{key}")));
-            }
             let StrictValue(value) = access.next_value()?;
-            map.insert(key, value);
+            // One tree walk: insert, and refuse when the name was there already.
+            match map.entry(key) {
+                serde_json::map::Entry::Vacant(slot) => {
+                    slot.insert(value);
+                }
+                serde_json::map::Entry::Occupied(slot) => {
+                    return Err(de::Error::custom(format_args!(
+                        "{DUPLICATE_MARKER}{}",
+                        slot.key()
+                    )));
+                }
+            }
         }
         Ok(Value::Object(map))
     }
@@ -202,6 +302,41 @@ mod tests {
             Err(JsonError::Syntax(_))
         ));
         assert!(matches!(parse_json_object(b""), Err(JsonError::Syntax(_))));
+    }
+
+    #[test]
+    fn members_are_walked_with_the_same_strictness() {
+        let walk = |json: &[u8]| {
+            let mut names = Vec::new();
+            for_each_member(json, |name, value| names.push(format!("{name}={value}")))
+                .map(|()| names)
+        };
+        assert_eq!(
+            walk(br#"{"alg":"RS256","k\u0069d":"k","x":{"y":[1]}}"#),
+            Ok(vec![
+                "alg=\"RS256\"".to_owned(),
+                "kid=\"k\"".to_owned(),
+                "x={\"y\":[1]}".to_owned()
+            ])
+        );
+        assert_eq!(
+            walk(br#"{"a":1,"a":2}"#),
+            Err(JsonError::DuplicateKey("a".into()))
+        );
+        // An escaped spelling of a name already seen is the same name.
+        assert_eq!(
+            walk(br#"{"kid":1,"k\u0069d":2}"#),
+            Err(JsonError::DuplicateKey("kid".into()))
+        );
+        assert_eq!(
+            walk(br#"{"x":{"ID":"1","ID":"2"}}"#),
+            Err(JsonError::DuplicateKey("ID".into()))
+        );
+        assert_eq!(walk(br#" ["a"]"#), Err(JsonError::NotAnObject));
+        assert_eq!(walk(b"7"), Err(JsonError::NotAnObject));
+        assert!(matches!(walk(b"{} x"), Err(JsonError::Syntax(_))));
+        assert!(matches!(walk(b"{\"a\":"), Err(JsonError::Syntax(_))));
+        assert!(matches!(walk(b""), Err(JsonError::Syntax(_))));
     }
 
     #[test]

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 
 use crate::algorithm::Algorithm;
-use crate::encoding::{decode_base64url, parse_json_object};
+use crate::encoding::{decode_base64url, for_each_member, parse_json_object};
 use crate::error::{Segment, ValidationError, printable};
 use crate::jwk::{KeySet, VerifyFailure, VerifyingKey};
 
@@ -53,18 +53,33 @@ pub struct Header {
     pub alg: Algorithm,
     /// The key id, an opaque lookup key.
     pub kid: String,
-    /// Every header parameter as sent.
-    pub raw: Map<String, Value>,
 }
 
 /// Decodes and checks the header segment.
+///
+/// Only `alg`, `kid`, `crit` and `b64` matter; every other member is parsed (so the header is
+/// strict JSON with no duplicate names at any depth) and dropped. In particular `jku`, `x5u`,
+/// `jwk` and `x5c` are never looked at.
 pub fn decode_header(encoded: &str, algorithms: &[Algorithm]) -> Result<Header, ValidationError> {
-    let raw = decode_json_segment(encoded, Segment::Header)?;
-    let alg = match raw.get("alg") {
-        Some(Value::String(name)) => Algorithm::from_name(name)
+    let segment = Segment::Header;
+    let bytes = decode_base64url(encoded).map_err(|_| ValidationError::BadBase64 { segment })?;
+    let (mut alg, mut kid, mut crit, mut b64) = (None, None, false, false);
+    for_each_member(&bytes, |name, value| match name {
+        "alg" => alg = Some(value),
+        "kid" => kid = Some(value),
+        "crit" => crit = true,
+        "b64" => b64 = true,
+        _ => {}
+    })
+    .map_err(|e| ValidationError::BadJson {
+        segment,
+        reason: e.to_string(),
+    })?;
+    let alg = match alg {
+        Some(Value::String(name)) => Algorithm::from_name(&name)
             .filter(|alg| algorithms.contains(alg))
             .ok_or_else(|| ValidationError::AlgorithmNotAllowed {
-                alg: Some(printable(name)),
+                alg: Some(printable(&name)),
                 allowed: algorithms.to_vec(),
             })?,
         Some(other) => {
@@ -80,19 +95,19 @@ pub fn decode_header(encoded: &str, algorithms: &[Algorithm]) -> Result<Header, 
             });
         }
     };
-    if raw.contains_key("crit") {
+    if crit {
         return Err(ValidationError::UnsupportedHeader { parameter: "crit" });
     }
     // RFC 7797 unencoded payloads; only meaningful with `crit`, refused on its own too so
     // no reader can take the payload as unencoded.
-    if raw.contains_key("b64") {
+    if b64 {
         return Err(ValidationError::UnsupportedHeader { parameter: "b64" });
     }
-    let kid = match raw.get("kid") {
-        Some(Value::String(kid)) if !kid.is_empty() => kid.clone(),
+    let kid = match kid {
+        Some(Value::String(kid)) if !kid.is_empty() => kid,
         _ => return Err(ValidationError::MissingKid),
     };
-    Ok(Header { alg, kid, raw })
+    Ok(Header { alg, kid })
 }
 
 fn decode_json_segment(
@@ -141,6 +156,14 @@ pub(crate) fn verify_parts(
     algorithms: &[Algorithm],
 ) -> Result<VerifiedJws, ValidationError> {
     let header = decode_header(parts.header, algorithms)?;
+    // Both decodings are cheap next to the RSA operation, so a token that cannot be valid
+    // whatever its signature is refused before it costs one (or a key refresh for its kid).
+    let payload = decode_base64url(parts.payload).map_err(|_| ValidationError::BadBase64 {
+        segment: Segment::Payload,
+    })?;
+    let signature = decode_base64url(parts.signature).map_err(|_| ValidationError::BadBase64 {
+        segment: Segment::Signature,
+    })?;
     let KeyLookup::Keys(keys) = keys else {
         return Err(ValidationError::KeysUnavailable);
     };
@@ -149,9 +172,6 @@ pub(crate) fn verify_parts(
         .ok_or_else(|| ValidationError::UnknownKid {
             kid: printable(&header.kid),
         })?;
-    let signature = decode_base64url(parts.signature).map_err(|_| ValidationError::BadBase64 {
-        segment: Segment::Signature,
-    })?;
     key.verify(header.alg, parts.signing_input.as_bytes(), &signature)
         .map_err(|failure| match failure {
             VerifyFailure::AlgorithmMismatch(key_alg) => ValidationError::KeyAlgorithmMismatch {
@@ -165,9 +185,6 @@ pub(crate) fn verify_parts(
                 }
             }
         })?;
-    let payload = decode_base64url(parts.payload).map_err(|_| ValidationError::BadBase64 {
-        segment: Segment::Payload,
-    })?;
     Ok(VerifiedJws {
         header,
         key: Arc::clone(key),

@@ -41,6 +41,7 @@ pub mod inspect;
 pub mod jwk;
 pub mod jws;
 mod keystore;
+mod payload;
 mod roca;
 pub mod scope;
 pub mod signing;

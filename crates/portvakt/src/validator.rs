@@ -17,8 +17,7 @@ use crate::algorithm::Algorithm;
 use crate::cache::TokenCache;
 use crate::claims::{Claims, check_audience};
 use crate::config::{Config, ConfigError};
-use crate::encoding::parse_json_object;
-use crate::error::{Segment, ValidationError, printable};
+use crate::error::{ValidationError, printable};
 use crate::jwk::{KeySet, VerifyingKey};
 use crate::jws::{KeyLookup, split_compact, verify_parts};
 use crate::keystore::{KeyStats, KeyStore, Readiness};
@@ -324,11 +323,8 @@ impl Validator {
         let Some(snapshot) = snapshot.as_ref() else {
             return Err(ValidationError::KeysUnavailable);
         };
-        let raw = parse_json_object(&jws.payload).map_err(|e| ValidationError::BadJson {
-            segment: Segment::Payload,
-            reason: e.to_string(),
-        })?;
-        let claims = Claims::from_map(raw)?;
+        let payload_len = jws.payload.len();
+        let claims = crate::payload::parse_claims(jws.payload)?;
         match claims.issuer() {
             Some(iss) if *iss == *snapshot.issuer => {}
             found => {
@@ -355,7 +351,7 @@ impl Validator {
             claims,
             algorithm: jws.header.alg,
             key: jws.key,
-            payload_len: jws.payload.len(),
+            payload_len,
         }));
         if let Some(cache) = &inner.cache {
             cache.insert(token, verified.clone());
