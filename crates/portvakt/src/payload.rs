@@ -435,7 +435,7 @@ impl<'de> Visitor<'de> for TopLevel<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::{Value, json};
+    use serde_json::{Map, Value, json};
 
     fn parse(text: &str) -> Result<Claims, ValidationError> {
         parse_claims(text.as_bytes().to_vec())
@@ -552,5 +552,91 @@ mod tests {
             Claims::from_map(bad).unwrap_err(),
             parse(r#"{"exp":"5"}"#).unwrap_err()
         );
+    }
+
+    /// Arbitrary JSON, with the claim names that get typed among the member names.
+    fn json_value() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            any::<u64>().prop_map(Value::from),
+            (-1e18f64..1e18).prop_map(Value::from),
+            "[a-z0-9 :/\\\\\"\u{e6}]{0,12}".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(3, 24, 6, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                proptest::collection::btree_map(member_name(), inner, 0..6)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    fn member_name() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        prop_oneof![
+            proptest::sample::select(vec![
+                "iss",
+                "scope",
+                "aud",
+                "consumer",
+                "supplier",
+                "authority",
+                "ID",
+                "exp",
+                "nbf",
+                "iat",
+                "jti",
+                "pid",
+                "client_id",
+                "authorization_details",
+            ])
+            .prop_map(str::to_owned),
+            "[a-z]{1,4}",
+        ]
+    }
+
+    proptest::proptest! {
+        /// The one-pass reader agrees with a plain parse: whatever it accepts, `raw()` is
+        /// exactly the document, and the typed claims are the map's members of the right type.
+        #[test]
+        fn one_pass_reading_agrees_with_the_document(
+            members in proptest::collection::btree_map(member_name(), json_value(), 0..8)
+        ) {
+            let text = serde_json::to_string(&members).unwrap();
+            // What a plain parse reads (serde_json's float parsing need not round-trip).
+            let map: Map<String, Value> = serde_json::from_str(&text).unwrap();
+            match parse(&text) {
+                Ok(claims) => {
+                    proptest::prop_assert_eq!(claims.raw(), &map);
+                    proptest::prop_assert_eq!(claims.issuer(), map.get("iss").and_then(Value::as_str));
+                    proptest::prop_assert_eq!(claims.jti(), map.get("jti").and_then(Value::as_str));
+                    if let Some(Value::String(scope)) = map.get("scope") {
+                        proptest::prop_assert_eq!(claims.scopes(), &ScopeSet::parse(scope));
+                    }
+                    if let Some(exp) = map.get("exp").and_then(Value::as_i64) {
+                        proptest::prop_assert_eq!(claims.expires_at(), Some(exp));
+                    }
+                }
+                Err(ValidationError::InvalidClaim { claim, .. }) => {
+                    // Refused only for a typed claim present with a wrong type.
+                    let value = map.get(claim);
+                    proptest::prop_assert!(value.is_some(), "{claim} absent");
+                    let value = value.unwrap();
+                    let plausible = match claim {
+                        "iss" | "client_id" | "client_amr" | "delegation_source" | "pid" | "jti" | "scope" => !value.is_string(),
+                        "aud" => !(value.is_string() || value.as_array().is_some_and(|a| a.iter().all(Value::is_string))),
+                        "authorization_details" => !value.is_array(),
+                        "exp" | "nbf" | "iat" => !value.is_number() || value.as_i64().is_none(),
+                        "consumer" | "supplier" => true,
+                        _ => false,
+                    };
+                    proptest::prop_assert!(plausible, "{claim} = {value} refused");
+                }
+                Err(other) => proptest::prop_assert!(false, "{text}: {other}"),
+            }
+        }
     }
 }
