@@ -94,19 +94,37 @@ pub enum ConfigError {
         "the portvakt validator must be created inside a Tokio runtime (it refreshes keys in the background)"
     )]
     NoRuntime,
+    /// The HTTP client for discovery and JWKS requests could not be set up (TLS or platform
+    /// trouble). Reported here rather than falling back to a client without timeouts, which
+    /// a hanging issuer could stall forever.
+    #[error(
+        "could not set up the HTTPS client for the issuer's discovery and JWKS requests: {reason}; check the TLS set-up of this host (root certificates, crypto provider)"
+    )]
+    HttpClient {
+        /// The HTTP library's reason.
+        reason: String,
+    },
 }
 
 /// Where the issuer's identity and keys come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Source {
-    /// A discovery document fills in what was not given explicitly.
+    /// A discovery document fills in what was not given explicitly (the issuer, the JWKS URI,
+    /// or both). Keys cannot be fetched until the document has been read once.
     Discovery {
         well_known: Url,
         issuer: Option<String>,
         jwks_uri: Option<Url>,
     },
-    /// Issuer and JWKS URI given explicitly: no discovery.
-    Explicit { issuer: String, jwks_uri: Url },
+    /// Issuer and JWKS URI given explicitly: keys come straight from the JWKS URI, so
+    /// validation never depends on discovery. NAIS injects the well-known URL as well; when
+    /// it is set, the document is read only to cross-check the issuer (a mismatch is reported
+    /// through readiness, an outage is ignored).
+    Explicit {
+        issuer: String,
+        jwks_uri: Url,
+        cross_check: Option<Url>,
+    },
 }
 
 /// Validated settings for a [`Validator`](crate::Validator).
@@ -122,6 +140,9 @@ pub struct Config {
     pub(crate) max_key_age: Duration,
     pub(crate) http_timeout: Duration,
     pub(crate) cache_bytes: usize,
+    /// Built with the configuration, so a platform that cannot provide a client with
+    /// timeouts fails at start-up, not with an unbounded client later.
+    pub(crate) http: reqwest::Client,
 }
 
 impl Config {
@@ -291,7 +312,10 @@ impl ConfigBuilder {
         self
     }
 
-    /// How long keys are used when the issuer stays unreachable (default 24 h).
+    /// How long keys are used after their last successful fetch when the issuer stays
+    /// unreachable (default 24 h; at least the refresh interval). Past it, validations answer
+    /// `keys_unavailable` and readiness is not ready until the issuer answers again: keys the
+    /// issuer may have revoked long ago are not trusted forever.
     pub fn max_key_age(mut self, age: Duration) -> Self {
         self.max_key_age = age;
         self
@@ -324,12 +348,18 @@ impl ConfigBuilder {
             checked_url(ENV_ISSUER, issuer)?;
         }
         let source = match (well_known, issuer, jwks_uri) {
+            // Both explicit (what NAIS injects, next to the well-known URL): discovery is
+            // only a cross-check, never on the path to the keys.
+            (cross_check, Some(issuer), Some(jwks_uri)) => Source::Explicit {
+                issuer,
+                jwks_uri,
+                cross_check,
+            },
             (Some(well_known), issuer, jwks_uri) => Source::Discovery {
                 well_known,
                 issuer,
                 jwks_uri,
             },
-            (None, Some(issuer), Some(jwks_uri)) => Source::Explicit { issuer, jwks_uri },
             // Only the issuer: RFC 8414 puts its metadata at a well-known path below it.
             (None, Some(issuer), None) => Source::Discovery {
                 well_known: derived_well_known(&issuer)?,
@@ -373,12 +403,24 @@ impl ConfigBuilder {
                 reason: "must be at least 1 s (and the unknown-kid interval above zero)".to_owned(),
             });
         }
+        if self.max_key_age < self.refresh_interval {
+            return Err(ConfigError::OutOfRange {
+                name: "maximum key age",
+                reason: format!(
+                    "is {} s, shorter than the refresh interval ({} s): keys would be dropped before the next refresh; make it at least the refresh interval",
+                    self.max_key_age.as_secs_f64(),
+                    self.refresh_interval.as_secs_f64()
+                ),
+            });
+        }
         if self.http_timeout.is_zero() {
             return Err(ConfigError::OutOfRange {
                 name: "HTTP timeout",
                 reason: "must be above zero".to_owned(),
             });
         }
+        let http = crate::fetch::try_client(self.http_timeout)
+            .map_err(|reason| ConfigError::HttpClient { reason })?;
         Ok(Config {
             source,
             audience: self.audience,
@@ -390,6 +432,7 @@ impl ConfigBuilder {
             max_key_age: self.max_key_age,
             http_timeout: self.http_timeout,
             cache_bytes: self.cache_bytes,
+            http,
         })
     }
 }
@@ -449,6 +492,72 @@ mod tests {
         assert!(matches!(config.source, Source::Explicit { .. }));
         assert_eq!(config.algorithms(), &[Algorithm::RS256]);
         assert_eq!(config.leeway(), Duration::from_secs(60));
+    }
+
+    #[test]
+    fn explicit_issuer_and_jwks_never_depend_on_discovery() {
+        // What NAIS injects: all three. The well-known URL is only a cross-check.
+        let config = Config::builder()
+            .well_known_url("https://test.maskinporten.no/.well-known/oauth-authorization-server")
+            .issuer("https://test.maskinporten.no/")
+            .jwks_uri("https://test.maskinporten.no/jwk")
+            .build()
+            .unwrap();
+        match config.source {
+            Source::Explicit {
+                issuer,
+                jwks_uri,
+                cross_check: Some(well_known),
+            } => {
+                assert_eq!(issuer, "https://test.maskinporten.no/");
+                assert_eq!(jwks_uri.as_str(), "https://test.maskinporten.no/jwk");
+                assert_eq!(well_known.path(), "/.well-known/oauth-authorization-server");
+            }
+            other => panic!("{other:?}"),
+        }
+        // A JWKS URI without an issuer still needs the document, for the issuer.
+        let config = Config::builder()
+            .well_known_url("https://test.maskinporten.no/.well-known/oauth-authorization-server")
+            .jwks_uri("https://test.maskinporten.no/jwk")
+            .build()
+            .unwrap();
+        assert!(matches!(
+            config.source,
+            Source::Discovery {
+                issuer: None,
+                jwks_uri: Some(_),
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn keys_may_not_age_out_between_refreshes() {
+        let base = || {
+            Config::builder()
+                .issuer("https://a/")
+                .jwks_uri("https://a/jwk")
+        };
+        let err = base()
+            .refresh_interval(Duration::from_secs(600))
+            .max_key_age(Duration::from_secs(599))
+            .build()
+            .unwrap_err();
+        assert!(matches!(
+            err,
+            ConfigError::OutOfRange {
+                name: "maximum key age",
+                ..
+            }
+        ));
+        assert!(err.to_string().contains("refresh interval"), "{err}");
+        assert!(
+            base()
+                .refresh_interval(Duration::from_secs(600))
+                .max_key_age(Duration::from_secs(600))
+                .build()
+                .is_ok()
+        );
     }
 
     #[test]

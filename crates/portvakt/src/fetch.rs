@@ -35,7 +35,12 @@ pub enum FetchError {
     },
 }
 
-pub(crate) fn client(timeout: Duration) -> reqwest::Client {
+/// The client for every request to the issuer: a timeout on connect and on the whole
+/// request, no redirects. A builder failure (TLS or platform trouble) is returned, never
+/// papered over with a default client: that one has no timeout, so a hanging issuer would
+/// stall refreshes forever. The validator reports it as
+/// [`ConfigError::HttpClient`](crate::ConfigError::HttpClient) when its configuration is built.
+pub(crate) fn try_client(timeout: Duration) -> Result<reqwest::Client, String> {
     reqwest::Client::builder()
         .timeout(timeout)
         .connect_timeout(timeout)
@@ -44,7 +49,13 @@ pub(crate) fn client(timeout: Duration) -> reqwest::Client {
         .redirect(reqwest::redirect::Policy::none())
         .user_agent(concat!("portvakt/", env!("CARGO_PKG_VERSION")))
         .build()
-        .unwrap_or_else(|_| reqwest::Client::new())
+        .map_err(|e| describe(&e))
+}
+
+/// [`try_client`] with the old fallback, kept only for the token client (`client.rs`) until
+/// its constructors return the builder's error too. The validator never uses it.
+pub(crate) fn client(timeout: Duration) -> reqwest::Client {
+    try_client(timeout).unwrap_or_else(|_| reqwest::Client::new())
 }
 
 /// GETs a JSON document, reading at most [`MAX_DOCUMENT_BYTES`].

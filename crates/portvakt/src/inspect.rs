@@ -173,7 +173,7 @@ impl Validator {
                         format!(
                             "expired {} ({} s ago, leeway {leeway} s)",
                             utc(exp),
-                            now - exp
+                            now.saturating_sub(exp)
                         ),
                     ),
                     Some(exp) => passed(
@@ -181,7 +181,7 @@ impl Validator {
                         format!(
                             "expires {} ({}){verified_note}",
                             utc(exp),
-                            relative(exp - now)
+                            relative(exp.saturating_sub(now))
                         ),
                     ),
                 });
@@ -192,7 +192,11 @@ impl Validator {
                     ),
                     Some(nbf) if now.saturating_add(leeway) < nbf => failed(
                         "not-before",
-                        format!("not valid before {} ({})", utc(nbf), relative(nbf - now)),
+                        format!(
+                            "not valid before {} ({})",
+                            utc(nbf),
+                            relative(nbf.saturating_sub(now))
+                        ),
                     ),
                     Some(nbf) => passed("not-before", format!("valid since {}", utc(nbf))),
                 });
@@ -203,12 +207,16 @@ impl Validator {
                         format!(
                             "issued in the future: {} ({})",
                             utc(iat),
-                            relative(iat - now)
+                            relative(iat.saturating_sub(now))
                         ),
                     ),
                     Some(iat) => passed(
                         "issued-at",
-                        format!("issued {} ({})", utc(iat), relative(iat - now)),
+                        format!(
+                            "issued {} ({})",
+                            utc(iat),
+                            relative(iat.saturating_sub(now))
+                        ),
                     ),
                 });
                 let required_audience = policy.required_audience().or(self.required_audience());
@@ -223,7 +231,9 @@ impl Validator {
                     },
                 });
                 let requirement = policy.scope_requirement();
-                checks.push(if requirement.scopes().is_empty() {
+                // `requires_nothing`, not "names no scope": an empty any-of names none and
+                // still refuses every token, and the report must say so.
+                checks.push(if requirement.requires_nothing() {
                     skipped_owned(
                         "scope",
                         format!("no scope required (token has `{}`)", claims.scopes()),
@@ -287,11 +297,13 @@ fn is_signature_stage(error: &ValidationError) -> bool {
     )
 }
 
+/// `seconds` from now, for people. The claims are unverified input, so every difference is
+/// saturating and the magnitude is taken with `unsigned_abs` (`-i64::MIN` overflows).
 fn relative(seconds: i64) -> String {
     if seconds >= 0 {
         format!("in {seconds} s")
     } else {
-        format!("{} s ago", -seconds)
+        format!("{} s ago", seconds.unsigned_abs())
     }
 }
 
@@ -327,5 +339,60 @@ mod tests {
         assert_eq!(utc(1_770_113_767), "2026-02-03T10:16:07Z");
         assert_eq!(utc(951_782_400), "2000-02-29T00:00:00Z");
         assert_eq!(utc(-1), "1969-12-31T23:59:59Z");
+        // Unverified claims reach this; the extremes must format, not overflow.
+        assert!(utc(i64::MIN).ends_with('Z'));
+        assert!(utc(i64::MAX).ends_with('Z'));
+    }
+
+    #[test]
+    fn relative_handles_the_extremes() {
+        assert_eq!(relative(0), "in 0 s");
+        assert_eq!(relative(-5), "5 s ago");
+        assert_eq!(relative(i64::MIN), "9223372036854775808 s ago");
+        assert_eq!(relative(i64::MAX), "in 9223372036854775807 s");
+    }
+
+    /// Regression: `now - exp`, `iat - now`, `nbf - now` and `-seconds` overflowed (a panic in
+    /// debug builds) for extreme, signed but otherwise unchecked claims.
+    #[tokio::test]
+    async fn extreme_time_claims_are_reported_not_panicked_on() {
+        use crate::{Algorithm, Config, KeySet, SigningKey};
+        let issuer = "https://test.maskinporten.no/";
+        let key = SigningKey::generate("k").unwrap();
+        let config = Config::builder()
+            .issuer(issuer)
+            .jwks_uri("https://test.maskinporten.no/jwk")
+            .build()
+            .unwrap();
+        let jwks = serde_json::json!({"keys": [key.public_jwk()]}).to_string();
+        let (keys, _) = KeySet::from_jwks(jwks.as_bytes(), &[Algorithm::RS256]).unwrap();
+        let validator = Validator::with_keys(&config, issuer, keys);
+        for extreme in [i64::MIN, i64::MIN + 1, -1, i64::MAX - 1, i64::MAX] {
+            for claim in ["exp", "iat", "nbf"] {
+                let mut claims = serde_json::json!({
+                    "iss": issuer, "scope": "s", "exp": 4_000_000_000i64, "iat": 1_700_000_000i64,
+                });
+                claims[claim] = serde_json::json!(extreme);
+                let token = key.sign_jwt(Algorithm::RS256, &claims).unwrap();
+                let report = validator.inspect(&token, &Policy::new()).await;
+                let name = match claim {
+                    "exp" => "expiry",
+                    "iat" => "issued-at",
+                    _ => "not-before",
+                };
+                let check = report.checks.iter().find(|c| c.name == name).unwrap();
+                // The verdict and the report agree on which extreme is fatal.
+                let fatal = match claim {
+                    "exp" => extreme < 1_700_000_000,
+                    _ => extreme > 4_000_000_000,
+                };
+                assert_eq!(report.valid, !fatal, "{claim}={extreme}: {report:?}");
+                assert_eq!(
+                    matches!(check.outcome, Outcome::Failed(_)),
+                    fatal,
+                    "{claim}={extreme}: {check:?}"
+                );
+            }
+        }
     }
 }

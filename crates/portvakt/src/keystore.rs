@@ -6,18 +6,23 @@
 //! Refreshes caused by unknown `kid`s are rate limited, so a flood of tokens with random
 //! `kid`s costs at most one JWKS request per interval. When the issuer fails, the last good
 //! keys stay in use (up to the maximum key age) and retries back off with jitter.
+//!
+//! The maximum key age is enforced by a timer armed with each new key set, not by the
+//! refresh loop alone: if that loop is stuck (a hanging issuer, a misconfiguration branch),
+//! the keys still go at their deadline, and the validation path pays nothing for it (no clock
+//! read beyond the one it already makes).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::{Duration, Instant, SystemTime};
 
 use arc_swap::ArcSwapOption;
 use tokio::sync::watch;
 use url::Url;
 
-use crate::config::{Config, Source};
-use crate::discovery::Discovery;
-use crate::fetch::{client, get_document};
+use crate::config::{Config, ENV_ISSUER, ENV_JWKS_URI, ENV_WELL_KNOWN_URL, Source};
+use crate::discovery::{Discovery, DiscoveryError};
+use crate::fetch::get_document;
 use crate::jwk::KeySet;
 
 /// What the validator verifies against at one moment: the trusted issuer and its keys.
@@ -44,7 +49,8 @@ pub enum Readiness {
         reason: String,
     },
     /// The issuer answered, but not as configured (e.g. the discovery document names another
-    /// issuer). Retrying will not help; fix the configuration.
+    /// issuer). Retrying will not help; fix the configuration. With an explicit issuer and
+    /// JWKS URI, keys are still fetched and used from those; this reports the contradiction.
     Misconfigured {
         /// What is wrong and which variable to fix.
         reason: String,
@@ -78,6 +84,20 @@ struct Status {
     last_success: Option<SystemTime>,
     resolved: Option<(Arc<str>, Url)>,
     last_unknown_kid_refresh: Option<Instant>,
+    /// Explicit issuer and JWKS URI: whether the discovery document has confirmed the issuer.
+    cross_checked: bool,
+    /// Explicit issuer and JWKS URI: what the discovery document contradicts, if anything.
+    /// Kept apart from `misconfigured`, which a successful key fetch clears.
+    cross_check_mismatch: Option<String>,
+    /// The timer that drops the current keys at their maximum age.
+    expiry: Option<tokio::task::AbortHandle>,
+}
+
+/// The outcome of reading the discovery document only to cross-check an explicit issuer.
+enum CrossCheck {
+    Confirmed,
+    Mismatch(String),
+    Unavailable(String),
 }
 
 /// Why one refresh failed.
@@ -103,6 +123,18 @@ pub(crate) struct KeyStore {
     status: Mutex<Status>,
     fetches: AtomicU64,
     failures: AtomicU64,
+}
+
+impl Drop for KeyStore {
+    fn drop(&mut self) {
+        let status = self
+            .status
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(timer) = status.expiry.take() {
+            timer.abort();
+        }
+    }
 }
 
 impl KeyStore {
@@ -135,7 +167,7 @@ impl KeyStore {
             max_key_age: config.max_key_age,
             // Discovery and JWKS may both be fetched, each bounded by the timeout.
             wait_limit: config.http_timeout * 2 + Duration::from_millis(500),
-            client: client(config.http_timeout),
+            client: config.http.clone(),
             in_flight: AtomicBool::new(false),
             generation: watch::channel(0).0,
             status: Mutex::new(status),
@@ -157,12 +189,25 @@ impl KeyStore {
 
     pub(crate) fn readiness(&self) -> Readiness {
         let status = self.status();
-        if let Some(reason) = &status.misconfigured {
+        if let Some(reason) = status
+            .misconfigured
+            .as_ref()
+            .or(status.cross_check_mismatch.as_ref())
+        {
             return Readiness::Misconfigured {
                 reason: reason.clone(),
             };
         }
         match &*self.current.load() {
+            // Keys past their maximum age are about to be dropped by their timer; never call
+            // them ready, even if the timer has not run yet.
+            Some(snapshot)
+                if self.source.is_some() && snapshot.fetched_at.elapsed() > self.max_key_age =>
+            {
+                Readiness::NotReady {
+                    reason: self.aged_out_reason(status.last_error.as_deref()),
+                }
+            }
             Some(snapshot) => Readiness::Ready {
                 keys: snapshot.keys.len(),
                 age: snapshot.fetched_at.elapsed(),
@@ -193,9 +238,12 @@ impl KeyStore {
             let delay = match this.refresh_shared().await {
                 Some(Ok(())) => {
                     failures = 0;
-                    jitter(this.refresh_interval, 10)
+                    // Refresh at least twice per maximum key age, so keys from a healthy
+                    // issuer never reach it between two refreshes.
+                    jitter(this.refresh_interval, 10).min(this.max_key_age / 2)
                 }
                 Some(Err(RefreshError::Misconfigured(_))) => {
+                    this.expire_old_keys();
                     // Nothing will change by hammering the issuer; check again rarely.
                     jitter(this.refresh_interval.min(Duration::from_secs(300)), 10)
                 }
@@ -211,17 +259,67 @@ impl KeyStore {
     }
 
     /// Drops keys older than the maximum age, so a long outage ends in "not ready" rather
-    /// than in trusting keys the issuer may have revoked long ago.
+    /// than in trusting keys the issuer may have revoked long ago. The expiry timer does the
+    /// same at the deadline; this catches a timer that could not run (a blocked runtime).
     fn expire_old_keys(&self) {
-        let guard = self.current.load();
-        if let Some(snapshot) = &*guard
+        if let Some(snapshot) = self.current.load_full()
             && snapshot.fetched_at.elapsed() > self.max_key_age
         {
+            self.drop_keys(&snapshot);
+        }
+    }
+
+    /// Drops `snapshot` if it is still the current one (a newer key set is left alone).
+    fn drop_keys(&self, snapshot: &Arc<Snapshot>) {
+        let previous = self.current.compare_and_swap(snapshot, None);
+        let dropped = previous
+            .as_ref()
+            .is_some_and(|previous| Arc::ptr_eq(previous, snapshot));
+        if dropped {
             tracing::error!(
                 age_secs = snapshot.fetched_at.elapsed().as_secs(),
-                "issuer unreachable for longer than the maximum key age; dropping its keys"
+                max_age_secs = self.max_key_age.as_secs(),
+                "the issuer's keys reached the maximum key age without a successful refresh; dropping them"
             );
-            self.current.store(None);
+            let mut status = self.status();
+            if status.last_error.is_none() {
+                status.last_error = Some(self.aged_out_reason(None));
+            }
+        }
+    }
+
+    fn aged_out_reason(&self, last_error: Option<&str>) -> String {
+        let mut reason = format!(
+            "the issuer's keys are older than the maximum key age ({} s) and no refresh has succeeded since",
+            self.max_key_age.as_secs()
+        );
+        if let Some(error) = last_error {
+            reason.push_str("; last error: ");
+            reason.push_str(error);
+        }
+        reason
+    }
+
+    /// Arms the timer that drops the current keys when they reach the maximum age, replacing
+    /// the timer of the previous key set. The timer holds only weak references.
+    fn arm_expiry(self: &Arc<Self>) {
+        let Some(snapshot) = self.current.load_full() else {
+            return;
+        };
+        let Some(deadline) = snapshot.fetched_at.checked_add(self.max_key_age) else {
+            return; // a maximum age beyond the clock's range: keys never age out
+        };
+        let store = Arc::downgrade(self);
+        let target: Weak<Snapshot> = Arc::downgrade(&snapshot);
+        drop(snapshot);
+        let timer = tokio::spawn(async move {
+            tokio::time::sleep_until(tokio::time::Instant::from_std(deadline)).await;
+            if let (Some(store), Some(snapshot)) = (store.upgrade(), target.upgrade()) {
+                store.drop_keys(&snapshot);
+            }
+        });
+        if let Some(previous) = self.status().expiry.replace(timer.abort_handle()) {
+            previous.abort();
         }
     }
 
@@ -234,10 +332,13 @@ impl KeyStore {
         }
         let mut receiver = self.generation.subscribe();
         let seen = *receiver.borrow_and_update();
-        if !self.in_flight.load(Ordering::Acquire) {
-            let now = Instant::now();
-            {
-                let mut status = self.status();
+        {
+            // Deciding and starting under one lock: a caller that finds the allowance used
+            // up always finds the refresh that used it in flight, and joins it rather than
+            // failing while the key it needs is being fetched.
+            let mut status = self.status();
+            if !self.in_flight.load(Ordering::Acquire) {
+                let now = Instant::now();
                 let allowed = status
                     .last_unknown_kid_refresh
                     .is_none_or(|last| now.duration_since(last) >= self.unknown_kid_interval);
@@ -245,8 +346,9 @@ impl KeyStore {
                     return false;
                 }
                 status.last_unknown_kid_refresh = Some(now);
+                // Only spawns a task: no network call happens under the lock.
+                self.start_refresh();
             }
-            self.start_refresh();
         }
         matches!(
             tokio::time::timeout(self.wait_limit, receiver.wait_for(|g| *g != seen)).await,
@@ -294,6 +396,9 @@ impl KeyStore {
         let this = Arc::clone(self);
         tokio::spawn(async move {
             let result = this.refresh_once().await;
+            if result.is_ok() {
+                this.arm_expiry();
+            }
             {
                 let mut status = this.status();
                 match result {
@@ -319,26 +424,47 @@ impl KeyStore {
         });
     }
 
-    /// One refresh: discovery if still needed, then the JWKS.
+    /// One refresh: discovery if still needed, then the JWKS. With an explicit issuer and
+    /// JWKS URI the keys never wait on discovery; an unconfirmed cross-check runs alongside.
     async fn refresh_once(&self) -> Result<(), RefreshError> {
         let Some(source) = &self.source else {
             return Ok(());
         };
-        let (issuer, jwks_uri) = self.resolve(source).await?;
-        self.fetches.fetch_add(1, Ordering::Relaxed);
-        let document = get_document(&self.client, &jwks_uri)
-            .await
-            .map_err(|e| RefreshError::Transient(format!("JWKS: {e}")))?;
-        let (keys, warnings) = KeySet::from_jwks(&document, &self.algorithms)
-            .map_err(|e| RefreshError::Transient(format!("JWKS from {jwks_uri}: {e}")))?;
-        for warning in &warnings {
-            tracing::warn!(%warning, "ignoring a key in the issuer's JWKS");
-        }
-        let previous = self.current.load_full();
-        let keys = match &previous {
-            Some(previous) => keys.keep_identity_from(&previous.keys),
-            None => keys,
+        let (issuer, jwks_uri, cross_check) = match source {
+            Source::Explicit {
+                issuer,
+                jwks_uri,
+                cross_check,
+            } => {
+                let pending = cross_check
+                    .as_ref()
+                    .filter(|_| !self.status().cross_checked);
+                (Arc::<str>::from(issuer.as_str()), jwks_uri.clone(), pending)
+            }
+            Source::Discovery {
+                well_known,
+                issuer,
+                jwks_uri,
+            } => {
+                let (issuer, jwks_uri) = self
+                    .resolve(well_known, issuer.as_deref(), jwks_uri.as_ref())
+                    .await?;
+                (issuer, jwks_uri, None)
+            }
         };
+        let check = async {
+            match cross_check {
+                Some(well_known) => Some(self.cross_check(well_known, &issuer).await),
+                None => None,
+            }
+        };
+        // Both bounded by the HTTP timeout. The verdict is recorded before the keys are
+        // stored, so a start-up that waits for readiness sees a mismatch, not "ready".
+        let (keys, check) = tokio::join!(self.fetch_keys(&jwks_uri), check);
+        if let Some(check) = check {
+            self.record_cross_check(check);
+        }
+        let keys = keys?;
         tracing::debug!(keys = keys.len(), kids = ?keys.kids(), "loaded the issuer's keys");
         self.current.store(Some(Arc::new(Snapshot {
             issuer,
@@ -348,44 +474,118 @@ impl KeyStore {
         Ok(())
     }
 
-    /// The issuer and JWKS URI: configured, or from discovery (fetched until it succeeds once).
-    async fn resolve(&self, source: &Source) -> Result<(Arc<str>, Url), RefreshError> {
-        match source {
-            Source::Explicit { issuer, jwks_uri } => {
-                Ok((Arc::from(issuer.as_str()), jwks_uri.clone()))
+    async fn fetch_keys(&self, jwks_uri: &Url) -> Result<KeySet, RefreshError> {
+        self.fetches.fetch_add(1, Ordering::Relaxed);
+        let document = get_document(&self.client, jwks_uri)
+            .await
+            .map_err(|e| RefreshError::Transient(format!("JWKS: {e}")))?;
+        let (keys, warnings) = KeySet::from_jwks(&document, &self.algorithms)
+            .map_err(|e| RefreshError::Transient(format!("JWKS from {jwks_uri}: {e}")))?;
+        for warning in &warnings {
+            tracing::warn!(%warning, "ignoring a key in the issuer's JWKS");
+        }
+        Ok(match self.current.load_full() {
+            Some(previous) => keys.keep_identity_from(&previous.keys),
+            None => keys,
+        })
+    }
+
+    /// Reads the discovery document only to see that it agrees with the explicit issuer.
+    async fn cross_check(&self, well_known: &Url, issuer: &str) -> CrossCheck {
+        self.fetches.fetch_add(1, Ordering::Relaxed);
+        let document = match get_document(&self.client, well_known).await {
+            Ok(document) => document,
+            Err(e) => {
+                self.failures.fetch_add(1, Ordering::Relaxed);
+                return CrossCheck::Unavailable(e.to_string());
             }
-            Source::Discovery {
-                well_known,
-                issuer,
-                jwks_uri,
-            } => {
-                if let Some(resolved) = self.status().resolved.clone() {
-                    return Ok(resolved);
-                }
-                self.fetches.fetch_add(1, Ordering::Relaxed);
-                let document = get_document(&self.client, well_known)
-                    .await
-                    .map_err(|e| RefreshError::Transient(format!("discovery: {e}")))?;
-                let discovery = Discovery::parse(&document)
-                    .map_err(|e| RefreshError::Transient(format!("{e} (from {well_known})")))?;
-                if let Some(expected) = issuer
-                    && *expected != discovery.issuer
-                {
-                    return Err(RefreshError::Misconfigured(format!(
-                        "{} is {expected:?} but the discovery document at {well_known} says the issuer is {:?}; set {} to the discovery issuer exactly (Maskinporten's ends with '/') or unset it",
-                        crate::config::ENV_ISSUER,
-                        discovery.issuer,
-                        crate::config::ENV_ISSUER,
-                    )));
-                }
-                let resolved = (
-                    Arc::<str>::from(discovery.issuer.as_str()),
-                    jwks_uri.clone().unwrap_or(discovery.jwks_uri),
-                );
-                self.status().resolved = Some(resolved.clone());
-                Ok(resolved)
+        };
+        match self.read_discovery(&document, well_known, Some(issuer)) {
+            Ok(_) => CrossCheck::Confirmed,
+            Err(RefreshError::Misconfigured(reason)) => CrossCheck::Mismatch(reason),
+            Err(RefreshError::Transient(reason)) => CrossCheck::Unavailable(reason),
+        }
+    }
+
+    fn record_cross_check(&self, check: CrossCheck) {
+        let mut status = self.status();
+        match check {
+            CrossCheck::Confirmed => {
+                status.cross_checked = true;
+                status.cross_check_mismatch = None;
+            }
+            CrossCheck::Mismatch(reason) => {
+                tracing::error!(error = %reason, "the discovery document contradicts the configured issuer; validating with the configured issuer and JWKS URI");
+                // Not marked as checked: a corrected document clears it at the next refresh.
+                status.cross_check_mismatch = Some(reason);
+            }
+            CrossCheck::Unavailable(reason) => {
+                tracing::warn!(error = %reason, "could not read the discovery document to cross-check the issuer; validating with the configured issuer and JWKS URI");
             }
         }
+    }
+
+    /// Parses a discovery document and holds it to the configuration: the configured issuer
+    /// (if any) exactly, and RFC 8414 section 3.3 (the document belongs to the URL it was
+    /// fetched from). A document that is not one at all is worth retrying (a maintenance
+    /// page); one that contradicts the configuration is not.
+    fn read_discovery(
+        &self,
+        document: &[u8],
+        well_known: &Url,
+        expected_issuer: Option<&str>,
+    ) -> Result<Discovery, RefreshError> {
+        let discovery = Discovery::parse(document).map_err(|e| match e {
+            DiscoveryError::NotJson(_) | DiscoveryError::Missing(_) => {
+                RefreshError::Transient(format!("{e} (from {well_known})"))
+            }
+            other => RefreshError::Misconfigured(format!(
+                "{other} (from {well_known}); check {ENV_WELL_KNOWN_URL}"
+            )),
+        })?;
+        // The configured issuer first: when it differs, that is the variable to fix.
+        if let Some(expected) = expected_issuer
+            && expected != discovery.issuer
+        {
+            return Err(RefreshError::Misconfigured(format!(
+                "{ENV_ISSUER} is {expected:?} but the discovery document at {well_known} says the issuer is {:?}; set {ENV_ISSUER} to the discovery issuer exactly (Maskinporten's ends with '/'), or fix {ENV_WELL_KNOWN_URL}",
+                discovery.issuer,
+            )));
+        }
+        discovery
+            .check_location(well_known)
+            .map_err(|e| RefreshError::Misconfigured(e.to_string()))?;
+        Ok(discovery)
+    }
+
+    /// The issuer and JWKS URI from discovery (fetched until it succeeds once), with a
+    /// configured JWKS URI taking precedence over the document's.
+    async fn resolve(
+        &self,
+        well_known: &Url,
+        issuer: Option<&str>,
+        jwks_uri: Option<&Url>,
+    ) -> Result<(Arc<str>, Url), RefreshError> {
+        if let Some(resolved) = self.status().resolved.clone() {
+            return Ok(resolved);
+        }
+        self.fetches.fetch_add(1, Ordering::Relaxed);
+        let document = get_document(&self.client, well_known)
+            .await
+            .map_err(|e| RefreshError::Transient(format!("discovery: {e}")))?;
+        let discovery = self.read_discovery(&document, well_known, issuer)?;
+        let jwks_uri = match (jwks_uri, discovery.jwks_uri) {
+            (Some(configured), _) => configured.clone(),
+            (None, Some(discovered)) => discovered,
+            (None, None) => {
+                return Err(RefreshError::Misconfigured(format!(
+                    "the discovery document at {well_known} has no `jwks_uri`; set {ENV_JWKS_URI} to the issuer's JWKS endpoint"
+                )));
+            }
+        };
+        let resolved = (Arc::<str>::from(discovery.issuer.as_str()), jwks_uri);
+        self.status().resolved = Some(resolved.clone());
+        Ok(resolved)
     }
 }
 

@@ -340,3 +340,270 @@ async fn a_rate_limited_new_key_is_accepted_once_the_interval_has_passed() {
     tokio::time::sleep(interval + Duration::from_millis(100)).await;
     assert_eq!(v.validate(&token_b).await.unwrap().kid(), "key-b");
 }
+
+/// NAIS injects all three variables. With the issuer and JWKS URI explicit, the keys come
+/// straight from the JWKS URI: a discovery outage must not keep the validator from serving.
+#[tokio::test]
+async fn with_explicit_issuer_and_jwks_a_discovery_outage_does_not_block_readiness() {
+    for outage in [
+        Behaviour::Status(500),
+        Behaviour::Status(404),
+        Behaviour::Hang,
+    ] {
+        let server = IssuerServer::start(Behaviour::Serve(jwks(&[&KEY_A]))).await;
+        server.set_discovery(outage);
+        let v = Validator::new(
+            explicit(&server)
+                .well_known_url(server.well_known())
+                .build()
+                .unwrap(),
+        )
+        .unwrap();
+        // A hanging discovery endpoint costs at most the 500 ms HTTP timeout, once.
+        let readiness = v.wait_until_ready(Duration::from_secs(3)).await;
+        assert!(readiness.is_ready(), "{readiness:?}");
+        v.validate(&sign(&KEY_A, &claims(&server.issuer(), READ)))
+            .await
+            .unwrap();
+        assert_eq!(server.jwks_requests(), 1);
+        assert_eq!(
+            server.discovery_requests(),
+            1,
+            "the document is read for the cross-check only"
+        );
+    }
+}
+
+/// The cross-check still catches a discovery document that names another issuer (and
+/// reports it through readiness), but validation keeps using the explicit settings.
+#[tokio::test]
+async fn with_explicit_issuer_and_jwks_a_contradicting_document_is_reported() {
+    let server = IssuerServer::start(Behaviour::Serve(jwks(&[&KEY_A]))).await;
+    server.set_discovery_issuer("https://test.maskinporten.no/");
+    let v = Validator::new(
+        explicit(&server)
+            .well_known_url(server.well_known())
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    match v.wait_until_ready(Duration::from_secs(10)).await {
+        Readiness::Misconfigured { reason } => {
+            assert!(reason.contains("MASKINPORTEN_ISSUER"), "{reason}");
+            assert!(reason.contains("https://test.maskinporten.no/"), "{reason}");
+        }
+        other => panic!("expected the mismatch to be reported, got {other:?}"),
+    }
+    assert_eq!(v.issuer().as_deref(), Some(server.issuer().as_str()));
+    v.validate(&sign(&KEY_A, &claims(&server.issuer(), READ)))
+        .await
+        .unwrap();
+    // Once the document agrees, the next refresh clears the report.
+    server.set_discovery_issuer(&server.issuer());
+    v.refresh().await.unwrap();
+    assert!(v.readiness().is_ready(), "{:?}", v.readiness());
+}
+
+/// A configured JWKS URI wins over the document's `jwks_uri`, which may then be absent.
+#[tokio::test]
+async fn an_explicit_jwks_uri_overrides_the_discovery_document() {
+    let discovery = IssuerServer::start(Behaviour::Serve(jwks(&[&KEY_A]))).await;
+    let keys = IssuerServer::start(Behaviour::Serve(jwks(&[&KEY_B]))).await;
+    let issuer = discovery.issuer();
+    let check = |v: Validator| {
+        let issuer = issuer.clone();
+        async move {
+            ready(&v).await;
+            assert_eq!(v.issuer().as_deref(), Some(issuer.as_str()));
+            assert_eq!(
+                v.validate(&sign(&KEY_B, &claims(&issuer, READ)))
+                    .await
+                    .unwrap()
+                    .kid(),
+                "key-b"
+            );
+            assert_eq!(
+                v.validate_now(&sign(&KEY_A, &claims(&issuer, READ)))
+                    .unwrap_err()
+                    .code(),
+                "unknown_kid",
+                "the document's JWKS is never used"
+            );
+        }
+    };
+    let overridden = || {
+        Config::builder()
+            .well_known_url(discovery.well_known())
+            .jwks_uri(keys.jwks_uri())
+            .http_timeout(Duration::from_millis(500))
+            .build()
+            .unwrap()
+    };
+    check(Validator::new(overridden()).unwrap()).await;
+
+    // Without `jwks_uri` in the document, the override is all that is needed...
+    let mut document = discovery.discovery_document();
+    document.as_object_mut().unwrap().remove("jwks_uri");
+    discovery.set_discovery(Behaviour::Serve(document));
+    check(Validator::new(overridden()).unwrap()).await;
+    assert_eq!(discovery.jwks_requests(), 0);
+    assert!(keys.jwks_requests() >= 2);
+
+    // ...and without either, the error says which variable to set.
+    let v = Validator::new(
+        Config::builder()
+            .well_known_url(discovery.well_known())
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    match v.wait_until_ready(Duration::from_secs(10)).await {
+        Readiness::Misconfigured { reason } => {
+            assert!(reason.contains("no `jwks_uri`"), "{reason}");
+            assert!(reason.contains("MASKINPORTEN_JWKS_URI"), "{reason}");
+        }
+        other => panic!("expected a misconfiguration, got {other:?}"),
+    }
+}
+
+/// RFC 8414 section 3.3: a document names the issuer whose well-known URL it was fetched
+/// from, and its issuer obeys the https rule like a configured one.
+#[tokio::test]
+async fn a_discovery_issuer_must_own_the_well_known_url_and_use_https() {
+    let server = IssuerServer::start(Behaviour::Serve(jwks(&[&KEY_A]))).await;
+    for (issuer, expected) in [
+        (
+            "https://test.maskinporten.no/",
+            "MASKINPORTEN_WELL_KNOWN_URL",
+        ),
+        ("http://maskinporten.no/", "must use https"),
+    ] {
+        server.set_discovery_issuer(issuer);
+        let v = Validator::new(
+            Config::builder()
+                .well_known_url(server.well_known())
+                .build()
+                .unwrap(),
+        )
+        .unwrap();
+        match v.wait_until_ready(Duration::from_secs(10)).await {
+            Readiness::Misconfigured { reason } => {
+                assert!(reason.contains(expected), "{issuer}: {reason}");
+                assert!(reason.contains(issuer), "{issuer}: {reason}");
+            }
+            other => panic!("{issuer}: expected a misconfiguration, got {other:?}"),
+        }
+        assert_eq!(
+            v.validate(&sign(&KEY_A, &claims(issuer, READ)))
+                .await
+                .unwrap_err()
+                .code(),
+            "keys_unavailable"
+        );
+    }
+    assert_eq!(
+        server.jwks_requests(),
+        0,
+        "keys are never fetched on its word"
+    );
+
+    // The OpenID Connect address is derived from the issuer too.
+    server.set_discovery_issuer(&server.issuer());
+    let oidc = format!("http://{}/.well-known/openid-configuration", server.addr);
+    let v = Validator::new(Config::builder().well_known_url(oidc).build().unwrap()).unwrap();
+    ready(&v).await;
+}
+
+/// The maximum key age holds even while the refresh loop is stuck: here a JWKS request hangs
+/// for 3 s (the HTTP timeout), and the keys still go at 1 s.
+#[tokio::test]
+async fn validation_refuses_keys_past_the_maximum_age_while_the_issuer_hangs() {
+    let server = IssuerServer::start(Behaviour::Serve(jwks(&[&KEY_A]))).await;
+    let config = explicit(&server)
+        .http_timeout(Duration::from_secs(3))
+        .refresh_interval(Duration::from_secs(1))
+        .max_key_age(Duration::from_secs(1))
+        .build()
+        .unwrap();
+    let v = Validator::new(config).unwrap();
+    ready(&v).await;
+    let fetched = tokio::time::Instant::now();
+    server.set(Behaviour::Hang);
+    let token = sign(&KEY_A, &claims(&server.issuer(), READ));
+    v.validate_now(&token).unwrap(); // cached from here on
+    tokio::time::sleep_until(fetched + Duration::from_millis(1500)).await;
+    assert_eq!(
+        v.validate_now(&token).unwrap_err().code(),
+        "keys_unavailable",
+        "a cached token is refused too"
+    );
+    assert_eq!(
+        v.validate_now(&sign(&KEY_A, &claims(&server.issuer(), READ)))
+            .unwrap_err()
+            .code(),
+        "keys_unavailable"
+    );
+    match v.readiness() {
+        Readiness::NotReady { reason } => {
+            assert!(reason.contains("maximum key age"), "{reason}")
+        }
+        other => panic!("expected not ready, got {other:?}"),
+    }
+    assert!(
+        fetched.elapsed() < Duration::from_secs(3),
+        "checked before the hanging refresh could have timed out"
+    );
+}
+
+/// Single-flight, isolated from the rate limit: the unknown-kid interval is 1 ms and the
+/// tokens arrive at least 2 ms apart, so the rate limit would allow a refresh for each of
+/// them; the JWKS answers only after a second, so every one of them finds the first refresh
+/// in flight.
+#[tokio::test]
+async fn concurrent_refreshes_for_a_new_key_make_exactly_one_jwks_request() {
+    const DELAY: Duration = Duration::from_secs(1);
+    let server = IssuerServer::start(Behaviour::Serve(jwks(&[&KEY_A]))).await;
+    let v = Validator::new(
+        explicit(&server)
+            .http_timeout(Duration::from_secs(5))
+            .unknown_kid_interval(Duration::from_millis(1))
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    ready(&v).await;
+    let before = server.jwks_requests();
+    server.set(Behaviour::Delayed(DELAY, jwks(&[&KEY_A, &KEY_B])));
+    let tokens: Vec<String> = (0..50)
+        .map(|_| sign(&KEY_B, &claims(&server.issuer(), READ)))
+        .collect();
+    let started = tokio::time::Instant::now();
+    let mut tasks = Vec::new();
+    for token in tokens {
+        let v = v.clone();
+        tasks.push(tokio::spawn(async move { v.validate(&token).await }));
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let spread = started.elapsed();
+    for task in tasks {
+        assert_eq!(task.await.unwrap().unwrap().kid(), "key-b");
+    }
+    assert!(
+        spread < DELAY,
+        "all arrived while the refresh was in flight ({spread:?})"
+    );
+    assert_eq!(server.jwks_requests() - before, 1, "single-flight");
+
+    // Explicit refreshes join one in flight the same way.
+    let before = server.jwks_requests();
+    let refreshes: Vec<_> = (0..50)
+        .map(|_| {
+            let v = v.clone();
+            tokio::spawn(async move { v.refresh().await })
+        })
+        .collect();
+    for refresh in refreshes {
+        refresh.await.unwrap().unwrap();
+    }
+    assert_eq!(server.jwks_requests() - before, 1, "single-flight");
+}

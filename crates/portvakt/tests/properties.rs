@@ -5,8 +5,10 @@ mod common;
 use std::sync::LazyLock;
 
 use common::{KEY_A, claims, jwks};
-use portvakt::{Algorithm, Config, KeySet, Validator};
+use portvakt::{Algorithm, Config, KeySet, Policy, Validator};
 use proptest::prelude::*;
+use proptest::test_runner::TestCaseError;
+use serde_json::{Value, json};
 
 const ISSUER: &str = "https://test.maskinporten.no/";
 
@@ -21,8 +23,9 @@ static VALIDATOR: LazyLock<Validator> = LazyLock::new(|| {
     Validator::with_keys(&config, ISSUER, keys)
 });
 
-static TOKEN: LazyLock<String> =
-    LazyLock::new(|| common::sign(&KEY_A, &claims(ISSUER, "nav:arbeid:some.scope.read")));
+const READ: &str = "nav:arbeid:some.scope.read";
+
+static TOKEN: LazyLock<String> = LazyLock::new(|| common::sign(&KEY_A, &claims(ISSUER, READ)));
 
 const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.=+/ ";
 
@@ -106,8 +109,88 @@ proptest! {
     }
 }
 
+thread_local! {
+    static RUNTIME: tokio::runtime::Runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+}
+
+fn inspect(token: &str) -> portvakt::inspect::Inspection {
+    RUNTIME.with(|rt| rt.block_on(VALIDATOR.inspect(token, &Policy::new().require_scope(READ))))
+}
+
+/// A time claim as an attacker might write it: the integer extremes and their neighbours,
+/// any integer, near now, a float (finite or huge), or the wrong type.
+fn time_claim() -> impl Strategy<Value = Option<Value>> {
+    let now = common::now();
+    prop::option::of(prop_oneof![
+        prop::sample::select(vec![i64::MIN, i64::MIN + 1, -1, 0, i64::MAX - 1, i64::MAX])
+            .prop_map(Value::from),
+        any::<i64>().prop_map(Value::from),
+        (now - 1000..now + 1000).prop_map(Value::from),
+        any::<f64>()
+            .prop_map(|f| serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)),
+        Just(json!("1700000000")),
+    ])
+}
+
+/// The report never panics, agrees with the validator, and never contains the signature.
+fn check_report(token: &str) -> Result<(), TestCaseError> {
+    let report = inspect(token);
+    prop_assert_eq!(report.valid, VALIDATOR.validate_now(token).is_ok());
+    prop_assert_eq!(report.valid, report.error.is_none());
+    if let Some(signature) = token.rsplit('.').next().filter(|s| s.len() >= 16) {
+        let shown = serde_json::to_string(&report).unwrap();
+        prop_assert!(!shown.contains(signature), "the report shows the signature");
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn inspecting_arbitrary_text_never_panics(text in any::<String>()) {
+        check_report(&text)?;
+        prop_assert!(!inspect(&text).valid);
+    }
+
+    #[test]
+    fn inspecting_mutated_tokens_never_panics(mutations in prop::collection::vec(mutation(), 1..4)) {
+        let mutated = apply(&TOKEN, &mutations);
+        check_report(&mutated)?;
+        if mutated != *TOKEN {
+            prop_assert!(!inspect(&mutated).valid, "mutation {:?} validated", mutations);
+        }
+    }
+
+    /// Signed tokens, so the extreme claims get past the signature into every time check
+    /// (and, mutated, into the unverified report).
+    #[test]
+    fn inspecting_extreme_time_claims_never_panics(
+        exp in time_claim(),
+        iat in time_claim(),
+        nbf in time_claim(),
+        mutations in prop::collection::vec(mutation(), 0..2),
+    ) {
+        let mut claims = claims(ISSUER, READ);
+        for (name, value) in [("exp", exp), ("iat", iat), ("nbf", nbf)] {
+            match value {
+                Some(value) => claims[name] = value,
+                None => {
+                    claims.as_object_mut().unwrap().remove(name);
+                }
+            }
+        }
+        let token = apply(&common::sign(&KEY_A, &claims), &mutations);
+        check_report(&token)?;
+    }
+}
+
 #[test]
 fn the_unmutated_token_does_validate() {
     // Guards the properties above against passing because nothing could ever validate.
     VALIDATOR.validate_now(&TOKEN).unwrap();
+    assert!(inspect(&TOKEN).valid);
 }

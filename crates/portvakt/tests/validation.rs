@@ -95,21 +95,31 @@ async fn signature_rules() {
     // Three bytes shorter, still canonical base64url.
     let shortened = format!("{}.{}.{}", parts[0], parts[1], &parts[2][4..]);
     assert_eq!(code(v.validate(&shortened).await), "bad_signature");
-    // Non-canonical trailing bits in the signature segment are an encoding error.
-    let mut tweaked = parts[2].to_owned();
-    let last = tweaked.pop().unwrap();
-    let sibling = (b'A'..=b'z')
-        .map(char::from)
-        .find(|c| *c != last && c.is_ascii_alphanumeric())
+    // The last character of a 256-byte signature carries 2 signature bits and 4 unused
+    // ones, which must be zero. Setting an unused bit decodes to the same bytes under a
+    // lenient decoder: it is an encoding error, not a signature to check.
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    assert_eq!(parts[2].len(), 342, "a 2048-bit RSA signature");
+    let last = ALPHABET
+        .iter()
+        .position(|&c| c == *parts[2].as_bytes().last().unwrap())
         .unwrap();
-    tweaked.push(sibling);
-    let result = code(
-        v.validate(&format!("{}.{}.{}", parts[0], parts[1], tweaked))
-            .await,
+    assert_eq!(last & 0b1111, 0, "canonical: the unused bits are zero");
+    let with_last = |index: usize| {
+        let mut signature = parts[2][..parts[2].len() - 1].to_owned();
+        signature.push(char::from(ALPHABET[index]));
+        format!("{}.{}.{}", parts[0], parts[1], signature)
+    };
+    let err = v.validate(&with_last(last | 0b0001)).await.unwrap_err();
+    assert_eq!(err.code(), "malformed_token");
+    assert_eq!(
+        err.to_string(),
+        "token signature is not base64url without padding"
     );
-    assert!(
-        result == "malformed_token" || result == "bad_signature",
-        "{result}"
+    // Flipping a used bit instead is canonical base64url: a wrong signature.
+    assert_eq!(
+        code(v.validate(&with_last(last ^ 0b1_0000)).await),
+        "bad_signature"
     );
 }
 
@@ -476,6 +486,33 @@ async fn scope_and_consumer_policies() {
         check(Policy::new().scopes(ScopeRequirement::all_of([WRITE, READ]))).await,
         "insufficient_scope"
     );
+    // Combining requirements never loosens them: an any-of followed by require_scope needs
+    // both (the token has READ, but neither WRITE nor the other alternative).
+    let combined = Policy::new()
+        .scopes(ScopeRequirement::any_of([WRITE, "nav:arbeid:other"]))
+        .require_scope(READ);
+    let err = v.validate_with(&token, &combined).await.unwrap_err();
+    assert_eq!(
+        err,
+        ValidationError::InsufficientScope {
+            required: ScopeRequirement::any_of([WRITE, "nav:arbeid:other"])
+        },
+        "only the unmet clause is named"
+    );
+    assert_eq!(
+        check(
+            Policy::new()
+                .scopes(ScopeRequirement::any_of([WRITE, READ]))
+                .require_scope("nav:arbeid:prefixscope")
+        )
+        .await,
+        "ok"
+    );
+    assert_eq!(
+        check(Policy::new().scopes(ScopeRequirement::any_of(Vec::<String>::new()))).await,
+        "insufficient_scope",
+        "an empty any-of fails closed"
+    );
     assert_eq!(
         check(Policy::new().allow_consumers(["889640782"])).await,
         "ok"
@@ -534,6 +571,12 @@ async fn cache_hits_are_rechecked_against_the_clock() {
     assert_eq!(stats.cache_entries, 1);
     let later = now + Duration::from_secs(120 + 61);
     assert_eq!(code(v.validate_at(&token, later)), "expired");
+    let stats = v.stats();
+    assert_eq!(
+        (stats.cache_hits, stats.cache_misses),
+        (2, 1),
+        "refused on a cache hit, not by a fresh validation"
+    );
     // The expired entry was dropped; validating again at the real time is a full validation.
     v.validate_at(&token, now).unwrap();
     assert_eq!(v.stats().cache_misses, 2);
@@ -546,7 +589,60 @@ async fn cache_hits_are_rechecked_against_the_clock() {
         ),
         "insufficient_scope"
     );
-    assert!(UNIX_EPOCH < now);
+    let stats = v.stats();
+    assert_eq!(
+        (stats.cache_hits, stats.cache_misses),
+        (3, 2),
+        "the policy refused a cache hit"
+    );
+    assert_eq!(
+        stats.cache_entries, 1,
+        "a policy refusal keeps the token cached"
+    );
+}
+
+/// A cache hit expires at exactly the second a fresh validation would: `exp` + leeway.
+#[tokio::test]
+async fn a_cached_token_expires_on_the_clock_to_the_second() {
+    let v = validator();
+    let exp = now() + 120;
+    let token = sign(&KEY_A, &with(claims(ISSUER, READ), "exp", json!(exp)));
+    let at = |unix: i64| UNIX_EPOCH + Duration::from_secs(unix as u64);
+    v.validate_at(&token, at(exp - 100)).unwrap();
+    // exp + 59 s is inside the 60 s leeway; exp + 60 s is not.
+    v.validate_at(&token, at(exp + 59)).unwrap();
+    assert_eq!(v.stats().cache_hits, 1);
+    let err = v.validate_at(&token, at(exp + 60)).unwrap_err();
+    assert_eq!(
+        err,
+        ValidationError::Expired {
+            exp,
+            ago: 60,
+            leeway: 60
+        }
+    );
+    assert_eq!(v.stats().cache_hits, 2, "refused on the cache hit");
+    assert_eq!(v.stats().cache_misses, 1);
+}
+
+/// `nbf` is re-checked on a hit too: replaying a cached token at a time before it became
+/// valid refuses it.
+#[tokio::test]
+async fn a_cache_hit_rechecks_not_before() {
+    let v = validator();
+    let t = now();
+    // No `iat`: it is checked on full validations only, and would mask the `nbf` check.
+    let token = sign(
+        &KEY_A,
+        &with(without(claims(ISSUER, READ), "iat"), "nbf", json!(t)),
+    );
+    let at = |unix: i64| UNIX_EPOCH + Duration::from_secs(unix as u64);
+    v.validate_at(&token, at(t)).unwrap();
+    v.validate_at(&token, at(t - 60)).unwrap(); // within the leeway
+    let err = v.validate_at(&token, at(t - 61)).unwrap_err();
+    assert_eq!(err.code(), "not_yet_valid");
+    let stats = v.stats();
+    assert_eq!((stats.cache_hits, stats.cache_misses), (2, 1));
 }
 
 #[tokio::test]

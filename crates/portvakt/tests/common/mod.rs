@@ -57,18 +57,22 @@ pub fn jwks(keys: &[&SigningKey]) -> Value {
     json!({"keys": keys.iter().map(|k| k.public_jwk()).collect::<Vec<_>>()})
 }
 
-/// What the fake issuer answers on its JWKS endpoint.
+/// What the fake issuer answers on its JWKS endpoint (or, with
+/// [`IssuerServer::set_discovery`], on its discovery endpoints).
 #[derive(Clone)]
 pub enum Behaviour {
     Serve(Value),
     Status(u16),
     Garbage,
     Hang,
+    /// Serves the document after a delay: a slow issuer.
+    Delayed(Duration, Value),
 }
 
 struct ServerState {
     behaviour: Mutex<Behaviour>,
     discovery_issuer: Mutex<Option<String>>,
+    discovery: Mutex<Option<Behaviour>>,
     jwks_requests: AtomicUsize,
     discovery_requests: AtomicUsize,
     base: String,
@@ -94,6 +98,7 @@ impl IssuerServer {
         let state = Arc::new(ServerState {
             behaviour: Mutex::new(behaviour),
             discovery_issuer: Mutex::new(None),
+            discovery: Mutex::new(None),
             jwks_requests: AtomicUsize::new(0),
             discovery_requests: AtomicUsize::new(0),
             base: format!("http://{addr}"),
@@ -134,6 +139,17 @@ impl IssuerServer {
         *self.state.discovery_issuer.lock().unwrap() = Some(issuer.to_owned());
     }
 
+    /// Replaces the discovery document (or answer) with `behaviour`; the default document
+    /// names this server as the issuer and its `/jwk` as `jwks_uri`.
+    pub fn set_discovery(&self, behaviour: Behaviour) {
+        *self.state.discovery.lock().unwrap() = Some(behaviour);
+    }
+
+    /// The default discovery document of this server, to modify for [`set_discovery`].
+    pub fn discovery_document(&self) -> Value {
+        default_discovery(&self.state)
+    }
+
     pub fn jwks_requests(&self) -> usize {
         self.state.jwks_requests.load(Ordering::SeqCst)
     }
@@ -143,35 +159,50 @@ impl IssuerServer {
     }
 }
 
-async fn serve_jwks(State(state): State<Arc<ServerState>>) -> Response {
-    state.jwks_requests.fetch_add(1, Ordering::SeqCst);
-    let behaviour = state.behaviour.lock().unwrap().clone();
+async fn respond(behaviour: Behaviour) -> Response {
     match behaviour {
-        Behaviour::Serve(jwks) => axum::Json(jwks).into_response(),
+        Behaviour::Serve(document) => axum::Json(document).into_response(),
         Behaviour::Status(code) => StatusCode::from_u16(code).unwrap().into_response(),
         Behaviour::Garbage => "<html>maintenance</html>".into_response(),
         Behaviour::Hang => {
             tokio::time::sleep(Duration::from_secs(3600)).await;
             StatusCode::OK.into_response()
         }
+        Behaviour::Delayed(delay, document) => {
+            tokio::time::sleep(delay).await;
+            axum::Json(document).into_response()
+        }
     }
+}
+
+async fn serve_jwks(State(state): State<Arc<ServerState>>) -> Response {
+    state.jwks_requests.fetch_add(1, Ordering::SeqCst);
+    let behaviour = state.behaviour.lock().unwrap().clone();
+    respond(behaviour).await
 }
 
 async fn serve_discovery(State(state): State<Arc<ServerState>>) -> Response {
     state.discovery_requests.fetch_add(1, Ordering::SeqCst);
+    let overridden = state.discovery.lock().unwrap().clone();
+    match overridden {
+        Some(behaviour) => respond(behaviour).await,
+        None => axum::Json(default_discovery(&state)).into_response(),
+    }
+}
+
+fn default_discovery(state: &ServerState) -> Value {
     let issuer = state
         .discovery_issuer
         .lock()
         .unwrap()
         .clone()
         .unwrap_or_else(|| format!("{}/", state.base));
-    axum::Json(json!({
+    json!({
         "issuer": issuer,
         "token_endpoint": format!("{}/token", state.base),
         "jwks_uri": format!("{}/jwk", state.base),
         "grant_types_supported": ["urn:ietf:params:oauth:grant-type:jwt-bearer"],
         "token_endpoint_auth_methods_supported": ["private_key_jwt"],
         "token_endpoint_auth_signing_alg_values_supported": ["RS256", "RS384", "RS512"],
-    }))
-    .into_response()
+    })
 }
