@@ -37,7 +37,7 @@ use crate::algorithm::Algorithm;
 use crate::config::{ENV_ISSUER, ENV_WELL_KNOWN_URL, checked_url};
 use crate::discovery::Discovery;
 use crate::encoding::{encode_base64url, parse_json_object};
-use crate::fetch::{MAX_DOCUMENT_BYTES, client, get_document};
+use crate::fetch::{MAX_DOCUMENT_BYTES, get_document, try_client};
 use crate::signing::{SigningError, SigningKey};
 
 /// The client's id, set by NAIS for consumers.
@@ -358,6 +358,7 @@ impl TokenClient {
                 "the timeout must be above zero".to_owned(),
             ));
         }
+        let http = http_client(config.timeout)?;
         Ok(TokenClient {
             inner: Arc::new(Inner {
                 client_id: config.client_id,
@@ -366,7 +367,7 @@ impl TokenClient {
                 token_endpoint,
                 assertion_lifetime: config.assertion_lifetime,
                 refresh_margin: config.refresh_margin,
-                http: client(config.timeout),
+                http,
                 cache: Mutex::new(HashMap::new()),
             }),
         })
@@ -651,14 +652,20 @@ pub async fn request_dev_token(
     if let Some(org) = &request.on_behalf_of {
         form.append_pair("on_behalf_of", org);
     }
-    post_form(&client(DEFAULT_TIMEOUT), &endpoint, form.finish(), &scope).await
+    post_form(
+        &http_client(DEFAULT_TIMEOUT)?,
+        &endpoint,
+        form.finish(),
+        &scope,
+    )
+    .await
 }
 
 /// Fetches and parses a discovery document.
 pub async fn discover(well_known_url: &str, timeout: Duration) -> Result<Discovery, TokenError> {
     let url = checked_url("well-known URL", well_known_url)
         .map_err(|e| TokenError::Config(e.to_string()))?;
-    let document = get_document(&client(timeout), &url)
+    let document = get_document(&http_client(timeout)?, &url)
         .await
         .map_err(|e| TokenError::Config(format!("discovery: {e}")))?;
     Discovery::parse(&document).map_err(|e| TokenError::Config(format!("{url}: {e}")))
@@ -672,10 +679,16 @@ pub async fn discover_raw(
 ) -> Result<Map<String, Value>, TokenError> {
     let url = checked_url("well-known URL", well_known_url)
         .map_err(|e| TokenError::Config(e.to_string()))?;
-    let document = get_document(&client(timeout), &url)
+    let document = get_document(&http_client(timeout)?, &url)
         .await
         .map_err(|e| TokenError::Config(format!("discovery: {e}")))?;
     parse_json_object(&document).map_err(|e| TokenError::Config(format!("{url}: document {e}")))
+}
+
+/// The HTTP client with its timeouts; never one without them.
+fn http_client(timeout: Duration) -> Result<reqwest::Client, TokenError> {
+    try_client(timeout)
+        .map_err(|reason| TokenError::Config(format!("could not set up the HTTP client: {reason}")))
 }
 
 fn random_jti() -> Result<String, TokenError> {

@@ -52,12 +52,6 @@ pub(crate) fn try_client(timeout: Duration) -> Result<reqwest::Client, String> {
         .map_err(|e| describe(&e))
 }
 
-/// [`try_client`] with the old fallback, kept only for the token client (`client.rs`) until
-/// its constructors return the builder's error too. The validator never uses it.
-pub(crate) fn client(timeout: Duration) -> reqwest::Client {
-    try_client(timeout).unwrap_or_else(|_| reqwest::Client::new())
-}
-
 /// GETs a JSON document, reading at most [`MAX_DOCUMENT_BYTES`].
 pub(crate) async fn get_document(
     client: &reqwest::Client,

@@ -186,8 +186,8 @@ impl MaskinportenLayer {
         self.edit(|s| s.policy = std::mem::take(&mut s.policy).require_scope(scope))
     }
 
-    /// Sets the scope requirement: [`ScopeRequirement::all_of`] or
-    /// [`ScopeRequirement::any_of`].
+    /// Adds a scope requirement, [`ScopeRequirement::all_of`] or [`ScopeRequirement::any_of`]:
+    /// the token must meet it and every requirement added before (`require_scope` included).
     ///
     /// ```
     /// # use portvakt::{Config, KeySet, Validator};

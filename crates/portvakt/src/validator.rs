@@ -334,15 +334,6 @@ impl Validator {
             }
         }
         self.check_times(&claims, now)?;
-        if let Some(iat) = claims.issued_at()
-            && iat > now + inner.leeway
-        {
-            return Err(ValidationError::IssuedInFuture {
-                iat,
-                ahead: iat - now,
-                leeway: inner.leeway_secs,
-            });
-        }
         if let Some(required) = &inner.audience {
             check_audience(&claims, required)?;
         }
@@ -359,8 +350,9 @@ impl Validator {
         Ok(verified)
     }
 
-    /// `exp` (required) and `nbf` (when present), with leeway. Shared by full validations and
-    /// cache hits, so a cached token expires exactly when a fresh one would.
+    /// `exp` (required), `nbf` and `iat` (when present), with leeway. Shared by full
+    /// validations and cache hits, so a cached token is judged exactly as a fresh one would be
+    /// at the same moment (also by `validate_at` with a time before the first validation).
     fn check_times(&self, claims: &Claims, now: i64) -> Result<(), ValidationError> {
         let leeway = self.inner.leeway;
         let exp = claims.expires_at().ok_or(ValidationError::MissingExpiry)?;
@@ -377,6 +369,15 @@ impl Validator {
             return Err(ValidationError::NotYetValid {
                 nbf,
                 ahead: nbf.saturating_sub(now),
+                leeway: self.inner.leeway_secs,
+            });
+        }
+        if let Some(iat) = claims.issued_at()
+            && iat > now.saturating_add(leeway)
+        {
+            return Err(ValidationError::IssuedInFuture {
+                iat,
+                ahead: iat.saturating_sub(now),
                 leeway: self.inner.leeway_secs,
             });
         }

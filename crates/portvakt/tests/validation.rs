@@ -631,7 +631,7 @@ async fn a_cached_token_expires_on_the_clock_to_the_second() {
 async fn a_cache_hit_rechecks_not_before() {
     let v = validator();
     let t = now();
-    // No `iat`: it is checked on full validations only, and would mask the `nbf` check.
+    // No `iat`: issued in the future would be reported before not-yet-valid.
     let token = sign(
         &KEY_A,
         &with(without(claims(ISSUER, READ), "iat"), "nbf", json!(t)),
@@ -643,6 +643,39 @@ async fn a_cache_hit_rechecks_not_before() {
     assert_eq!(err.code(), "not_yet_valid");
     let stats = v.stats();
     assert_eq!((stats.cache_hits, stats.cache_misses), (2, 1));
+}
+
+#[tokio::test]
+async fn a_cache_hit_rechecks_issued_at() {
+    let v = validator();
+    let t = now();
+    let token = sign(&KEY_A, &with(claims(ISSUER, READ), "iat", json!(t)));
+    let at = |unix: i64| UNIX_EPOCH + Duration::from_secs(unix as u64);
+    v.validate_at(&token, at(t)).unwrap();
+    v.validate_at(&token, at(t - 60)).unwrap(); // within the leeway
+    let err = v.validate_at(&token, at(t - 61)).unwrap_err();
+    assert_eq!(err.code(), "issued_in_future");
+    let stats = v.stats();
+    assert_eq!((stats.cache_hits, stats.cache_misses), (2, 1));
+}
+
+#[test]
+fn issued_at_far_ahead_of_a_clock_before_1970_does_not_overflow() {
+    let v = validator();
+    let token = sign(&KEY_A, &with(claims(ISSUER, READ), "iat", json!(i64::MAX)));
+    let before_1970 = UNIX_EPOCH - Duration::from_secs(1_000);
+    let err = v.validate_at(&token, before_1970).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ValidationError::IssuedInFuture {
+                iat: i64::MAX,
+                ahead: i64::MAX,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
 }
 
 #[tokio::test]
