@@ -9,6 +9,7 @@ use serde_json::Value;
 
 const READ: &str = "nav:arbeid:some.scope.read";
 const WRITE: &str = "nav:arbeid:some.scope.write";
+const REPORTS: &str = "nav:arbeid/reports.read";
 
 const MANIFEST: &str = r#"
 apiVersion: nais.io/v1alpha1
@@ -27,6 +28,13 @@ spec:
         - name: some.scope.write
           enabled: true
           product: arbeid
+          consumers:
+            - orgno: "974760673"
+        - name: reports.read
+          enabled: true
+          product: arbeid
+          separator: "/"
+          delegationSource: altinn
           consumers:
             - orgno: "974760673"
 "#;
@@ -87,6 +95,12 @@ fn temp_file(name: &str, contents: &str) -> std::path::PathBuf {
     let path = dir.join(name);
     std::fs::write(&path, contents).unwrap();
     path
+}
+
+/// The payload of a token, decoded without verification (the tests check what was printed).
+fn payload(token: &str) -> serde_json::Map<String, Value> {
+    portvakt::jws::decode_unverified_payload(token.trim_end_matches('\n'))
+        .unwrap_or_else(|e| panic!("not a JWT ({e}): {token:?}"))
 }
 
 /// Starts `portvakt issuer` and waits until its discovery document answers.
@@ -260,8 +274,23 @@ fn the_real_jwt_bearer_grant_with_a_generated_client_key() {
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("\"client_id\": \"arbeid-klient\""), "{out}");
 
-    // Strict mode: the development shortcut is gone.
-    let (code, _, stderr) = run(portvakt().args([
+    // The real grant with --audience sends `resource`: the token is audience-restricted.
+    let audience = "https://my-api.ekstern.dev.nav.no/";
+    let (code, token, stderr) = run(portvakt()
+        .args(["token", "--scope", WRITE, "--audience", audience])
+        .env("MASKINPORTEN_CLIENT_ID", "arbeid-klient")
+        .env("MASKINPORTEN_CLIENT_JWK", jwk.trim())
+        .env(
+            "MASKINPORTEN_WELL_KNOWN_URL",
+            format!("{base}/.well-known/oauth-authorization-server"),
+        ));
+    assert_eq!(code, 0, "{stderr}");
+    let claims = payload(&token);
+    assert_eq!(claims["aud"], audience);
+    assert_eq!(claims["client_id"], "arbeid-klient");
+
+    // Strict mode: the development shortcut is gone, and the command says what to do instead.
+    let (code, out, stderr) = run(portvakt().args([
         "token",
         "--issuer",
         &base,
@@ -270,7 +299,133 @@ fn the_real_jwt_bearer_grant_with_a_generated_client_key() {
         "--orgno",
         "974760673",
     ]));
-    assert_ne!(code, 0, "{stderr}");
+    assert_eq!(code, 2, "a configuration error: {stderr}");
+    assert!(out.is_empty(), "{out}");
+    assert_eq!(
+        stderr,
+        format!(
+            "error: {base} does not offer portvakt's development shortcut (it is Maskinporten, or a local issuer started with --strict)\n  = help: set MASKINPORTEN_CLIENT_ID and MASKINPORTEN_CLIENT_JWK to perform the JWT-bearer grant\n"
+        )
+    );
+}
+
+#[test]
+fn token_with_an_audience() {
+    let (_issuer, base) = start_issuer(&[]);
+    let audience = "https://my-api.ekstern.dev.nav.no/";
+    let (code, token, stderr) = run(portvakt().args([
+        "token",
+        "--issuer",
+        &base,
+        "--scope",
+        READ,
+        "--orgno",
+        "889640782",
+        "--audience",
+        audience,
+    ]));
+    assert_eq!(code, 0, "{stderr}");
+    let claims = payload(&token);
+    assert_eq!(claims["aud"], audience);
+    assert_eq!(claims["scope"], READ);
+    assert_eq!(claims["consumer"]["ID"], "0192:889640782");
+    // Without --audience there is no `aud`, as Maskinporten does it.
+    let (code, token, stderr) = run(portvakt().args([
+        "token",
+        "--issuer",
+        &base,
+        "--scope",
+        READ,
+        "--orgno",
+        "889640782",
+    ]));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(payload(&token).get("aud").is_none());
+
+    // An audience that is not an absolute URI is a usage error, before any request.
+    let (code, out, stderr) = run(portvakt().args([
+        "token",
+        "--issuer",
+        &base,
+        "--scope",
+        READ,
+        "--orgno",
+        "889640782",
+        "--audience",
+        "my-api",
+    ]));
+    assert_eq!(code, 2, "{stderr}");
+    assert!(out.is_empty());
+    assert_eq!(
+        stderr,
+        "error: invalid token request: audience \"my-api\" is not an absolute URI (e.g. https://api.example.no/)\n"
+    );
+}
+
+#[test]
+fn token_on_behalf_of_another_organization() {
+    let (_issuer, base) = start_issuer(&[]);
+    let (code, token, stderr) = run(portvakt().args([
+        "token",
+        "--issuer",
+        &base,
+        "--scope",
+        REPORTS,
+        "--orgno",
+        "889640782",
+        "--on-behalf-of",
+        "974760673",
+    ]));
+    assert_eq!(code, 0, "{stderr}");
+    let claims = payload(&token);
+    assert_eq!(claims["scope"], REPORTS);
+    assert_eq!(
+        claims["consumer"],
+        serde_json::json!({"authority": "iso6523-actorid-upis", "ID": "0192:974760673"}),
+        "the consumer is the organization acted for"
+    );
+    assert_eq!(
+        claims["supplier"],
+        serde_json::json!({"authority": "iso6523-actorid-upis", "ID": "0192:889640782"}),
+        "the supplier is the organization acting"
+    );
+    assert_eq!(claims["delegation_source"], "https://www.altinn.no/");
+
+    // A scope without a delegation source cannot be delegated: exit 1 with the reason.
+    let (code, out, stderr) = run(portvakt().args([
+        "token",
+        "--issuer",
+        &base,
+        "--scope",
+        WRITE,
+        "--orgno",
+        "889640782",
+        "--on-behalf-of",
+        "974760673",
+    ]));
+    assert_eq!(code, 1, "{stderr}");
+    assert!(out.is_empty());
+    assert_eq!(
+        stderr,
+        "error: invalid_scope: scope \"nav:arbeid:some.scope.write\" has no delegationSource, so organization 889640782 cannot get it on behalf of 974760673\n"
+    );
+    // Nor for an organization that is not a consumer of the scope.
+    let (code, _, stderr) = run(portvakt().args([
+        "token",
+        "--issuer",
+        &base,
+        "--scope",
+        REPORTS,
+        "--orgno",
+        "889640782",
+        "--on-behalf-of",
+        "889640782",
+    ]));
+    assert_eq!(code, 1, "{stderr}");
+    assert_eq!(
+        stderr,
+        "error: invalid_scope: organization 889640782 is not a consumer of scope \"nav:arbeid/reports.read\"\n"
+    );
 }
 
 #[test]
@@ -314,4 +469,150 @@ fn manifest_check_on_the_guides_example_and_a_broken_file() {
     assert!(out.contains("arbeid"), "the suggestion: {out}");
     let (code, _, _) = run(portvakt().args(["manifest", "check", "/nonexistent/nais.yaml"]));
     assert_eq!(code, 2);
+}
+
+const EXAMPLE_WARNING: &str = "examples/nais.yaml:25:22: warning: organization number \"123456789\" fails the modulus-11 check digit [orgno-check-digit]\n  = help: a mistyped organization number grants a stranger access, or nobody: look it up in Enhetsregisteret (brreg.no)\n";
+
+#[test]
+fn manifest_scopes_prints_the_table() {
+    let (code, out, stderr) = run(portvakt().args(["manifest", "scopes", "examples/nais.yaml"]));
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        out,
+        "SCOPE                        ENABLED  CONSUMERS  AT MAX AGE  INTEGRATIONS\n\
+         nav:arbeid:some.scope.read   yes      123456789  30s         maskinporten\n\
+         nav:arbeid:some.scope.write  yes      nobody     30s         maskinporten\n"
+    );
+    // Warnings go to stderr, so stdout stays a clean table.
+    assert_eq!(stderr, EXAMPLE_WARNING);
+
+    // --prefix changes the fully qualified names.
+    let (code, out, _) = run(portvakt().args([
+        "manifest",
+        "scopes",
+        "--prefix",
+        "test",
+        "examples/nais.yaml",
+    ]));
+    assert_eq!(code, 0);
+    assert!(out.contains("\ntest:arbeid:some.scope.read "), "{out}");
+    assert!(!out.contains("nav:"), "{out}");
+}
+
+#[test]
+fn manifest_scopes_json() {
+    let (code, out, stderr) =
+        run(portvakt().args(["manifest", "scopes", "--json", "examples/nais.yaml"]));
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(stderr, EXAMPLE_WARNING);
+    let scopes: Value = serde_json::from_str(&out).expect("stdout is one JSON document");
+    assert_eq!(
+        scopes,
+        serde_json::json!([
+            {
+                "scope": "nav:arbeid:some.scope.read",
+                "enabled": true,
+                "accessibleForAll": false,
+                "consumers": [{"orgno": "123456789"}],
+                "atMaxAge": 30,
+                "allowedIntegrations": ["maskinporten"],
+                "visibility": "public",
+                "delegationSource": null,
+                "application": "my-api"
+            },
+            {
+                "scope": "nav:arbeid:some.scope.write",
+                "enabled": true,
+                "accessibleForAll": false,
+                "consumers": [],
+                "atMaxAge": 30,
+                "allowedIntegrations": ["maskinporten"],
+                "visibility": "public",
+                "delegationSource": null,
+                "application": "my-api"
+            }
+        ])
+    );
+}
+
+#[test]
+fn manifest_check_strict_makes_the_check_digit_warning_an_error() {
+    let (code, out, _) =
+        run(portvakt().args(["manifest", "check", "--strict", "examples/nais.yaml"]));
+    assert_eq!(code, 1, "{out}");
+    assert_eq!(
+        out,
+        "examples/nais.yaml:25:22: error: organization number \"123456789\" fails the modulus-11 check digit [orgno-check-digit]\n  = help: a mistyped organization number grants a stranger access, or nobody: look it up in Enhetsregisteret (brreg.no)\nexamples/nais.yaml: 1 error, 0 warnings\n"
+    );
+    // Without --strict it is a warning, and the check passes.
+    let (code, out, _) = run(portvakt().args(["manifest", "check", "examples/nais.yaml"]));
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(
+        out,
+        format!("{EXAMPLE_WARNING}examples/nais.yaml: 0 errors, 1 warning\n")
+    );
+}
+
+#[test]
+fn manifest_check_reads_nais_yaml_in_the_current_directory() {
+    let broken = MANIFEST.replacen("product: arbeid", "product: Arbeid", 1);
+    let dir = temp_file("nais.yaml", &broken)
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let (code, out, stderr) = run(portvakt().args(["manifest", "check"]).current_dir(&dir));
+    assert_eq!(code, 1, "{out}{stderr}");
+    assert_eq!(
+        out,
+        "nais.yaml:12:20: error: `product` \"Arbeid\" does not match ^[a-z0-9]+$ (lowercase letters a-z and digits only) [invalid-product]\n  = help: use \"arbeid\"\nnais.yaml: 1 error, 0 warnings\n"
+    );
+    let (code, out, _) = run(portvakt().args(["manifest", "scopes"]).current_dir(&dir));
+    assert_eq!(code, 1);
+    assert!(out.is_empty(), "{out}");
+
+    // No nais.yaml here: exit 2, saying what to pass.
+    let empty = dir.join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let (code, out, stderr) = run(portvakt().args(["manifest", "check"]).current_dir(&empty));
+    assert_eq!(code, 2, "{out}{stderr}");
+    assert!(out.is_empty());
+    assert!(stderr.starts_with("error: "), "{stderr}");
+    assert!(stderr.contains("nais.yaml"), "{stderr}");
+    assert!(
+        stderr.contains("= help: pass the path of the application's NAIS manifest"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn manifest_scopes_on_a_broken_file_prints_diagnostics_and_exits_1() {
+    let broken = temp_file(
+        "nais.yaml",
+        &MANIFEST.replacen("product: arbeid", "product: Arbeid", 1),
+    );
+    let (code, out, stderr) = run(portvakt().args(["manifest", "scopes"]).arg(&broken));
+    assert_eq!(code, 1, "{stderr}");
+    assert!(out.is_empty(), "no table for a broken manifest: {out}");
+    let file = broken.display().to_string();
+    assert_eq!(
+        stderr,
+        format!(
+            "{file}:12:20: error: `product` \"Arbeid\" does not match ^[a-z0-9]+$ (lowercase letters a-z and digits only) [invalid-product]\n  = help: use \"arbeid\"\n{file}: 1 error, 0 warnings\n"
+        )
+    );
+    let (code, out, _) = run(portvakt()
+        .args(["manifest", "scopes", "--json"])
+        .arg(&broken));
+    assert_eq!(code, 1);
+    assert!(out.is_empty(), "{out}");
+}
+
+#[test]
+fn manifest_usage_errors_exit_2() {
+    let (code, out, stderr) = run(portvakt().args(["manifest", "check", "--bogus"]));
+    assert_eq!(code, 2);
+    assert!(out.is_empty());
+    assert!(stderr.contains("unexpected argument '--bogus'"), "{stderr}");
+    let (code, _, stderr) = run(portvakt().args(["manifest", "scopes", "a.yaml", "b.yaml"]));
+    assert_eq!(code, 2, "{stderr}");
 }
