@@ -21,7 +21,8 @@ trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
 command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; exit 2; }
 cargo build --release -q -p portvakt-cli
 BIN=target/release/portvakt
-unset MASKINPORTEN_WELL_KNOWN_URL MASKINPORTEN_ISSUER MASKINPORTEN_JWKS_URI
+# Development mode needs every MASKINPORTEN_* variable unset.
+for v in $(compgen -e | grep "^MASKINPORTEN_" || true); do unset "$v"; done
 
 start_sidecar() { # $1: token cache bytes
   RUST_LOG=warn "$BIN" serve --listen "$API" --dev-issuer-listen "$ISSUER" \

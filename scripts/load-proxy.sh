@@ -30,7 +30,8 @@ command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; ex
 cargo build --release -q -p portvakt-cli --bin portvakt --example echo_upstream
 BIN=target/release/portvakt
 ECHO=target/release/examples/echo_upstream
-unset MASKINPORTEN_WELL_KNOWN_URL MASKINPORTEN_ISSUER MASKINPORTEN_JWKS_URI
+# Development mode needs every MASKINPORTEN_* variable unset.
+for v in $(compgen -e | grep "^MASKINPORTEN_" || true); do unset "$v"; done
 
 wait_for() { # $1: URL, $2: what, $3: log file
   for _ in $(seq 100); do

@@ -15,7 +15,7 @@ use http::{HeaderMap, StatusCode};
 use http_body_util::BodyExt;
 use portvakt::{Algorithm, Config, KeySet, SigningKey, Validator};
 use portvakt_cli::proxy::policy::PolicyFile;
-use portvakt_cli::proxy::{ProxyConfig, ProxyError, ProxyState, router};
+use portvakt_cli::proxy::{self, ProxyConfig, ProxyError, ProxyState};
 use portvakt_cli::serve::metrics::Metrics;
 use serde_json::{Value, json};
 use tokio::sync::Notify;
@@ -106,6 +106,9 @@ struct Upstream {
     hits: AtomicUsize,
     first_chunk_seen: Notify,
     release: Notify,
+    /// Requests in `/public/concurrent` now, and the most there at once.
+    current: AtomicUsize,
+    peak: AtomicUsize,
 }
 
 async fn upstream_handler(State(state): State<Arc<Upstream>>, request: Request) -> Response {
@@ -114,6 +117,13 @@ async fn upstream_handler(State(state): State<Arc<Upstream>>, request: Request) 
     if path == "/public/slow" {
         tokio::time::sleep(Duration::from_secs(5)).await;
         return "late".into_response();
+    }
+    if path == "/public/concurrent" {
+        let now = state.current.fetch_add(1, Ordering::SeqCst) + 1;
+        state.peak.fetch_max(now, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        state.current.fetch_sub(1, Ordering::SeqCst);
+        return "done".into_response();
     }
     if let Some(n) = path.strip_prefix("/api/read/download/") {
         let n: usize = n.parse().unwrap();
@@ -218,11 +228,15 @@ async fn start_upstream() -> (SocketAddr, Arc<Upstream>) {
     (addr, state)
 }
 
+/// Serves the proxy the way `portvakt serve` does ([`proxy::serve`]).
 async fn start_proxy(state: ProxyState) -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    tokio::spawn(async move {
+        proxy::serve(listener, state, std::future::pending())
+            .await
+            .unwrap()
+    });
     addr
 }
 
@@ -1061,6 +1075,347 @@ async fn upstream_must_be_plain_http_origin() {
     assert_eq!(
         portvakt_cli::proxy::parse_upstream("127.0.0.1:8080").unwrap_err(),
         "upstream `127.0.0.1:8080` has no scheme; write http://127.0.0.1:8080"
+    );
+}
+
+#[tokio::test]
+async fn identity_headers_spelt_with_underscores_never_reach_the_upstream() {
+    let h = harness().await;
+    // CGI, WSGI, Rack and PHP read `X_Portvakt_Consumer_Orgno` as HTTP_X_PORTVAKT_CONSUMER_ORGNO.
+    let forged = [
+        ("X_Portvakt_Consumer_Orgno", "999999999"),
+        ("x_portvakt_scopes", "nav:arbeid:admin"),
+        ("x-portvakt_client-id", "evil-client"),
+        ("X_PORTVAKT-SUPPLIER_ORGNO", "999999999"),
+    ];
+    let send = |path: &str, token: Option<String>| {
+        let mut request = h.http.get(h.url(path));
+        for (name, value) in forged {
+            request = request.header(name, value);
+        }
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send()
+    };
+    let echo = json_of(send("/api/read/x", Some(token(READ))).await.unwrap()).await;
+    let headers = echo["headers"].as_object().unwrap();
+    let identity: Vec<(&String, &Value)> = headers
+        .iter()
+        .filter(|(name, _)| name.replace('_', "-").starts_with("x-portvakt-"))
+        .collect();
+    assert_eq!(
+        identity,
+        [
+            (&"x-portvakt-client-id".to_owned(), &json!(["2b3c-client"])),
+            (
+                &"x-portvakt-consumer-id".to_owned(),
+                &json!(["0192:889640782"])
+            ),
+            (
+                &"x-portvakt-consumer-orgno".to_owned(),
+                &json!(["889640782"])
+            ),
+            (&"x-portvakt-scopes".to_owned(), &json!([READ])),
+        ],
+        "{headers:?}"
+    );
+    // On a public route nothing of the kind arrives.
+    let echo = json_of(send("/public/x", None).await.unwrap()).await;
+    let spoofed: Vec<&String> = echo["headers"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .filter(|name| name.replace('_', "-").starts_with("x-portvakt-"))
+        .collect();
+    assert!(spoofed.is_empty(), "{spoofed:?}");
+}
+
+#[tokio::test]
+async fn method_override_headers_are_removed() {
+    let h = harness().await;
+    let overrides = [
+        "X-HTTP-Method-Override",
+        "X-HTTP-Method",
+        "X-Method-Override",
+        "X_HTTP_Method_Override",
+        "x_method_override",
+    ];
+    for (path, token) in [("/api/write/x", Some(token(WRITE))), ("/public/x", None)] {
+        let mut request = h.http.post(h.url(path));
+        for name in overrides {
+            request = request.header(name, "DELETE");
+        }
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let echo = json_of(request.send().await.unwrap()).await;
+        assert_eq!(echo["method"], "POST", "{path}");
+        let leaked: Vec<&String> = echo["headers"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .filter(|name| name.replace('_', "-").contains("method"))
+            .collect();
+        assert!(leaked.is_empty(), "{path}: {leaked:?}");
+    }
+    // Other headers that merely mention a method pass.
+    let echo = json_of(
+        h.http
+            .get(h.url("/public/x"))
+            .header("x-http-method-override-note", "kept")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        echo["headers"]["x-http-method-override-note"],
+        json!(["kept"])
+    );
+}
+
+/// Connects, sends `bytes`, and returns what the server sent until it closed, and when.
+async fn until_closed(addr: SocketAddr, bytes: &'static [u8]) -> (Vec<u8>, Duration) {
+    tokio::task::spawn_blocking(move || {
+        let started = std::time::Instant::now();
+        let mut stream = std::net::TcpStream::connect(addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        stream.write_all(bytes).unwrap();
+        let mut answer = Vec::new();
+        match stream.read_to_end(&mut answer) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+            Err(e) => panic!("the server did not close the connection: {e}"),
+        }
+        (answer, started.elapsed())
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn slow_clients_are_disconnected_after_the_header_read_timeout() {
+    let h = harness_with(POLICY, |c| {
+        c.header_read_timeout = Duration::from_millis(300);
+    })
+    .await;
+    for bytes in [
+        // Half a request line (slowloris).
+        &b"GET /public/x HT"[..],
+        // Headers begun, never finished.
+        b"GET /public/x HTTP/1.1\r\nHost: api\r\nX-Slow: 1",
+        // Half the HTTP/2 preface.
+        b"PRI * HTTP/2.0\r\n",
+        // Nothing at all.
+        b"",
+    ] {
+        let (answer, elapsed) = until_closed(h.proxy, bytes).await;
+        let shown = String::from_utf8_lossy(bytes);
+        assert!(answer.is_empty(), "{shown:?}: {answer:?}");
+        assert!(
+            elapsed >= Duration::from_millis(250) && elapsed < Duration::from_secs(3),
+            "{shown:?}: closed after {elapsed:?}"
+        );
+    }
+    assert_eq!(h.upstream_hits(), 0);
+    // A client that sends its request in time is served.
+    let response = h.http.get(h.url("/public/x")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+}
+
+#[tokio::test]
+async fn oversized_request_headers_are_431() {
+    let h = harness().await;
+    let (status, _) = raw(
+        h.proxy,
+        format!(
+            "GET /public/x HTTP/1.1\r\nHost: api\r\nX-Big: {}\r\nConnection: close\r\n\r\n",
+            "a".repeat(100 * 1024)
+        ),
+    )
+    .await;
+    assert_eq!(status, 431);
+    assert_eq!(h.upstream_hits(), 0);
+    // A token over the validator's 16 KiB limit still gets through the header limit, and is
+    // refused by the validator.
+    let big = token(&format!("{READ} {}", "nav:arbeid:x ".repeat(1200)));
+    assert!(big.len() > 16 * 1024, "{}", big.len());
+    let response = h
+        .http
+        .get(h.url("/api/read/x"))
+        .bearer_auth(&big)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    assert_eq!(json_of(response).await["error"], "invalid_token");
+}
+
+/// Reads one HTTP/1.1 response with a Content-Length from a blocking stream.
+fn read_response(stream: &mut std::net::TcpStream) -> std::io::Result<String> {
+    let mut data = Vec::new();
+    let mut byte = [0u8; 1];
+    while !data.ends_with(b"\r\n\r\n") {
+        if stream.read(&mut byte)? == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        data.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&data).to_ascii_lowercase();
+    let length: usize = head
+        .lines()
+        .find_map(|line| line.strip_prefix("content-length:"))
+        .map(|v| v.trim().parse().unwrap())
+        .unwrap_or(0);
+    let mut body = vec![0u8; length];
+    stream.read_exact(&mut body)?;
+    data.extend_from_slice(&body);
+    Ok(String::from_utf8_lossy(&data).into_owned())
+}
+
+#[tokio::test]
+async fn connections_beyond_the_cap_wait_for_a_free_one() {
+    let h = harness_with(POLICY, |c| c.max_connections = 1).await;
+    let addr = h.proxy;
+    tokio::task::spawn_blocking(move || {
+        let request = b"GET /public/x HTTP/1.1\r\nHost: api\r\n\r\n";
+        // The first connection is served and kept alive.
+        let mut first = std::net::TcpStream::connect(addr).unwrap();
+        first.write_all(request).unwrap();
+        assert!(
+            read_response(&mut first)
+                .unwrap()
+                .starts_with("HTTP/1.1 200")
+        );
+        // The second waits: the kernel accepts it, the proxy does not serve it yet.
+        let mut second = std::net::TcpStream::connect(addr).unwrap();
+        second.write_all(request).unwrap();
+        second
+            .set_read_timeout(Some(Duration::from_millis(500)))
+            .unwrap();
+        let waiting = read_response(&mut second).unwrap_err();
+        assert!(
+            matches!(
+                waiting.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ),
+            "{waiting:?}"
+        );
+        // Once the first closes, the second is served.
+        drop(first);
+        second
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        assert!(
+            read_response(&mut second)
+                .unwrap()
+                .starts_with("HTTP/1.1 200")
+        );
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn forwards_to_an_http2_upstream_with_te_trailers() {
+    let h = harness_with(POLICY, |c| c.upstream_http2 = true).await;
+    for te in [
+        "trailers",
+        "trailers, deflate;q=0.5",
+        "deflate, Trailers;q=1",
+    ] {
+        let response = h
+            .http
+            .post(h.url("/api/write/grpc"))
+            .bearer_auth(token(WRITE))
+            .header("te", te)
+            .body("payload")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{te}");
+        let echo = json_of(response).await;
+        assert_eq!(echo["version"], "HTTP/2.0", "{te}");
+        assert_eq!(echo["body"], "payload");
+        assert_eq!(echo["headers"]["te"], json!(["trailers"]), "{te}");
+        assert_eq!(
+            echo["headers"]["x-portvakt-consumer-orgno"],
+            json!(["889640782"])
+        );
+    }
+    // Any other TE is removed, as for HTTP/1.1 upstreams.
+    let echo = json_of(
+        h.http
+            .get(h.url("/public/x"))
+            .header("te", "deflate")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(echo["version"], "HTTP/2.0");
+    assert_eq!(echo["headers"].get("te"), None);
+}
+
+#[tokio::test]
+async fn te_trailers_is_not_sent_to_an_http1_upstream() {
+    let h = harness().await;
+    let echo = json_of(
+        h.http
+            .get(h.url("/public/x"))
+            .header("te", "trailers")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(echo["version"], "HTTP/1.1");
+    assert_eq!(echo["headers"].get("te"), None);
+}
+
+/// Sends `n` concurrent requests to `/public/concurrent` and returns the most the upstream
+/// saw at once.
+async fn peak_concurrency(h: &Harness, n: usize) -> usize {
+    let requests: Vec<_> = (0..n)
+        .map(|_| {
+            let request = h.http.get(h.url("/public/concurrent")).send();
+            tokio::spawn(request)
+        })
+        .collect();
+    for request in requests {
+        let response = request.await.unwrap().unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.text().await.unwrap(), "done");
+    }
+    h.upstream.peak.load(Ordering::SeqCst)
+}
+
+#[tokio::test]
+async fn max_in_flight_bounds_upstream_concurrency() {
+    let h = harness_with(POLICY, |c| c.max_in_flight = 1).await;
+    assert_eq!(peak_concurrency(&h, 4).await, 1);
+    // The same requests without the bound do run at once.
+    let h = harness().await;
+    assert!(peak_concurrency(&h, 4).await > 1);
+}
+
+#[tokio::test]
+async fn zero_limits_are_refused() {
+    let policy = || PolicyFile::parse(POLICY, "test.toml").unwrap();
+    let upstream: url::Url = "http://127.0.0.1:8080".parse().unwrap();
+    let mut config = ProxyConfig::new(upstream.clone(), policy());
+    config.max_connections = 0;
+    let error = ProxyState::new(validator(), Metrics::new(), config).unwrap_err();
+    assert_eq!(error.to_string(), "max_connections must be at least 1");
+    let mut config = ProxyConfig::new(upstream, policy());
+    config.header_read_timeout = Duration::ZERO;
+    let error = ProxyState::new(validator(), Metrics::new(), config).unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "header_read_timeout must be longer than zero"
     );
 }
 

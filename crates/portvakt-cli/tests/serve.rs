@@ -9,6 +9,7 @@ use std::time::Duration;
 use portvakt::{Algorithm, Config, KeySet, SigningKey, Validator};
 use portvakt_cli::serve::api_router;
 use portvakt_cli::serve::introspect::AppState;
+use portvakt_cli::serve::listener::{self, ListenerConfig};
 use portvakt_cli::serve::metrics::Metrics;
 use portvakt_issuer::{DevTokenRequest, Issuer, IssuerConfig, Manifest, RunningIssuer};
 use serde_json::{Value, json};
@@ -60,15 +61,24 @@ fn dev_token(issuer: &RunningIssuer, orgno: &str, scope: &str) -> String {
         .access_token
 }
 
-/// Serves the sidecar's API router on 127.0.0.1 and returns its base URL.
+/// Serves the sidecar's API router on 127.0.0.1 the way `portvakt serve` does and returns its
+/// base URL.
 async fn sidecar(validator: Validator) -> String {
+    sidecar_with(validator, ListenerConfig::default()).await
+}
+
+async fn sidecar_with(validator: Validator, limits: ListenerConfig) -> String {
     let state = AppState {
         validator,
         metrics: Metrics::new(),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, api_router(state)).await.unwrap() });
+    tokio::spawn(async move {
+        listener::serve(listener, api_router(state), limits, std::future::pending())
+            .await
+            .unwrap()
+    });
     format!("http://{addr}")
 }
 
@@ -335,6 +345,10 @@ async fn probes_metrics_and_openapi() {
         "portvakt_token_cache_hits_total 2",
         "portvakt_keys_held 1",
         "portvakt_ready 1",
+        // The probes count too (this scrape included).
+        "portvakt_requests_total{endpoint=\"healthz\",outcome=\"ok\"} 1",
+        "portvakt_requests_total{endpoint=\"readyz\",outcome=\"ready\"} 1",
+        "portvakt_requests_total{endpoint=\"metrics\",outcome=\"ok\"} 1",
     ] {
         assert!(metrics.contains(line), "missing `{line}` in:\n{metrics}");
     }
@@ -348,6 +362,58 @@ async fn probes_metrics_and_openapi() {
         .unwrap();
     assert_eq!(openapi["openapi"], json!("3.1.0"));
     assert!(openapi["paths"]["/api/v1/introspect"]["post"].is_object());
+    let metrics = client
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        "portvakt_requests_total{endpoint=\"openapi\",outcome=\"ok\"} 1",
+        "portvakt_requests_total{endpoint=\"metrics\",outcome=\"ok\"} 2",
+    ] {
+        assert!(metrics.contains(line), "missing `{line}` in:\n{metrics}");
+    }
+}
+
+#[tokio::test]
+async fn the_api_disconnects_clients_that_do_not_send_a_request_in_time() {
+    let issuer = issuer().await;
+    let config = Config::builder()
+        .well_known_url(issuer.well_known_url().to_string())
+        .build()
+        .unwrap();
+    let base = sidecar_with(
+        Validator::new(config).unwrap(),
+        ListenerConfig {
+            header_read_timeout: Duration::from_millis(300),
+            ..ListenerConfig::default()
+        },
+    )
+    .await;
+    let addr: SocketAddr = base.trim_start_matches("http://").parse().unwrap();
+    let (answer, elapsed) = tokio::task::spawn_blocking(move || {
+        use std::io::{Read, Write};
+        let started = std::time::Instant::now();
+        let mut stream = std::net::TcpStream::connect(addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        stream.write_all(b"POST /api/v1/introspect HT").unwrap();
+        let mut answer = Vec::new();
+        let _ = stream.read_to_end(&mut answer);
+        (answer, started.elapsed())
+    })
+    .await
+    .unwrap();
+    assert!(answer.is_empty(), "{answer:?}");
+    assert!(
+        elapsed >= Duration::from_millis(250) && elapsed < Duration::from_secs(3),
+        "closed after {elapsed:?}"
+    );
+    assert_eq!(get_status(&format!("{base}/healthz")).await, Some(200));
 }
 
 // --- The binary -------------------------------------------------------------------------
@@ -369,23 +435,86 @@ impl Drop for Sidecar {
     }
 }
 
-fn spawn_serve(envs: &[(&str, String)], args: &[String]) -> Sidecar {
+/// `portvakt serve` from the repository root, with none of the variables it reads inherited
+/// from the test's environment except those in `envs`.
+fn serve_command(envs: &[(&str, String)], args: &[String]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_portvakt"));
     command
         .arg("serve")
         .args(args)
-        .env_remove("MASKINPORTEN_WELL_KNOWN_URL")
-        .env_remove("MASKINPORTEN_ISSUER")
-        .env_remove("MASKINPORTEN_JWKS_URI")
         .env_remove("BIND_ADDRESS")
         .env_remove("PROBE_BIND_ADDRESS")
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .env_remove("RUST_LOG")
         .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
         .stdout(Stdio::null())
         .stderr(Stdio::null());
+    for (name, _) in std::env::vars_os() {
+        let text = name.to_string_lossy();
+        if text.starts_with("MASKINPORTEN_") || text.starts_with("PORTVAKT_") {
+            command.env_remove(&name);
+        }
+    }
     for (key, value) in envs {
         command.env(key, value);
     }
+    command
+}
+
+fn spawn_serve(envs: &[(&str, String)], args: &[String]) -> Sidecar {
+    Sidecar(serve_command(envs, args).spawn().unwrap())
+}
+
+/// A file for a child's stderr, and reading it back.
+struct Log(std::path::PathBuf);
+
+impl Log {
+    fn new(name: &str) -> Log {
+        let path =
+            std::env::temp_dir().join(format!("portvakt-serve-{}-{name}.log", std::process::id()));
+        Log(path)
+    }
+
+    fn stdio(&self) -> Stdio {
+        Stdio::from(std::fs::File::create(&self.0).unwrap())
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&std::fs::read(&self.0).unwrap_or_default()).into_owned()
+    }
+}
+
+impl Drop for Log {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Spawns `portvakt serve` with stderr in `log`.
+fn spawn_serve_logged(envs: &[(&str, String)], args: &[String], log: &Log) -> Sidecar {
+    let mut command = serve_command(envs, args);
+    command.stderr(log.stdio());
     Sidecar(command.spawn().unwrap())
+}
+
+/// Runs `portvakt serve`, which is expected to exit by itself, and returns its exit code and
+/// stderr. Fails the test if it is still running after 20 s.
+fn serve_exits(envs: &[(&str, String)], args: &[String]) -> (Option<i32>, String) {
+    let log = Log::new(&format!("exit-{}", free_port()));
+    let mut sidecar = spawn_serve_logged(envs, args, &log);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = sidecar.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "serve kept running; stderr:\n{}",
+            log.text()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    (status.code(), log.text())
 }
 
 async fn get_status(url: &str) -> Option<u16> {
@@ -553,7 +682,6 @@ async fn serve_exits_cleanly_on_sigterm() {
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(status.success(), "{status:?}");
-    let _: SocketAddr = format!("127.0.0.1:{api}").parse().unwrap();
 }
 
 /// A tiny upstream: `/api/v1/slow` answers after a second, everything else at once, echoing
@@ -572,8 +700,12 @@ async fn upstream() -> SocketAddr {
         tokio::time::sleep(Duration::from_secs(1)).await;
         "slow but complete"
     }
+    async fn version(request: axum::extract::Request) -> String {
+        format!("{:?}", request.version())
+    }
     let app = axum::Router::new()
         .route("/api/v1/slow", get(slow))
+        .route("/api/v1/version", get(version))
         .fallback(echo);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -715,4 +847,326 @@ fn check_policy_reports_errors_with_positions() {
     let stderr = String::from_utf8(output.stderr).unwrap();
     assert!(stderr.contains("policy.toml:4:1"), "{stderr}");
     assert!(stderr.contains("scopez"), "{stderr}");
+}
+
+// --- Development mode only when meant -----------------------------------------------------
+
+#[test]
+fn serve_refuses_an_incomplete_maskinporten_environment() {
+    // A consumer's variables, but nothing to validate against: never development mode.
+    let (code, stderr) = serve_exits(
+        &[
+            ("MASKINPORTEN_CLIENT_ID", "my-client".into()),
+            (
+                "MASKINPORTEN_CLIENT_JWK",
+                "{\"d\":\"private-key-material\"}".into(),
+            ),
+        ],
+        &[],
+    );
+    assert_eq!(code, Some(2), "{stderr}");
+    assert_eq!(
+        stderr,
+        "error: MASKINPORTEN_CLIENT_ID, MASKINPORTEN_CLIENT_JWK are set but none of MASKINPORTEN_WELL_KNOWN_URL, MASKINPORTEN_ISSUER, MASKINPORTEN_JWKS_URI: set MASKINPORTEN_WELL_KNOWN_URL (NAIS injects it when spec.maskinporten.enabled is true), or MASKINPORTEN_ISSUER for an explicit issuer; development mode (the local issuer) runs only when no MASKINPORTEN_* variable is set\n"
+    );
+    // An empty validation variable counts as set, and is named.
+    let (code, stderr) = serve_exits(&[("MASKINPORTEN_WELL_KNOWN_URL", String::new())], &[]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.starts_with(
+            "error: MASKINPORTEN_WELL_KNOWN_URL is set but none of MASKINPORTEN_WELL_KNOWN_URL, MASKINPORTEN_ISSUER, MASKINPORTEN_JWKS_URI has a value (MASKINPORTEN_WELL_KNOWN_URL is empty): set MASKINPORTEN_WELL_KNOWN_URL"
+        ),
+        "{stderr}"
+    );
+    // --dev cannot override a configured issuer.
+    let (code, stderr) = serve_exits(
+        &[(
+            "MASKINPORTEN_ISSUER",
+            "https://test.maskinporten.no/".into(),
+        )],
+        &["--dev".into()],
+    );
+    assert_eq!(code, Some(2), "{stderr}");
+    assert_eq!(
+        stderr,
+        "error: --dev (PORTVAKT_DEV) asks for development mode, but MASKINPORTEN_ISSUER is set; development mode runs only without MASKINPORTEN_* variables: unset them, or drop --dev to validate against the configured issuer\n"
+    );
+}
+
+#[tokio::test]
+async fn serve_refuses_development_mode_in_kubernetes_unless_asked() {
+    let kubernetes = ("KUBERNETES_SERVICE_HOST", "10.96.0.1".to_owned());
+    let (code, stderr) = serve_exits(std::slice::from_ref(&kubernetes), &[]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert_eq!(
+        stderr,
+        "error: refusing to start in development mode in Kubernetes: no MASKINPORTEN_* variable is set, and development mode validates against a local issuer that mints tokens for anyone who can reach it; enable Maskinporten for the app (spec.maskinporten.enabled: true in nais.yaml, which makes NAIS inject MASKINPORTEN_WELL_KNOWN_URL), or pass --dev (PORTVAKT_DEV=true) if a local issuer in the cluster is really what you want\n"
+    );
+    let (code, _) = serve_exits(&[kubernetes.clone(), ("PORTVAKT_DEV", "false".into())], &[]);
+    assert_eq!(code, Some(2));
+
+    // Asked for explicitly, it runs.
+    let (api, dev_issuer) = (free_port(), free_port());
+    let _sidecar = spawn_serve(
+        &[kubernetes, ("PORTVAKT_DEV", "true".into())],
+        &[
+            "--listen".into(),
+            format!("127.0.0.1:{api}"),
+            "--dev-issuer-listen".into(),
+            format!("127.0.0.1:{dev_issuer}"),
+        ],
+    );
+    wait_for_status(
+        &format!("http://127.0.0.1:{api}/readyz"),
+        200,
+        Duration::from_secs(30),
+    )
+    .await;
+}
+
+#[test]
+fn serve_refuses_a_policy_without_an_upstream() {
+    for (envs, args) in [
+        (
+            vec![],
+            vec!["--policy".to_owned(), "examples/policy.toml".into()],
+        ),
+        (
+            vec![("PORTVAKT_POLICY", "examples/policy.toml".to_owned())],
+            vec![],
+        ),
+    ] {
+        let (code, stderr) = serve_exits(&envs, &args);
+        assert_eq!(code, Some(2), "{stderr}");
+        assert_eq!(
+            stderr,
+            "error: --policy (PORTVAKT_POLICY) needs --upstream URL (PORTVAKT_UPSTREAM): the policy is enforced by the proxy in front of the upstream; add --upstream http://127.0.0.1:PORT, or --check-policy to only check the file\n"
+        );
+    }
+    // Proxy settings without a proxy are refused by the argument parser.
+    let (code, stderr) = serve_exits(&[], &["--upstream-timeout".into(), "5s".into()]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("--upstream <UPSTREAM>"), "{stderr}");
+    // Checking a policy needs no upstream.
+    let output = serve_command(
+        &[],
+        &[
+            "--check-policy".into(),
+            "--policy".into(),
+            "examples/policy.toml".into(),
+        ],
+    )
+    .stdout(Stdio::piped())
+    .output()
+    .unwrap();
+    assert_eq!(output.status.code(), Some(0));
+}
+
+/// A token from the development issuer's /dev/token for 123456789 (granted the read scope by
+/// examples/nais.yaml).
+async fn dev_issuer_token(port: u16) -> String {
+    let token: Value = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{port}/dev/token"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("orgno=123456789&scope={READ}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    token["access_token"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn the_dev_banner_names_the_issuer_the_token_command_must_ask() {
+    let (api, dev_issuer) = (free_port(), free_port());
+    let log = Log::new(&format!("banner-{api}"));
+    let _sidecar = spawn_serve_logged(
+        &[],
+        &[
+            "--listen".into(),
+            format!("127.0.0.1:{api}"),
+            "--dev-issuer-listen".into(),
+            format!("127.0.0.1:{dev_issuer}"),
+        ],
+        &log,
+    );
+    wait_for_status(
+        &format!("http://127.0.0.1:{api}/readyz"),
+        200,
+        Duration::from_secs(30),
+    )
+    .await;
+    let stderr = log.text();
+    let expected = format!(
+        "  TOKEN=$(cargo run --release -q -- token --scope {READ} --orgno 123456789 --issuer http://127.0.0.1:{dev_issuer})\n"
+    );
+    assert!(stderr.contains(&expected), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "  curl -s http://127.0.0.1:{api}/api/v1/introspect -H 'Content-Type: application/json'"
+        )),
+        "{stderr}"
+    );
+
+    // The command works as printed: the token it gets is active here.
+    let printed = expected
+        .trim()
+        .strip_prefix("TOKEN=$(cargo run --release -q -- ")
+        .and_then(|rest| rest.strip_suffix(')'))
+        .unwrap();
+    let mut token_cmd = Command::new(env!("CARGO_BIN_EXE_portvakt"));
+    token_cmd.args(printed.split(' '));
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("MASKINPORTEN_") {
+            token_cmd.env_remove(&name);
+        }
+    }
+    let output = token_cmd.output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let token = String::from_utf8(output.stdout).unwrap();
+    let (_, body) = introspect_json(
+        &format!("http://127.0.0.1:{api}"),
+        json!({"identity_provider": "maskinporten", "token": token.trim()}),
+    )
+    .await;
+    assert_eq!(body["active"], json!(true), "{body}");
+    assert_eq!(body["consumer"]["ID"], json!("0192:123456789"));
+}
+
+#[tokio::test]
+async fn serve_passes_the_proxy_flags_on() {
+    let upstream = upstream().await;
+    let (api, dev_issuer, proxy) = (free_port(), free_port(), free_port());
+    let _sidecar = spawn_serve(
+        &[
+            ("PORTVAKT_UPSTREAM_HTTP2", "true".into()),
+            ("PORTVAKT_MAX_IN_FLIGHT", "4".into()),
+        ],
+        &[
+            "--listen".into(),
+            format!("127.0.0.1:{api}"),
+            "--dev-issuer-listen".into(),
+            format!("127.0.0.1:{dev_issuer}"),
+            "--upstream".into(),
+            format!("http://{upstream}"),
+            "--policy".into(),
+            "examples/policy.toml".into(),
+            "--proxy-listen".into(),
+            format!("127.0.0.1:{proxy}"),
+            "--upstream-timeout".into(),
+            "300ms".into(),
+        ],
+    );
+    wait_for_status(
+        &format!("http://127.0.0.1:{api}/readyz"),
+        200,
+        Duration::from_secs(30),
+    )
+    .await;
+    let bearer = format!("Bearer {}", dev_issuer_token(dev_issuer).await);
+    let client = reqwest::Client::new();
+    let get = |path: &str| {
+        client
+            .get(format!("http://127.0.0.1:{proxy}{path}"))
+            .header("authorization", &bearer)
+            .send()
+    };
+    let version = get("/api/v1/version").await.unwrap();
+    assert_eq!(version.status(), 200);
+    assert_eq!(version.text().await.unwrap(), "HTTP/2.0");
+    let slow = get("/api/v1/slow").await.unwrap();
+    assert_eq!(slow.status(), 504);
+    assert_eq!(
+        slow.json::<Value>().await.unwrap(),
+        json!({"error": "gateway_timeout", "error_description": "the upstream did not answer within 300 ms"})
+    );
+}
+
+#[tokio::test]
+async fn trace_logs_never_contain_a_token() {
+    let upstream = upstream().await;
+    let (api, dev_issuer, proxy) = (free_port(), free_port(), free_port());
+    let log = Log::new(&format!("trace-{api}"));
+    let _sidecar = spawn_serve_logged(
+        &[("RUST_LOG", "trace".into())],
+        &[
+            "--listen".into(),
+            format!("127.0.0.1:{api}"),
+            "--dev-issuer-listen".into(),
+            format!("127.0.0.1:{dev_issuer}"),
+            "--upstream".into(),
+            format!("http://{upstream}"),
+            "--policy".into(),
+            "examples/policy.toml".into(),
+            "--proxy-listen".into(),
+            format!("127.0.0.1:{proxy}"),
+        ],
+        &log,
+    );
+    wait_for_status(
+        &format!("http://127.0.0.1:{api}/readyz"),
+        200,
+        Duration::from_secs(30),
+    )
+    .await;
+    let token = dev_issuer_token(dev_issuer).await;
+    let (unsigned, signature) = token.rsplit_once('.').unwrap();
+    // The same token with another signature: refused, and not logged either.
+    let forged_signature: String = signature
+        .chars()
+        .rev()
+        .map(|c| if c == 'A' { 'B' } else { c })
+        .collect();
+    let forged = format!("{unsigned}.{forged_signature}");
+    let base = format!("http://127.0.0.1:{api}");
+    let client = reqwest::Client::new();
+    for candidate in [&token, &forged] {
+        let (status, _) = introspect_json(
+            &base,
+            json!({"identity_provider": "maskinporten", "token": candidate}),
+        )
+        .await;
+        assert_eq!(status, 200);
+        let form = client
+            .post(format!("{base}/api/v1/introspect"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!("identity_provider=maskinporten&token={candidate}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(form.status(), 200);
+        client
+            .get(format!("http://127.0.0.1:{proxy}/api/v1/things"))
+            .bearer_auth(candidate)
+            .send()
+            .await
+            .unwrap();
+    }
+    let ok = client
+        .get(format!("http://127.0.0.1:{proxy}/api/v1/things"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.text().await.unwrap(), "hello 123456789");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let stderr = log.text();
+    assert!(
+        stderr.contains("\"level\":\"TRACE\""),
+        "trace logging was not on:\n{stderr}"
+    );
+    for (what, secret) in [
+        ("the token", token.as_str()),
+        ("its signature", signature),
+        ("the forged token", forged.as_str()),
+        ("the forged signature", forged_signature.as_str()),
+    ] {
+        assert!(!stderr.contains(secret), "the log contains {what}");
+    }
 }

@@ -20,11 +20,20 @@
 //!   unless the client (normally the ingress) already set it.
 //! - The identity headers below, **only** on routes that validated a token. Every incoming
 //!   header starting with `x-portvakt-` is removed first, on every route, public or not, so a
-//!   client can never forge them.
+//!   client can never forge them; so is every header that reads so once `_` is taken for `-`
+//!   (`X_Portvakt_Consumer_Orgno`), because CGI, WSGI, Rack and PHP map both spellings to the
+//!   same `HTTP_X_PORTVAKT_CONSUMER_ORGNO` variable.
+//! - Without the method-override headers `X-HTTP-Method-Override`, `X-HTTP-Method` and
+//!   `X-Method-Override` (also spelt with `_`): the policy authorizes the request's real method,
+//!   and an upstream with method-override middleware (Express `method-override`, ASP.NET
+//!   `UseHttpMethodOverride`, Rack `MethodOverride`, Laravel, Spring's filter) would otherwise
+//!   run, say, an authorized `POST` as a `DELETE`. An override in the body (`_method` form
+//!   field) or query string cannot be removed: do not enable those in the upstream.
 //! - Without hop-by-hop headers: `Connection` and the headers it names, `Keep-Alive`,
 //!   `Proxy-*`, `TE`, `Trailer`, `Transfer-Encoding`, `Upgrade`, and also `Expect` (the proxy
-//!   answers `100-continue` itself once the request is authorized). WebSocket and other
-//!   upgrades are not proxied.
+//!   answers `100-continue` itself once the request is authorized). The one exception: to an
+//!   HTTP/2 upstream, `TE: trailers` is passed on (as exactly that) when the client sent it,
+//!   since gRPC servers require it. WebSocket and other upgrades are not proxied.
 //!
 //! | header                      | value                                                        |
 //! |-----------------------------|--------------------------------------------------------------|
@@ -49,6 +58,15 @@
 //! upstream's response headers arrive (including the time to send the request body); the
 //! response body then streams without a deadline. Timeout: 504; connection refused or broken:
 //! 502; both with a JSON body.
+//!
+//! ## Client connections
+//!
+//! [`serve`] uses the sidecar's accept loop ([`crate::serve::listener`]): HTTP/1.1 and HTTP/2
+//! with prior knowledge; a client must send its request headers within
+//! [`ProxyConfig::header_read_timeout`] (default 30 s, also the idle time after which an
+//! HTTP/1.1 keep-alive connection is closed) and at most [`ProxyConfig::max_connections`]
+//! (default 4096) connections are served at once, so slow or silent clients cannot exhaust
+//! memory or file descriptors.
 //!
 //! ## Answers
 //!
@@ -113,6 +131,7 @@ use portvakt::{Validator, VerifiedToken};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use url::Url;
 
+use crate::serve::listener::{self, ListenerConfig};
 use crate::serve::metrics::Metrics;
 pub use policy::{Access, DefaultAction, PolicyError, PolicyFile, RequestPath, Route};
 
@@ -150,6 +169,12 @@ pub struct ProxyConfig {
     pub upstream_http2: bool,
     /// Pass the client's `Host` on (default true); false sends the upstream's address.
     pub preserve_host: bool,
+    /// How long a client may take to send its request headers (default 30 s); also how long an
+    /// idle HTTP/1.1 keep-alive connection is kept. Used by [`serve`].
+    pub header_read_timeout: Duration,
+    /// Client connections served at once (default 4096); more wait in the accept backlog.
+    /// Used by [`serve`].
+    pub max_connections: usize,
 }
 
 impl ProxyConfig {
@@ -165,6 +190,8 @@ impl ProxyConfig {
             max_in_flight: 1024,
             upstream_http2: false,
             preserve_host: true,
+            header_read_timeout: listener::DEFAULT_HEADER_READ_TIMEOUT,
+            max_connections: listener::DEFAULT_MAX_CONNECTIONS,
         }
     }
 }
@@ -189,6 +216,9 @@ pub enum ProxyError {
     /// A limit is zero.
     #[error("{0} must be at least 1")]
     ZeroLimit(&'static str),
+    /// A timeout is zero.
+    #[error("{0} must be longer than zero")]
+    ZeroTimeout(&'static str),
 }
 
 impl ProxyConfig {
@@ -275,6 +305,7 @@ struct Inner {
     request_timeout: Duration,
     upstream_version: Version,
     preserve_host: bool,
+    listener: ListenerConfig,
 }
 
 impl ProxyState {
@@ -288,6 +319,18 @@ impl ProxyState {
         let authority = upstream_authority(&config.upstream)?;
         if config.max_in_flight == 0 {
             return Err(ProxyError::ZeroLimit("max_in_flight"));
+        }
+        if config.max_connections == 0 {
+            return Err(ProxyError::ZeroLimit("max_connections"));
+        }
+        for (name, timeout) in [
+            ("request_timeout", config.request_timeout),
+            ("connect_timeout", config.connect_timeout),
+            ("header_read_timeout", config.header_read_timeout),
+        ] {
+            if timeout.is_zero() {
+                return Err(ProxyError::ZeroTimeout(name));
+            }
         }
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
@@ -314,6 +357,10 @@ impl ProxyState {
                 Version::HTTP_11
             },
             preserve_host: config.preserve_host,
+            listener: ListenerConfig {
+                header_read_timeout: config.header_read_timeout,
+                max_connections: config.max_connections,
+            },
         })))
     }
 
@@ -323,16 +370,18 @@ impl ProxyState {
     }
 }
 
-/// The proxy as an axum `Router`: every method and path goes to the enforcing handler. Serve it
-/// with `into_make_service_with_connect_info::<SocketAddr>()` so `X-Forwarded-For` can be set.
+/// The proxy as an axum `Router`: every method and path goes to the enforcing handler. Prefer
+/// [`serve`], which adds the header read timeout and connection cap; if you serve it yourself,
+/// use `into_make_service_with_connect_info::<SocketAddr>()` so `X-Forwarded-For` can be set.
 pub fn router(state: ProxyState) -> Router {
     Router::new().fallback(handle).with_state(state)
 }
 
 /// Serves the proxy on `listener` until `shutdown` completes, then lets in-flight requests
-/// finish: HTTP/1.1 and HTTP/2 (prior knowledge) from clients, `TCP_NODELAY` on every accepted
-/// connection (responses are streamed in pieces, which Nagle's algorithm would delay), and the
-/// peer address for `X-Forwarded-For`.
+/// finish: HTTP/1.1 and HTTP/2 (prior knowledge) from clients, the header read timeout and
+/// connection cap of the [`ProxyConfig`], `TCP_NODELAY` on every accepted connection (responses
+/// are streamed in pieces, which Nagle's algorithm would delay), and the peer address for
+/// `X-Forwarded-For`. See [`crate::serve::listener`].
 pub async fn serve<F>(
     listener: tokio::net::TcpListener,
     state: ProxyState,
@@ -341,18 +390,8 @@ pub async fn serve<F>(
 where
     F: std::future::Future<Output = ()> + Send + 'static,
 {
-    use axum::serve::ListenerExt;
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "proxy: cannot set TCP_NODELAY");
-        }
-    });
-    axum::serve(
-        listener,
-        router(state).into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    let limits = state.0.listener;
+    listener::serve_with_connect_info(listener, router(state), limits, shutdown).await
 }
 
 /// Counts a request under `proxy` with this outcome.
@@ -484,16 +523,55 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
-/// Removes every `x-portvakt-*` header.
+/// Method-override headers (matched with `_` taken for `-`).
+const METHOD_OVERRIDE: [&[u8]; 3] = [
+    b"x-http-method-override",
+    b"x-http-method",
+    b"x-method-override",
+];
+
+/// Whether `name` (lower-case, as `HeaderMap` keeps it) equals `pattern` (lower-case, with
+/// `-`) when every `_` in `name` is read as `-`: CGI-style servers cannot tell them apart.
+fn same_name(name: &[u8], pattern: &[u8]) -> bool {
+    name.len() == pattern.len()
+        && name
+            .iter()
+            .zip(pattern)
+            .all(|(n, p)| n == p || (*n == b'_' && *p == b'-'))
+}
+
+/// Whether a client-sent header must not reach the upstream: any `x-portvakt-*` (the identity
+/// headers are the proxy's to set) and the method overrides, in either spelling.
+fn is_client_forgery(name: &HeaderName) -> bool {
+    let name = name.as_str().as_bytes();
+    let prefix = HEADER_PREFIX.as_bytes();
+    (name.len() >= prefix.len() && same_name(&name[..prefix.len()], prefix))
+        || METHOD_OVERRIDE
+            .iter()
+            .any(|pattern| same_name(name, pattern))
+}
+
+/// Removes every `x-portvakt-*` header (also spelt with `_`) and the method overrides.
 fn strip_identity(headers: &mut HeaderMap) {
-    let spoofed: Vec<HeaderName> = headers
+    // Nothing is allocated unless a client sent such a header.
+    let forged: Vec<HeaderName> = headers
         .keys()
-        .filter(|name| name.as_str().starts_with(HEADER_PREFIX))
+        .filter(|name| is_client_forgery(name))
         .cloned()
         .collect();
-    for name in spoofed {
+    for name in forged {
         headers.remove(name);
     }
+}
+
+/// Whether the client's `TE` asks for trailers (`TE: trailers`, possibly among others).
+fn wants_trailers(headers: &HeaderMap) -> bool {
+    headers.get_all(header::TE).iter().any(|value| {
+        value.as_bytes().split(|b| *b == b',').any(|item| {
+            let item = item.split(|b| *b == b';').next().unwrap_or_default();
+            item.trim_ascii().eq_ignore_ascii_case(b"trailers")
+        })
+    })
 }
 
 fn set_identity(headers: &mut HeaderMap, token: &VerifiedToken) {
@@ -526,7 +604,12 @@ async fn forward(inner: &Inner, request: Request, identity: Option<&VerifiedToke
         .map(|info| info.0.ip());
 
     let headers = &mut parts.headers;
+    // gRPC needs `te: trailers`, the one TE value HTTP/2 allows (RFC 9113 section 8.2.2).
+    let keep_te = inner.upstream_version == Version::HTTP_2 && wants_trailers(headers);
     strip_hop_by_hop(headers);
+    if keep_te {
+        headers.insert(header::TE, HeaderValue::from_static("trailers"));
+    }
     headers.remove(header::EXPECT);
     strip_identity(headers);
     if let Some(token) = identity {

@@ -4,8 +4,18 @@
 //! With no `MASKINPORTEN_*` variable set it runs in development mode: a local Maskinporten is
 //! started in-process from `./nais.yaml` (else `examples/nais.yaml`) and tokens are validated
 //! against it, so `cargo run --release -- serve` works on a fresh machine.
+//!
+//! Development mode never starts by accident in production ([`choose_mode`]):
+//! - when any `MASKINPORTEN_*` variable is set (e.g. only the consumer's
+//!   `MASKINPORTEN_CLIENT_ID`) but none of `MASKINPORTEN_WELL_KNOWN_URL`, `MASKINPORTEN_ISSUER`,
+//!   `MASKINPORTEN_JWKS_URI` has a value, `serve` refuses to start (exit 2) and says what is set
+//!   and what is missing;
+//! - in Kubernetes (`KUBERNETES_SERVICE_HOST` set) with no `MASKINPORTEN_*` variable, it
+//!   refuses too, unless `--dev` (or `PORTVAKT_DEV=true`) asks for development mode
+//!   explicitly: the local issuer mints tokens for anyone who can reach its loopback port.
 
 pub mod introspect;
+pub mod listener;
 pub mod metrics;
 
 use std::net::SocketAddr;
@@ -22,6 +32,7 @@ use portvakt::{Config, ConfigBuilder, Readiness, Validator};
 use tokio::net::TcpListener;
 
 use self::introspect::AppState;
+use self::listener::ListenerConfig;
 use self::metrics::Metrics;
 
 /// The NAIS sidecar's address.
@@ -39,6 +50,10 @@ pub struct ServeArgs {
     /// API itself on loopback.
     #[arg(long, env = "PROBE_BIND_ADDRESS")]
     pub probe_listen: Option<String>,
+    /// Development mode: run the local issuer even in Kubernetes (KUBERNETES_SERVICE_HOST set),
+    /// where it is otherwise refused. Never needed on a laptop.
+    #[arg(long, env = "PORTVAKT_DEV", action = clap::ArgAction::SetTrue, value_parser = clap::builder::BoolishValueParser::new())]
+    pub dev: bool,
     /// Development mode only: the manifest whose grants the local issuer enforces
     /// (default ./nais.yaml, else examples/nais.yaml).
     #[arg(long, value_name = "FILE")]
@@ -49,29 +64,181 @@ pub struct ServeArgs {
     /// Enforcing reverse proxy: the upstream API (http://127.0.0.1:PORT).
     #[arg(long, env = "PORTVAKT_UPSTREAM", requires = "policy")]
     pub upstream: Option<String>,
-    /// Enforcing reverse proxy: the route policy file (TOML, see examples/policy.toml).
+    /// Enforcing reverse proxy: the route policy file (TOML, see examples/policy.toml). Needs
+    /// --upstream, except with --check-policy.
     #[arg(long, env = "PORTVAKT_POLICY", value_name = "FILE")]
     pub policy: Option<PathBuf>,
     /// Enforcing reverse proxy: where the proxy listens.
     #[arg(long, env = "PORTVAKT_PROXY_LISTEN", default_value = "127.0.0.1:7167")]
     pub proxy_listen: String,
+    /// Enforcing reverse proxy: speak HTTP/2 with prior knowledge (h2c) to the upstream, e.g.
+    /// for gRPC, instead of HTTP/1.1.
+    #[arg(long, env = "PORTVAKT_UPSTREAM_HTTP2", action = clap::ArgAction::SetTrue, value_parser = clap::builder::BoolishValueParser::new(), requires = "upstream")]
+    pub upstream_http2: bool,
+    /// Enforcing reverse proxy: how long the upstream may take, from authorization to its
+    /// response headers, before the client gets 504 (e.g. 30s, 500ms, 2m).
+    #[arg(long, env = "PORTVAKT_UPSTREAM_TIMEOUT", default_value = "30s", value_parser = parse_timeout, requires = "upstream")]
+    pub upstream_timeout: Duration,
+    /// Enforcing reverse proxy: requests in flight to the upstream at once; more wait for a
+    /// slot (within --upstream-timeout).
+    #[arg(long, env = "PORTVAKT_MAX_IN_FLIGHT", default_value_t = 1024, value_parser = parse_limit, requires = "upstream")]
+    pub max_in_flight: usize,
     /// Check the policy file and exit (0 valid, 1 invalid).
     #[arg(long, requires = "policy")]
     pub check_policy: bool,
     /// Memory budget of the verified-token cache, in bytes (0 disables it).
     #[arg(long, env = "PORTVAKT_TOKEN_CACHE_BYTES", default_value_t = 8 * 1024 * 1024)]
     pub token_cache_bytes: usize,
-    /// How long in-flight requests may take to finish after SIGTERM/SIGINT.
-    #[arg(long, default_value = "10s", value_parser = parse_seconds)]
+    /// Every listener: how long a client may take to send its request headers (and how long an
+    /// idle HTTP/1.1 keep-alive connection stays open); then the connection is closed.
+    #[arg(long, env = "PORTVAKT_HEADER_READ_TIMEOUT", default_value = "30s", value_parser = parse_timeout)]
+    pub header_read_timeout: Duration,
+    /// Every listener: connections served at once, per listener; more wait in the accept
+    /// backlog until one closes.
+    #[arg(long, env = "PORTVAKT_MAX_CONNECTIONS", default_value_t = listener::DEFAULT_MAX_CONNECTIONS, value_parser = parse_limit)]
+    pub max_connections: usize,
+    /// How long in-flight requests may take to finish after SIGTERM/SIGINT (e.g. 10s).
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub shutdown_timeout: Duration,
 }
 
-fn parse_seconds(text: &str) -> Result<Duration, String> {
-    let digits = text.strip_suffix('s').unwrap_or(text);
-    digits
-        .parse::<u64>()
-        .map(Duration::from_secs)
-        .map_err(|_| format!("`{text}` is not a number of seconds like 10s"))
+impl ServeArgs {
+    /// The limits every listener is served with.
+    pub fn listener_config(&self) -> ListenerConfig {
+        ListenerConfig {
+            header_read_timeout: self.header_read_timeout,
+            max_connections: self.max_connections,
+        }
+    }
+}
+
+/// Parses a duration: a whole number with `ms`, `s`, `m` or `h`, or a bare number of seconds
+/// (`10s`, `500ms`, `2m`, `10`).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let trimmed = text.trim();
+    let split = trimmed
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(trimmed.len());
+    let (digits, unit) = trimmed.split_at(split);
+    let value = digits.parse::<u64>().ok();
+    let duration = match (value, unit.trim()) {
+        (Some(n), "ms") => Some(Duration::from_millis(n)),
+        (Some(n), "" | "s") => Some(Duration::from_secs(n)),
+        (Some(n), "m") => n.checked_mul(60).map(Duration::from_secs),
+        (Some(n), "h") => n.checked_mul(3600).map(Duration::from_secs),
+        _ => None,
+    };
+    duration.ok_or_else(|| {
+        format!(
+            "`{text}` is not a duration: write a whole number with ms, s, m or h, like 30s or 500ms"
+        )
+    })
+}
+
+/// [`parse_duration`], refusing zero (a timeout of zero would fail every request).
+pub fn parse_timeout(text: &str) -> Result<Duration, String> {
+    match parse_duration(text)? {
+        Duration::ZERO => Err(format!(
+            "`{text}` is zero: a timeout must be longer than that, like 30s or 500ms"
+        )),
+        duration => Ok(duration),
+    }
+}
+
+/// A count of at least 1.
+fn parse_limit(text: &str) -> Result<usize, String> {
+    match text.trim().parse::<usize>() {
+        Ok(0) => Err("must be at least 1".to_owned()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("`{text}` is not a whole number like 1024")),
+    }
+}
+
+/// Where tokens are validated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Against the issuer the `MASKINPORTEN_*` variables name.
+    Configured,
+    /// Against the local issuer started in-process.
+    Development,
+}
+
+/// The validation variables; one of the first two is needed.
+const VALIDATION_VARS: [&str; 3] = [
+    portvakt::ENV_WELL_KNOWN_URL,
+    portvakt::ENV_ISSUER,
+    portvakt::ENV_JWKS_URI,
+];
+
+/// Decides between the configured issuer and development mode, from the `MASKINPORTEN_*`
+/// variables that are present (`name`, `value is non-empty`), whether `KUBERNETES_SERVICE_HOST`
+/// is set, and `--dev`. The error says what is set, what is missing, and what to do; it never
+/// contains a value (`MASKINPORTEN_CLIENT_JWK` is a private key).
+pub fn choose_mode(
+    maskinporten_vars: &[(String, bool)],
+    in_kubernetes: bool,
+    dev_flag: bool,
+) -> Result<Mode, String> {
+    if maskinporten_vars.is_empty() {
+        if in_kubernetes && !dev_flag {
+            return Err(
+                "refusing to start in development mode in Kubernetes: no MASKINPORTEN_* variable is set, and development mode validates against a local issuer that mints tokens for anyone who can reach it; enable Maskinporten for the app (spec.maskinporten.enabled: true in nais.yaml, which makes NAIS inject MASKINPORTEN_WELL_KNOWN_URL), or pass --dev (PORTVAKT_DEV=true) if a local issuer in the cluster is really what you want".to_owned(),
+            );
+        }
+        return Ok(Mode::Development);
+    }
+    let names: Vec<&str> = maskinporten_vars.iter().map(|(n, _)| n.as_str()).collect();
+    if dev_flag {
+        return Err(format!(
+            "--dev (PORTVAKT_DEV) asks for development mode, but {} {} set; development mode runs only without MASKINPORTEN_* variables: unset them, or drop --dev to validate against the configured issuer",
+            names.join(", "),
+            if names.len() == 1 { "is" } else { "are" },
+        ));
+    }
+    let usable = maskinporten_vars
+        .iter()
+        .any(|(name, has_value)| *has_value && VALIDATION_VARS.contains(&name.as_str()));
+    if usable {
+        return Ok(Mode::Configured);
+    }
+    let empty: Vec<&str> = maskinporten_vars
+        .iter()
+        .filter(|(name, has_value)| !has_value && VALIDATION_VARS.contains(&name.as_str()))
+        .map(|(name, _)| name.as_str())
+        .collect();
+    let mut message = format!(
+        "{} {} set but none of {}",
+        names.join(", "),
+        if names.len() == 1 { "is" } else { "are" },
+        VALIDATION_VARS.join(", "),
+    );
+    if !empty.is_empty() {
+        message.push_str(&format!(
+            " has a value ({} {} empty)",
+            empty.join(", "),
+            if empty.len() == 1 { "is" } else { "are" },
+        ));
+    }
+    message.push_str(&format!(
+        ": set {} (NAIS injects it when spec.maskinporten.enabled is true), or {} for an explicit issuer; development mode (the local issuer) runs only when no MASKINPORTEN_* variable is set",
+        portvakt::ENV_WELL_KNOWN_URL,
+        portvakt::ENV_ISSUER,
+    ));
+    Err(message)
+}
+
+/// [`choose_mode`] for this process's environment.
+fn mode_from_env(dev_flag: bool) -> Result<Mode, String> {
+    let mut vars: Vec<(String, bool)> = std::env::vars_os()
+        .filter_map(|(name, value)| {
+            let name = name.to_string_lossy();
+            name.starts_with("MASKINPORTEN_")
+                .then(|| (name.into_owned(), !value.is_empty()))
+        })
+        .collect();
+    vars.sort();
+    let in_kubernetes = std::env::var_os("KUBERNETES_SERVICE_HOST").is_some_and(|v| !v.is_empty());
+    choose_mode(&vars, in_kubernetes, dev_flag)
 }
 
 /// Runs the sidecar until SIGTERM/SIGINT. Exit 2 on configuration errors.
@@ -79,12 +246,24 @@ pub async fn run(args: ServeArgs) -> ExitCode {
     if args.check_policy {
         return proxy_check(&args);
     }
-    let dev = !Config::env_is_set();
+    if args.policy.is_some() && args.upstream.is_none() {
+        eprintln!(
+            "error: --policy (PORTVAKT_POLICY) needs --upstream URL (PORTVAKT_UPSTREAM): the policy is enforced by the proxy in front of the upstream; add --upstream http://127.0.0.1:PORT, or --check-policy to only check the file"
+        );
+        return ExitCode::from(2);
+    }
+    let dev = match mode_from_env(args.dev) {
+        Ok(mode) => mode == Mode::Development,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return ExitCode::from(2);
+        }
+    };
     let mut dev_issuer = None;
     let builder = if dev {
         match start_dev_issuer(&args).await {
             Ok((builder, issuer)) => {
-                dev_issuer = issuer;
+                dev_issuer = Some(issuer);
                 builder
             }
             Err(message) => {
@@ -158,28 +337,26 @@ pub async fn run(args: ServeArgs) -> ExitCode {
     };
 
     let api_addr = local_addr(&listener);
-    if dev {
-        print_dev_banner(
-            api_addr,
-            dev_issuer
-                .as_ref()
-                .map(|(issuer, grants)| (issuer.issuer_url(), grants.as_slice())),
-        );
+    if let Some(issuer) = &dev_issuer {
+        print_dev_banner(api_addr, issuer);
     }
     tracing::info!(listen = %api_addr, "portvakt sidecar listening");
 
     let shutdown = shutdown_signal();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut servers = tokio::task::JoinSet::new();
+    let limits = args.listener_config();
     servers.spawn(serve_until(
         listener,
         api_router(state.clone()),
+        limits,
         stop_rx.clone(),
     ));
     if let Some(probe) = probe_listener {
         servers.spawn(serve_until(
             probe,
             probe_router(state.clone()),
+            limits,
             stop_rx.clone(),
         ));
     }
@@ -206,7 +383,11 @@ pub async fn run(args: ServeArgs) -> ExitCode {
     if drained.is_err() {
         tracing::warn!(timeout = ?args.shutdown_timeout, "requests still in flight at the shutdown deadline; stopping");
     }
-    if let Some((issuer, _)) = dev_issuer {
+    if let Some(DevIssuer {
+        running: Some(issuer),
+        ..
+    }) = dev_issuer
+    {
         let _ = issuer.shutdown().await;
     }
     ExitCode::SUCCESS
@@ -227,19 +408,13 @@ fn local_addr(listener: &TcpListener) -> SocketAddr {
 async fn serve_until(
     listener: TcpListener,
     router: Router,
+    limits: ListenerConfig,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
-    use axum::serve::ListenerExt as _;
-    // Small JSON answers: send them at once rather than waiting for Nagle.
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    let result = axum::serve(listener, router)
-        .with_graceful_shutdown(async move {
-            let _ = stop.wait_for(|stopped| *stopped).await;
-        })
-        .await;
-    if let Err(e) = result {
+    let stopped = async move {
+        let _ = stop.wait_for(|stopped| *stopped).await;
+    };
+    if let Err(e) = listener::serve(listener, router, limits, stopped).await {
         tracing::error!(%e, "server stopped");
     }
 }
@@ -262,12 +437,22 @@ pub fn probe_router(state: AppState) -> Router<()> {
         .with_state(state)
 }
 
-async fn healthz() -> &'static str {
+async fn healthz(axum::extract::State(state): axum::extract::State<AppState>) -> &'static str {
+    state.metrics.request("healthz", "ok");
     "ok\n"
 }
 
 async fn readyz(axum::extract::State(state): axum::extract::State<AppState>) -> Response {
-    match state.validator.readiness() {
+    let readiness = state.validator.readiness();
+    state.metrics.request(
+        "readyz",
+        if readiness.is_ready() {
+            "ready"
+        } else {
+            "not_ready"
+        },
+    );
+    match readiness {
         Readiness::Ready { keys, age } => (
             StatusCode::OK,
             axum::Json(
@@ -284,6 +469,7 @@ async fn readyz(axum::extract::State(state): axum::extract::State<AppState>) -> 
 }
 
 async fn metrics(axum::extract::State(state): axum::extract::State<AppState>) -> Response {
+    state.metrics.request("metrics", "ok");
     let text = state.metrics.render(&state.validator);
     (
         [(
@@ -295,7 +481,8 @@ async fn metrics(axum::extract::State(state): axum::extract::State<AppState>) ->
         .into_response()
 }
 
-async fn openapi() -> Response {
+async fn openapi(axum::extract::State(state): axum::extract::State<AppState>) -> Response {
+    state.metrics.request("openapi", "ok");
     (
         [(header::CONTENT_TYPE, "application/json")],
         include_str!("openapi.json"),
@@ -330,12 +517,17 @@ struct GrantExample {
     orgno: Option<String>,
 }
 
-/// The development issuer and a summary of its grants, for the banner.
-type DevIssuer = (portvakt_issuer::RunningIssuer, Vec<GrantExample>);
+/// The development issuer: the one started in-process (`None` when one was already listening
+/// on the address), its URL, and a summary of its grants for the banner.
+struct DevIssuer {
+    running: Option<portvakt_issuer::RunningIssuer>,
+    url: String,
+    grants: Vec<GrantExample>,
+}
 
 /// Starts the local issuer in-process (or finds one already on the address) and returns the
 /// validator configuration that trusts it.
-async fn start_dev_issuer(args: &ServeArgs) -> Result<(ConfigBuilder, Option<DevIssuer>), String> {
+async fn start_dev_issuer(args: &ServeArgs) -> Result<(ConfigBuilder, DevIssuer), String> {
     let manifest_path = args
         .manifest
         .clone()
@@ -374,14 +566,33 @@ async fn start_dev_issuer(args: &ServeArgs) -> Result<(ConfigBuilder, Option<Dev
     match portvakt_issuer::Issuer::bind(args.dev_issuer_listen.as_str(), config).await {
         Ok(running) => {
             let builder = Config::builder().well_known_url(running.well_known_url().to_string());
-            Ok((builder, Some((running, grants))))
+            let url = running.issuer_url().to_owned();
+            Ok((
+                builder,
+                DevIssuer {
+                    running: Some(running),
+                    url,
+                    grants,
+                },
+            ))
         }
         Err(portvakt_issuer::IssuerError::Bind { source, .. })
             if source.kind() == std::io::ErrorKind::AddrInUse =>
         {
-            let url = format!("http://{}/", args.dev_issuer_listen);
+            // The issuer there (e.g. `portvakt issuer`) names itself like this.
+            let url = match args.dev_issuer_listen.parse::<SocketAddr>() {
+                Ok(addr) => portvakt_issuer::issuer_url_for(addr),
+                Err(_) => format!("http://{}/", args.dev_issuer_listen),
+            };
             tracing::warn!(issuer = %url, "the development issuer's address is in use; validating against the issuer already listening there (e.g. `portvakt issuer`)");
-            Ok((Config::builder().issuer(url), None))
+            Ok((
+                Config::builder().issuer(url.clone()),
+                DevIssuer {
+                    running: None,
+                    url,
+                    grants: Vec::new(),
+                },
+            ))
         }
         Err(e) => Err(format!(
             "cannot start the local issuer on {}: {e}",
@@ -390,24 +601,25 @@ async fn start_dev_issuer(args: &ServeArgs) -> Result<(ConfigBuilder, Option<Dev
     }
 }
 
-fn print_dev_banner(api: SocketAddr, issuer: Option<(&str, &[GrantExample])>) {
+/// The development banner: what runs where, and the commands to try it.
+fn dev_banner(api: SocketAddr, issuer: &DevIssuer) -> String {
+    let url = issuer.url.as_str();
     let mut text = String::new();
     text.push_str("\nportvakt serve: development mode (no MASKINPORTEN_* variables set)\n");
-    match issuer {
-        Some((url, grants)) => {
-            text.push_str(&format!("  local Maskinporten  {url}\n"));
-            for GrantExample { scope, orgno } in grants {
-                match orgno {
-                    Some(orgno) => {
-                        text.push_str(&format!("    scope {scope}  (granted to e.g. {orgno})\n"))
-                    }
-                    None => text.push_str(&format!("    scope {scope}  (no consumers)\n")),
+    if issuer.running.is_some() {
+        text.push_str(&format!("  local Maskinporten  {url}\n"));
+        for GrantExample { scope, orgno } in &issuer.grants {
+            match orgno {
+                Some(orgno) => {
+                    text.push_str(&format!("    scope {scope}  (granted to e.g. {orgno})\n"))
                 }
+                None => text.push_str(&format!("    scope {scope}  (no consumers)\n")),
             }
         }
-        None => text.push_str(&format!(
-            "  using the local Maskinporten already running at http://{DEFAULT_DEV_ISSUER}/\n"
-        )),
+    } else {
+        text.push_str(&format!(
+            "  using the local Maskinporten already running at {url}\n"
+        ));
     }
     text.push_str(&format!(
         "  introspection       http://{api}/api/v1/introspect\n"
@@ -416,21 +628,31 @@ fn print_dev_banner(api: SocketAddr, issuer: Option<(&str, &[GrantExample])>) {
         "  health / readiness  http://{api}/healthz  http://{api}/readyz\n"
     ));
     text.push_str(&format!("  metrics             http://{api}/metrics\n\n"));
-    let example = issuer.and_then(|(_, grants)| grants.iter().find(|g| g.orgno.is_some()));
+    let example = issuer.grants.iter().find(|g| g.orgno.is_some());
     if let Some(GrantExample {
         scope,
         orgno: Some(orgno),
     }) = example
     {
+        // `portvakt token` asks the default address unless told otherwise.
+        let issuer_flag = if url == format!("http://{DEFAULT_DEV_ISSUER}/") {
+            String::new()
+        } else {
+            format!(" --issuer {}", url.trim_end_matches('/'))
+        };
         text.push_str("Try it (in another terminal):\n");
         text.push_str(&format!(
-            "  TOKEN=$(cargo run --release -q -- token --scope {scope} --orgno {orgno})\n"
+            "  TOKEN=$(cargo run --release -q -- token --scope {scope} --orgno {orgno}{issuer_flag})\n"
         ));
         text.push_str(&format!(
             "  curl -s http://{api}/api/v1/introspect -H 'Content-Type: application/json' -d \"{{\\\"identity_provider\\\":\\\"maskinporten\\\",\\\"token\\\":\\\"$TOKEN\\\"}}\"\n\n"
         ));
     }
-    eprint!("{text}");
+    text
+}
+
+fn print_dev_banner(api: SocketAddr, issuer: &DevIssuer) {
+    eprint!("{}", dev_banner(api, issuer));
 }
 
 fn proxy_check(args: &ServeArgs) -> ExitCode {
@@ -458,7 +680,12 @@ async fn proxy_setup(
     let (Some(upstream), Some(policy)) = (&args.upstream, &args.policy) else {
         return Ok(None);
     };
-    let config = crate::proxy::ProxyConfig::load(upstream, policy)?;
+    let mut config = crate::proxy::ProxyConfig::load(upstream, policy)?;
+    config.upstream_http2 = args.upstream_http2;
+    config.request_timeout = args.upstream_timeout;
+    config.max_in_flight = args.max_in_flight;
+    config.header_read_timeout = args.header_read_timeout;
+    config.max_connections = args.max_connections;
     let proxy_state = crate::proxy::ProxyState::new(
         state.validator.clone(),
         std::sync::Arc::clone(&state.metrics),
@@ -467,4 +694,116 @@ async fn proxy_setup(
     .map_err(|e| e.to_string())?;
     let listener = bind(&args.proxy_listen, "--proxy-listen / PORTVAKT_PROXY_LISTEN").await?;
     Ok(Some((listener, proxy_state)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(list: &[(&str, bool)]) -> Vec<(String, bool)> {
+        list.iter().map(|(n, v)| ((*n).to_owned(), *v)).collect()
+    }
+
+    #[test]
+    fn development_mode_only_without_any_maskinporten_variable() {
+        assert_eq!(choose_mode(&[], false, false), Ok(Mode::Development));
+        assert_eq!(choose_mode(&[], true, true), Ok(Mode::Development));
+        assert!(
+            choose_mode(&[], true, false)
+                .unwrap_err()
+                .starts_with("refusing to start in development mode in Kubernetes")
+        );
+        for usable in [
+            "MASKINPORTEN_WELL_KNOWN_URL",
+            "MASKINPORTEN_ISSUER",
+            "MASKINPORTEN_JWKS_URI",
+        ] {
+            let set = vars(&[("MASKINPORTEN_CLIENT_ID", true), (usable, true)]);
+            assert_eq!(choose_mode(&set, true, false), Ok(Mode::Configured));
+        }
+        assert_eq!(
+            choose_mode(&vars(&[("MASKINPORTEN_SCOPES", true)]), false, false).unwrap_err(),
+            "MASKINPORTEN_SCOPES is set but none of MASKINPORTEN_WELL_KNOWN_URL, MASKINPORTEN_ISSUER, MASKINPORTEN_JWKS_URI: set MASKINPORTEN_WELL_KNOWN_URL (NAIS injects it when spec.maskinporten.enabled is true), or MASKINPORTEN_ISSUER for an explicit issuer; development mode (the local issuer) runs only when no MASKINPORTEN_* variable is set"
+        );
+        let empty = vars(&[
+            ("MASKINPORTEN_ISSUER", false),
+            ("MASKINPORTEN_JWKS_URI", false),
+        ]);
+        assert!(
+            choose_mode(&empty, false, false).unwrap_err().starts_with(
+                "MASKINPORTEN_ISSUER, MASKINPORTEN_JWKS_URI are set but none of MASKINPORTEN_WELL_KNOWN_URL, MASKINPORTEN_ISSUER, MASKINPORTEN_JWKS_URI has a value (MASKINPORTEN_ISSUER, MASKINPORTEN_JWKS_URI are empty): "
+            )
+        );
+        assert!(
+            choose_mode(&vars(&[("MASKINPORTEN_ISSUER", true)]), false, true)
+                .unwrap_err()
+                .starts_with(
+                    "--dev (PORTVAKT_DEV) asks for development mode, but MASKINPORTEN_ISSUER is set"
+                )
+        );
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("10"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("0s"), Ok(Duration::ZERO));
+        for bad in [
+            "",
+            "s",
+            "1.5s",
+            "-1s",
+            "10 sec",
+            "ten",
+            "99999999999999999999h",
+        ] {
+            assert_eq!(
+                parse_duration(bad),
+                Err(format!(
+                    "`{bad}` is not a duration: write a whole number with ms, s, m or h, like 30s or 500ms"
+                ))
+            );
+        }
+        assert_eq!(
+            parse_timeout("0ms"),
+            Err("`0ms` is zero: a timeout must be longer than that, like 30s or 500ms".to_owned())
+        );
+        assert_eq!(parse_limit("0"), Err("must be at least 1".to_owned()));
+        assert_eq!(parse_limit("8"), Ok(8));
+    }
+
+    #[test]
+    fn the_banner_names_a_non_default_issuer() {
+        let api: SocketAddr = "127.0.0.1:7164".parse().unwrap();
+        let issuer = |url: &str| DevIssuer {
+            running: None,
+            url: url.to_owned(),
+            grants: vec![GrantExample {
+                scope: "nav:arbeid:some.scope.read".to_owned(),
+                orgno: Some("123456789".to_owned()),
+            }],
+        };
+        let banner = dev_banner(api, &issuer("http://127.0.0.1:7166/"));
+        assert!(
+            banner.contains(
+                "  TOKEN=$(cargo run --release -q -- token --scope nav:arbeid:some.scope.read --orgno 123456789)\n"
+            ),
+            "{banner}"
+        );
+        let banner = dev_banner(api, &issuer("http://127.0.0.1:9000/"));
+        assert!(
+            banner.contains(
+                "  TOKEN=$(cargo run --release -q -- token --scope nav:arbeid:some.scope.read --orgno 123456789 --issuer http://127.0.0.1:9000)\n"
+            ),
+            "{banner}"
+        );
+        assert!(
+            banner
+                .contains("using the local Maskinporten already running at http://127.0.0.1:9000/"),
+            "{banner}"
+        );
+    }
 }
