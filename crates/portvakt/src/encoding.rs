@@ -115,11 +115,19 @@ impl<'de, F: FnMut(&str, Value)> Visitor<'de> for MemberVisitor<'_, F> {
 pub(crate) struct MemberName<'de>(pub(crate) std::borrow::Cow<'de, str>);
 
 /// The member names seen in one object, to refuse a second one. Names are borrowed from the
-/// input (unless escaped), and the set is a tree, not a list: headers are read before the
-/// signature is checked, so a crafted one with thousands of members must not cost quadratic
-/// time.
+/// input (unless escaped). The first [`INLINE_NAMES`] live on the stack, enough for every
+/// object in a Maskinporten token, so the check allocates nothing; beyond that they go into a
+/// tree, not a list: headers are read before the signature is checked, so a crafted one with
+/// thousands of members must not cost quadratic time.
 #[derive(Default)]
-pub(crate) struct SeenNames<'de>(std::collections::BTreeSet<std::borrow::Cow<'de, str>>);
+pub(crate) struct SeenNames<'de> {
+    inline: [Option<std::borrow::Cow<'de, str>>; INLINE_NAMES],
+    inline_len: usize,
+    overflow: std::collections::BTreeSet<std::borrow::Cow<'de, str>>,
+}
+
+/// How many member names of one object [`SeenNames`] keeps without allocating.
+const INLINE_NAMES: usize = 16;
 
 impl<'de> SeenNames<'de> {
     /// Records `name`; an error naming it when it was seen before.
@@ -127,10 +135,22 @@ impl<'de> SeenNames<'de> {
         &mut self,
         name: std::borrow::Cow<'de, str>,
     ) -> Result<(), E> {
-        if self.0.contains(&name) {
+        let seen = self.inline[..self.inline_len]
+            .iter()
+            .any(|known| known.as_deref() == Some(&*name))
+            || self.overflow.contains(&name);
+        if seen {
             return Err(E::custom(format_args!("{DUPLICATE_MARKER}{name}")));
         }
-        self.0.insert(name);
+        match self.inline.get_mut(self.inline_len) {
+            Some(slot) => {
+                *slot = Some(name);
+                self.inline_len += 1;
+            }
+            None => {
+                self.overflow.insert(name);
+            }
+        }
         Ok(())
     }
 }
@@ -337,6 +357,20 @@ mod tests {
         assert!(matches!(walk(b"{} x"), Err(JsonError::Syntax(_))));
         assert!(matches!(walk(b"{\"a\":"), Err(JsonError::Syntax(_))));
         assert!(matches!(walk(b""), Err(JsonError::Syntax(_))));
+    }
+
+    #[test]
+    fn duplicates_are_found_beyond_the_names_kept_inline() {
+        let members: Vec<String> = (0..40).map(|i| format!("\"m{i}\":{i}")).collect();
+        let object = format!("{{{}}}", members.join(","));
+        assert!(for_each_member(object.as_bytes(), |_, _| {}).is_ok());
+        for duplicate in ["m3", "m20", "m39"] {
+            let object = format!("{{{},\"{duplicate}\":0}}", members.join(","));
+            assert_eq!(
+                for_each_member(object.as_bytes(), |_, _| {}),
+                Err(JsonError::DuplicateKey(duplicate.into()))
+            );
+        }
     }
 
     #[test]
