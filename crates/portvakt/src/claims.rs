@@ -227,6 +227,13 @@ impl Claims {
         Ok(claims)
     }
 
+    /// Types the claims of a payload (the JSON text of a token's middle segment, decoded),
+    /// keeping the text as it is ([`payload`](Self::payload)). Only for payloads whose
+    /// signature was verified, or for display: this checks no signature.
+    pub fn from_payload(payload: impl Into<Vec<u8>>) -> Result<Claims, ValidationError> {
+        crate::payload::parse_claims(payload.into())
+    }
+
     pub(crate) fn from_parts(payload: Box<str>, typed: TypedClaims) -> Claims {
         Claims {
             payload,
