@@ -9,7 +9,6 @@ use std::time::Duration;
 use clap::{Args, Subcommand};
 use portvakt_issuer::{
     ClientRegistry, DEFAULT_LISTEN, GrantsTable, Issuer, IssuerConfig, generate_client_key,
-    parse_duration,
 };
 use portvakt_manifest::{CheckOptions, Manifest, render};
 
@@ -54,10 +53,10 @@ pub struct ServeArgs {
     #[arg(long)]
     pub strict: bool,
     /// Rotate the signing key this often (e.g. 90s, 10m, 1h).
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = crate::duration::parse_positive_duration)]
     pub rotate_every: Option<Duration>,
     /// How long a rotated-out key stays published in the JWKS.
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "15m")]
+    #[arg(long, value_name = "DURATION", value_parser = crate::duration::parse_positive_duration, default_value = "15m")]
     pub grace: Duration,
     /// Register a client: CLIENT_ID:ORGNO:JWK_FILE (a public or private JWK, or a JWKS).
     /// Repeatable.

@@ -1,6 +1,7 @@
 //! The `portvakt` command's subcommands, as a library so integration tests can drive them
 //! in-process. The binary (`main.rs`) only parses arguments and dispatches.
 
+pub mod duration;
 pub mod inspect_cmd;
 pub mod issuer_cmd;
 pub mod issuer_source;

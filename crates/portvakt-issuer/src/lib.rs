@@ -41,7 +41,6 @@
 
 mod assertion;
 mod clients;
-mod duration;
 mod error;
 mod grant;
 mod http;
@@ -54,7 +53,6 @@ pub use assertion::{
     MAX_CLOCK_SKEW_SECS,
 };
 pub use clients::{ASSERTION_ALGORITHMS, ClientRegistry, RegisteredClient, generate_client_key};
-pub use duration::parse_duration;
 pub use error::{ClientError, ErrorCode, IssuerError, OAuthError};
 pub use grant::CONSUMER_AUTHORITY;
 pub use http::JWT_BEARER;

@@ -116,16 +116,17 @@ pub(crate) enum StringClaim {
 }
 
 impl StringClaim {
+    const ALL: [StringClaim; 6] = [
+        StringClaim::Iss,
+        StringClaim::ClientId,
+        StringClaim::ClientAmr,
+        StringClaim::DelegationSource,
+        StringClaim::Pid,
+        StringClaim::Jti,
+    ];
+
     pub(crate) fn from_name(name: &str) -> Option<StringClaim> {
-        Some(match name {
-            "iss" => StringClaim::Iss,
-            "client_id" => StringClaim::ClientId,
-            "client_amr" => StringClaim::ClientAmr,
-            "delegation_source" => StringClaim::DelegationSource,
-            "pid" => StringClaim::Pid,
-            "jti" => StringClaim::Jti,
-            _ => return None,
-        })
+        StringClaim::ALL.into_iter().find(|claim| claim.name() == name)
     }
 
     pub(crate) fn name(self) -> &'static str {
