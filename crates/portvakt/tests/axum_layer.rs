@@ -21,19 +21,13 @@ use portvakt::{
 };
 use serde_json::{Value, json};
 
-const ISSUER: &str = "https://test.maskinporten.no/";
+const ISSUER: &str = common::TEST_ISSUER;
 const READ: &str = "nav:arbeid:some.scope.read";
 const WRITE: &str = "nav:arbeid:some.scope.write";
 const REALM: &str = "test-api";
 
 fn validator() -> Validator {
-    let config = Config::builder()
-        .issuer(ISSUER)
-        .jwks_uri("https://test.maskinporten.no/jwk")
-        .build()
-        .unwrap();
-    let keys = KeySet::from_jwks_values(&[KEY_A.public_jwk()], &[Algorithm::RS256]).0;
-    Validator::with_keys(&config, ISSUER, keys)
+    common::key_a_validator()
 }
 
 fn layer(validator: &Validator) -> MaskinportenLayer {

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use common::{KEY_A, KEY_A_IMPOSTOR, claims, sign};
 use portvakt::layer::MaskinportenLayer;
-use portvakt::{Algorithm, Config, KeySet, Validator, VerifiedToken};
+use portvakt::{Config, Validator, VerifiedToken};
 use tonic::metadata::MetadataValue;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Endpoint, Server};
@@ -20,19 +20,13 @@ use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
-const ISSUER: &str = "https://test.maskinporten.no/";
+const ISSUER: &str = common::TEST_ISSUER;
 const READ: &str = "nav:arbeid:some.scope.read";
 const WRITE: &str = "nav:arbeid:some.scope.write";
 const REALM: &str = "grpc-api";
 
 fn validator() -> Validator {
-    let config = Config::builder()
-        .issuer(ISSUER)
-        .jwks_uri("https://test.maskinporten.no/jwk")
-        .build()
-        .unwrap();
-    let keys = KeySet::from_jwks_values(&[KEY_A.public_jwk()], &[Algorithm::RS256]).0;
-    Validator::with_keys(&config, ISSUER, keys)
+    common::key_a_validator()
 }
 
 /// The consumer of every request that got past the layer, as the services behind it see it

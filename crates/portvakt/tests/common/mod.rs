@@ -11,7 +11,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use portvakt::{Algorithm, SigningKey};
+use portvakt::{Algorithm, Config, KeySet, SigningKey, Validator};
 use serde_json::{Value, json};
 
 /// Generating RSA keys takes a moment; every test in a binary shares these.
@@ -20,6 +20,20 @@ pub static KEY_B: LazyLock<SigningKey> = LazyLock::new(|| SigningKey::generate("
 /// Same kid as KEY_A, different key material: an attacker's key or a botched rotation.
 pub static KEY_A_IMPOSTOR: LazyLock<SigningKey> =
     LazyLock::new(|| SigningKey::generate("key-a").unwrap());
+
+/// The issuer of the tokens made with [`claims`] in the layer tests.
+pub const TEST_ISSUER: &str = "https://test.maskinporten.no/";
+
+/// A validator that trusts [`TEST_ISSUER`] with [`KEY_A`] as its only key, no network.
+pub fn key_a_validator() -> Validator {
+    let config = Config::builder()
+        .issuer(TEST_ISSUER)
+        .jwks_uri("https://test.maskinporten.no/jwk")
+        .build()
+        .unwrap();
+    let keys = KeySet::from_jwks_values(&[KEY_A.public_jwk()], &[Algorithm::RS256]).0;
+    Validator::with_keys(&config, TEST_ISSUER, keys)
+}
 
 pub fn now() -> i64 {
     SystemTime::now()
