@@ -126,7 +126,9 @@ impl StringClaim {
     ];
 
     pub(crate) fn from_name(name: &str) -> Option<StringClaim> {
-        StringClaim::ALL.into_iter().find(|claim| claim.name() == name)
+        StringClaim::ALL
+            .into_iter()
+            .find(|claim| claim.name() == name)
     }
 
     pub(crate) fn name(self) -> &'static str {
