@@ -104,8 +104,9 @@ impl Text {
     }
 }
 
-/// The string-valued claims, as indexes into [`TypedClaims::strings`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The string-valued claims, as indexes into [`TypedClaims::strings`], in the order their
+/// errors are reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum StringClaim {
     Iss,
     ClientId,
@@ -143,14 +144,7 @@ impl StringClaim {
     }
 
     pub(crate) fn rank(self) -> ClaimRank {
-        match self {
-            StringClaim::Iss => ClaimRank::Iss,
-            StringClaim::ClientId => ClaimRank::ClientId,
-            StringClaim::ClientAmr => ClaimRank::ClientAmr,
-            StringClaim::DelegationSource => ClaimRank::DelegationSource,
-            StringClaim::Pid => ClaimRank::Pid,
-            StringClaim::Jti => ClaimRank::Jti,
-        }
+        ClaimRank::String(self)
     }
 }
 
@@ -163,12 +157,7 @@ pub(crate) enum ClaimRank {
     Consumer,
     Supplier,
     AuthorizationDetails,
-    Iss,
-    ClientId,
-    ClientAmr,
-    DelegationSource,
-    Pid,
-    Jti,
+    String(StringClaim),
     Exp,
     Nbf,
     Iat,
