@@ -527,6 +527,16 @@ async fn get_status(url: &str) -> Option<u16> {
         .map(|r| r.status().as_u16())
 }
 
+/// Waits (up to 30 s) until the sidecar on `api` answers 200 on /readyz.
+async fn wait_until_ready(api: u16) {
+    wait_for_status(
+        &format!("http://127.0.0.1:{api}/readyz"),
+        200,
+        Duration::from_secs(30),
+    )
+    .await;
+}
+
 async fn wait_for_status(url: &str, want: u16, within: Duration) {
     let deadline = tokio::time::Instant::now() + within;
     loop {
@@ -583,12 +593,7 @@ async fn serve_starts_before_the_issuer_and_becomes_ready_when_it_appears() {
     )
     .await
     .unwrap();
-    wait_for_status(
-        &format!("http://127.0.0.1:{api}/readyz"),
-        200,
-        Duration::from_secs(30),
-    )
-    .await;
+    wait_until_ready(api).await;
     assert_eq!(
         get_status(&format!("http://127.0.0.1:{probe}/readyz")).await,
         Some(200)
@@ -615,24 +620,10 @@ async fn serve_in_development_mode_runs_its_own_issuer() {
             format!("127.0.0.1:{dev_issuer}"),
         ],
     );
-    wait_for_status(
-        &format!("http://127.0.0.1:{api}/readyz"),
-        200,
-        Duration::from_secs(30),
-    )
-    .await;
+    wait_until_ready(api).await;
     // examples/nais.yaml grants the read scope to 123456789.
-    let token: Value = reqwest::Client::new()
-        .post(format!("http://127.0.0.1:{dev_issuer}/dev/token"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(format!("orgno=123456789&scope={READ}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = token["access_token"].as_str().unwrap();
+    let token = dev_issuer_token(dev_issuer).await;
+    let token = token.as_str();
     let (_, body) = introspect_json(
         &format!("http://127.0.0.1:{api}"),
         json!({"identity_provider": "maskinporten", "token": token}),
@@ -733,23 +724,8 @@ async fn serve_with_the_proxy_enforces_the_policy_and_drains_on_sigterm() {
             format!("127.0.0.1:{proxy}"),
         ],
     );
-    wait_for_status(
-        &format!("http://127.0.0.1:{api}/readyz"),
-        200,
-        Duration::from_secs(30),
-    )
-    .await;
-    let token: Value = reqwest::Client::new()
-        .post(format!("http://127.0.0.1:{dev_issuer}/dev/token"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(format!("orgno=123456789&scope={READ}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let bearer = format!("Bearer {}", token["access_token"].as_str().unwrap());
+    wait_until_ready(api).await;
+    let bearer = format!("Bearer {}", dev_issuer_token(dev_issuer).await);
     let client = reqwest::Client::new();
     let base = format!("http://127.0.0.1:{proxy}");
 
@@ -916,12 +892,7 @@ async fn serve_refuses_development_mode_in_kubernetes_unless_asked() {
             format!("127.0.0.1:{dev_issuer}"),
         ],
     );
-    wait_for_status(
-        &format!("http://127.0.0.1:{api}/readyz"),
-        200,
-        Duration::from_secs(30),
-    )
-    .await;
+    wait_until_ready(api).await;
 }
 
 #[test]
@@ -992,12 +963,7 @@ async fn the_dev_banner_names_the_issuer_the_token_command_must_ask() {
         ],
         &log,
     );
-    wait_for_status(
-        &format!("http://127.0.0.1:{api}/readyz"),
-        200,
-        Duration::from_secs(30),
-    )
-    .await;
+    wait_until_ready(api).await;
     let stderr = log.text();
     let expected = format!(
         "  TOKEN=$(cargo run --release -q -- token --scope {READ} --orgno 123456789 --issuer http://127.0.0.1:{dev_issuer})\n"
@@ -1063,12 +1029,7 @@ async fn serve_passes_the_proxy_flags_on() {
             "300ms".into(),
         ],
     );
-    wait_for_status(
-        &format!("http://127.0.0.1:{api}/readyz"),
-        200,
-        Duration::from_secs(30),
-    )
-    .await;
+    wait_until_ready(api).await;
     let bearer = format!("Bearer {}", dev_issuer_token(dev_issuer).await);
     let client = reqwest::Client::new();
     let get = |path: &str| {
@@ -1109,12 +1070,7 @@ async fn trace_logs_never_contain_a_token() {
         ],
         &log,
     );
-    wait_for_status(
-        &format!("http://127.0.0.1:{api}/readyz"),
-        200,
-        Duration::from_secs(30),
-    )
-    .await;
+    wait_until_ready(api).await;
     let token = dev_issuer_token(dev_issuer).await;
     let (unsigned, signature) = token.rsplit_once('.').unwrap();
     // The same token with another signature: refused, and not logged either.
