@@ -14,12 +14,18 @@ use quick_cache::sync::Cache;
 
 use crate::validator::VerifiedToken;
 
+/// What the cache holds for one entry besides the token's text and the value's own
+/// allocations: the key's and value's pointers in quick_cache's slot, the slot's bookkeeping,
+/// its share of the hash table, and the key's allocation header (two counters and the
+/// allocator's own).
+const ENTRY_OVERHEAD_BYTES: usize = 128;
+
 #[derive(Clone)]
 struct TokenWeight;
 
 impl Weighter<Arc<str>, VerifiedToken> for TokenWeight {
     fn weight(&self, key: &Arc<str>, value: &VerifiedToken) -> u64 {
-        (key.len() + value.approximate_size()) as u64
+        (ENTRY_OVERHEAD_BYTES + key.len() + value.approximate_size()) as u64
     }
 }
 
@@ -28,8 +34,9 @@ pub(crate) struct TokenCache {
     entries: Cache<Arc<str>, VerifiedToken, TokenWeight>,
 }
 
-/// A rough size of one entry, to turn a byte budget into the item estimate quick_cache wants.
-const TYPICAL_ENTRY_BYTES: usize = 3 * 1024;
+/// A typical entry's weight (a Maskinporten token of about 800 bytes with a few scopes), to
+/// turn a byte budget into the item estimate quick_cache sizes its table by.
+const TYPICAL_ENTRY_BYTES: usize = 2 * 1024;
 
 impl TokenCache {
     /// `None` when the budget is zero (caching disabled).

@@ -234,6 +234,42 @@ impl Claims {
         }
     }
 
+    /// About how many bytes these claims hold on the heap, for the token cache's budget.
+    ///
+    /// The verbatim map counts only once it has been built: it is built on first use of
+    /// [`raw`](Self::raw) or [`get`](Self::get), which the sidecar does only for a token that
+    /// carries its own `active` claim or a JSON escape.
+    pub(crate) fn approximate_heap_bytes(&self) -> usize {
+        // Every allocation also costs the allocator's header and rounding.
+        const ALLOCATION: usize = 16;
+        const STRING: usize = std::mem::size_of::<String>();
+        let string = |s: &str| ALLOCATION + s.len();
+        let typed = &self.typed;
+        let owned_texts: usize = typed
+            .strings
+            .iter()
+            .map(|text| match text {
+                Some(Text::Owned(text)) => string(text),
+                _ => 0,
+            })
+            .sum();
+        // A B-tree leaf holds up to 11 keys in one allocation of 11 keys plus its header.
+        let scopes = typed.scopes.len().div_ceil(11) * (ALLOCATION + 16 + 11 * STRING)
+            + typed.scopes.iter().map(string).sum::<usize>();
+        let organizations: usize = [&typed.consumer, &typed.supplier]
+            .into_iter()
+            .flatten()
+            .map(|o| string(&o.authority) + string(&o.id))
+            .sum();
+        let audience = match typed.audience.capacity() {
+            0 => 0,
+            capacity => ALLOCATION + capacity * STRING,
+        } + typed.audience.iter().map(|a| string(a)).sum::<usize>();
+        // A built map: about three times its text (keys, values, nodes).
+        let raw = self.raw.get().map_or(0, |_| 3 * self.payload.len());
+        string(&self.payload) + owned_texts + scopes + organizations + audience + raw
+    }
+
     /// Every claim exactly as the token carried it (what the introspection API returns).
     /// Built from the payload on first use.
     pub fn raw(&self) -> &Map<String, Value> {

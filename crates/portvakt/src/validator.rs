@@ -34,7 +34,6 @@ struct Verified {
     claims: Claims,
     algorithm: Algorithm,
     key: Arc<VerifyingKey>,
-    payload_len: usize,
 }
 
 impl VerifiedToken {
@@ -64,9 +63,12 @@ impl VerifiedToken {
         self.0.claims.consumer().and_then(|c| c.orgno())
     }
 
+    /// The bytes this token holds on the heap: its shared allocation and the claims'.
     pub(crate) fn approximate_size(&self) -> usize {
-        // The claims map holds the payload's strings plus map overhead.
-        self.0.payload_len * 2 + 256
+        // An `Arc`'s allocation: two counters and the value.
+        2 * std::mem::size_of::<usize>()
+            + std::mem::size_of::<Verified>()
+            + self.0.claims.approximate_heap_bytes()
     }
 }
 
@@ -323,7 +325,6 @@ impl Validator {
         let Some(snapshot) = snapshot.as_ref() else {
             return Err(ValidationError::KeysUnavailable);
         };
-        let payload_len = jws.payload.len();
         let claims = crate::payload::parse_claims(jws.payload)?;
         match claims.issuer() {
             Some(iss) if *iss == *snapshot.issuer => {}
@@ -342,7 +343,6 @@ impl Validator {
             claims,
             algorithm: jws.header.alg,
             key: jws.key,
-            payload_len,
         }));
         if let Some(cache) = &inner.cache {
             cache.insert(token, verified.clone());
