@@ -55,8 +55,9 @@ pub mod layer;
 pub use algorithm::Algorithm;
 pub use claims::{Claims, Organization};
 pub use config::{
-    Config, ConfigBuilder, ConfigError, DEFAULT_LEEWAY, DEFAULT_MAX_TOKEN_SIZE, ENV_ALGORITHMS,
-    ENV_AUDIENCE, ENV_ISSUER, ENV_JWKS_URI, ENV_WELL_KNOWN_URL,
+    Config, ConfigBuilder, ConfigError, DEFAULT_CACHE_BYTES, DEFAULT_LEEWAY,
+    DEFAULT_MAX_TOKEN_SIZE, ENV_ALGORITHMS, ENV_AUDIENCE, ENV_ISSUER, ENV_JWKS_URI,
+    ENV_WELL_KNOWN_URL,
 };
 pub use error::{Segment, ValidationError};
 pub use fetch::FetchError;

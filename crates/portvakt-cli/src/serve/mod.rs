@@ -87,8 +87,9 @@ pub struct ServeArgs {
     /// Check the policy file and exit (0 valid, 1 invalid).
     #[arg(long, requires = "policy")]
     pub check_policy: bool,
-    /// Memory budget of the verified-token cache, in bytes (0 disables it).
-    #[arg(long, env = "PORTVAKT_TOKEN_CACHE_BYTES", default_value_t = 8 * 1024 * 1024)]
+    /// Memory budget of the verified-token cache, in bytes (about 2 KiB per token; 0 disables
+    /// it).
+    #[arg(long, env = "PORTVAKT_TOKEN_CACHE_BYTES", default_value_t = portvakt::DEFAULT_CACHE_BYTES)]
     pub token_cache_bytes: usize,
     /// Every listener: how long a client may take to send its request headers (and how long an
     /// idle HTTP/1.1 keep-alive connection stays open); then the connection is closed.
