@@ -7,12 +7,13 @@
 //! array; all are required) and `audience`. An inactive answer also carries `error_code`, the
 //! stable code of the reason (`expired`, `bad_signature`, ...).
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::{Body, Bytes};
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use portvakt::{Policy, ScopeRequirement, Validator};
 use serde::Serialize;
@@ -36,15 +37,16 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
 }
 
-/// What a caller asked to introspect.
+/// What a caller asked to introspect. Borrows from the request body where it can: the token
+/// is the largest part of every request, and copying it bought nothing.
 #[derive(Debug, Default, PartialEq, Eq)]
-pub struct IntrospectRequest {
+pub struct IntrospectRequest<'a> {
     /// The token.
-    pub token: String,
+    pub token: Cow<'a, str>,
     /// Extension: scopes that must all be granted.
-    pub scopes: Vec<String>,
+    pub scopes: Vec<Cow<'a, str>>,
     /// Extension: a required audience.
-    pub audience: Option<String>,
+    pub audience: Option<Cow<'a, str>>,
 }
 
 /// Why a request is malformed (answered 400 `invalid_request`, or 413).
@@ -64,89 +66,175 @@ pub enum RequestError {
     Field(String),
 }
 
+/// A field of the request, as sent: JSON gives any type, a form only strings (a repeated form
+/// field is a list). The type is judged later, per field, so the error can name the field.
+#[derive(Debug, Default)]
+enum Field<'a> {
+    #[default]
+    Absent,
+    Str(Cow<'a, str>),
+    Strings(Vec<Cow<'a, str>>),
+    /// Anything else: a number, an object, an array holding more than strings.
+    Other,
+}
+
+impl<'a> Field<'a> {
+    fn push(&mut self, value: Cow<'a, str>) {
+        *self = match std::mem::take(self) {
+            Field::Absent => Field::Str(value),
+            Field::Str(first) => Field::Strings(vec![first, value]),
+            Field::Strings(mut all) => {
+                all.push(value);
+                Field::Strings(all)
+            }
+            Field::Other => Field::Other,
+        };
+    }
+
+    /// A string or nothing; `null` is nothing.
+    fn string(self, name: &str) -> Result<Option<Cow<'a, str>>, RequestError> {
+        match self {
+            Field::Absent => Ok(None),
+            Field::Str(s) => Ok(Some(s)),
+            Field::Strings(_) | Field::Other => {
+                Err(RequestError::Field(format!("`{name}` must be a string")))
+            }
+        }
+    }
+}
+
+impl<'de: 'a, 'a> serde::Deserialize<'de> for Field<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor<'a>(std::marker::PhantomData<Field<'a>>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for Visitor<'a> {
+            type Value = Field<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON value")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Field<'a>, E> {
+                Ok(Field::Str(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Field<'a>, E> {
+                Ok(Field::Str(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Field<'a>, E> {
+                Ok(Field::Str(Cow::Owned(v)))
+            }
+            fn visit_unit<E>(self) -> Result<Field<'a>, E> {
+                Ok(Field::Absent)
+            }
+            fn visit_none<E>(self) -> Result<Field<'a>, E> {
+                Ok(Field::Absent)
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Field<'a>, E> {
+                Ok(Field::Other)
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Field<'a>, E> {
+                Ok(Field::Other)
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Field<'a>, E> {
+                Ok(Field::Other)
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Field<'a>, E> {
+                Ok(Field::Other)
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Field<'a>, A::Error> {
+                let mut all = Vec::new();
+                let mut only_strings = true;
+                while let Some(item) = seq.next_element::<Field<'a>>()? {
+                    match item {
+                        Field::Str(s) => all.push(s),
+                        _ => only_strings = false,
+                    }
+                }
+                Ok(if only_strings {
+                    Field::Strings(all)
+                } else {
+                    Field::Other
+                })
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Field<'a>, A::Error> {
+                while map
+                    .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+                    .is_some()
+                {}
+                Ok(Field::Other)
+            }
+        }
+        deserializer.deserialize_any(Visitor(std::marker::PhantomData))
+    }
+}
+
 #[derive(serde::Deserialize)]
-struct JsonBody {
-    identity_provider: Option<Value>,
-    token: Option<Value>,
-    scope: Option<Value>,
-    audience: Option<Value>,
+struct JsonBody<'a> {
+    #[serde(default, borrow)]
+    identity_provider: Field<'a>,
+    #[serde(default, borrow)]
+    token: Field<'a>,
+    #[serde(default, borrow)]
+    scope: Field<'a>,
+    #[serde(default, borrow)]
+    audience: Field<'a>,
 }
 
 /// Parses a request body by its `Content-Type`.
-pub fn parse_request(
+pub fn parse_request<'a>(
     content_type: Option<&str>,
-    body: &[u8],
-) -> Result<IntrospectRequest, RequestError> {
+    body: &'a [u8],
+) -> Result<IntrospectRequest<'a>, RequestError> {
     let media = content_type
-        .map(|ct| {
-            ct.split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase()
-        })
+        .map(|ct| ct.split(';').next().unwrap_or("").trim())
         .unwrap_or_default();
-    let (provider, token, scope, audience) = match media.as_str() {
-        "application/json" => {
-            let parsed: JsonBody = serde_json::from_slice(body).map_err(|e| {
-                RequestError::Body(format!(
-                    "request body is not a JSON object with string fields: {e}"
-                ))
-            })?;
-            (
-                parsed.identity_provider,
-                parsed.token,
-                parsed.scope,
-                parsed.audience,
-            )
-        }
-        "application/x-www-form-urlencoded" => {
-            let mut provider = None;
-            let mut token = None;
-            let mut scopes: Vec<Value> = Vec::new();
-            let mut audience = None;
-            for (key, value) in url::form_urlencoded::parse(body) {
-                let value = Value::String(value.into_owned());
-                match &*key {
-                    "identity_provider" => provider = Some(value),
-                    "token" => token = Some(value),
-                    "scope" => scopes.push(value),
-                    "audience" => audience = Some(value),
-                    _ => {}
-                }
+    let parsed = if media.eq_ignore_ascii_case("application/json") {
+        serde_json::from_slice::<JsonBody>(body).map_err(|e| {
+            RequestError::Body(format!(
+                "request body is not a JSON object with string fields: {e}"
+            ))
+        })?
+    } else if media.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
+        let mut form = JsonBody {
+            identity_provider: Field::Absent,
+            token: Field::Absent,
+            scope: Field::Absent,
+            audience: Field::Absent,
+        };
+        for (key, value) in url::form_urlencoded::parse(body) {
+            match &*key {
+                "identity_provider" => form.identity_provider = Field::Str(value),
+                "token" => form.token = Field::Str(value),
+                "scope" => form.scope.push(value),
+                "audience" => form.audience = Field::Str(value),
+                _ => {}
             }
-            if token.is_none() && provider.is_none() && body.first() == Some(&b'{') {
-                return Err(RequestError::MediaType(
-                    "the body looks like JSON but was sent as application/x-www-form-urlencoded (curl -d does that): add the header Content-Type: application/json".to_owned(),
-                ));
-            }
-            let scope = match scopes.len() {
-                0 => None,
-                1 => scopes.pop(),
-                _ => Some(Value::Array(scopes)),
-            };
-            (provider, token, scope, audience)
         }
-        "" => {
+        if matches!(
+            (&form.token, &form.identity_provider),
+            (Field::Absent, Field::Absent)
+        ) && body.first() == Some(&b'{')
+        {
             return Err(RequestError::MediaType(
-                "missing Content-Type: send application/json or application/x-www-form-urlencoded"
-                    .to_owned(),
+                "the body looks like JSON but was sent as application/x-www-form-urlencoded (curl -d does that): add the header Content-Type: application/json".to_owned(),
             ));
         }
-        other => {
-            return Err(RequestError::MediaType(format!(
-                "unsupported Content-Type `{other}`: send application/json or application/x-www-form-urlencoded"
-            )));
-        }
+        form
+    } else if media.is_empty() {
+        return Err(RequestError::MediaType(
+            "missing Content-Type: send application/json or application/x-www-form-urlencoded"
+                .to_owned(),
+        ));
+    } else {
+        return Err(RequestError::MediaType(format!(
+            "unsupported Content-Type `{}`: send application/json or application/x-www-form-urlencoded",
+            media.to_ascii_lowercase()
+        )));
     };
-    let string_field = |name: &str, value: Option<Value>| -> Result<Option<String>, RequestError> {
-        match value {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s)),
-            Some(_) => Err(RequestError::Field(format!("`{name}` must be a string"))),
-        }
-    };
-    match string_field("identity_provider", provider)? {
+    match parsed.identity_provider.string("identity_provider")? {
         None => {
             return Err(RequestError::Field(format!(
                 "missing `identity_provider`; this sidecar serves `{IDENTITY_PROVIDER}`"
@@ -160,28 +248,28 @@ pub fn parse_request(
             )));
         }
     }
-    let token = string_field("token", token)?
+    let token = parsed
+        .token
+        .string("token")?
         .filter(|t| !t.is_empty())
         .ok_or_else(|| RequestError::Field("missing `token`".to_owned()))?;
-    let scopes = match scope {
-        None | Some(Value::Null) => Vec::new(),
-        Some(Value::String(s)) => s.split_whitespace().map(str::to_owned).collect(),
-        Some(Value::Array(items)) => items
-            .into_iter()
-            .map(|v| match v {
-                Value::String(s) => Ok(s),
-                _ => Err(RequestError::Field(
-                    "`scope` must be a string or an array of strings".to_owned(),
-                )),
-            })
-            .collect::<Result<_, _>>()?,
-        Some(_) => {
+    let scopes = match parsed.scope {
+        Field::Absent => Vec::new(),
+        Field::Str(s) => match s {
+            Cow::Borrowed(s) => s.split_whitespace().map(Cow::Borrowed).collect(),
+            Cow::Owned(s) => s
+                .split_whitespace()
+                .map(|s| Cow::Owned(s.to_owned()))
+                .collect(),
+        },
+        Field::Strings(all) => all,
+        Field::Other => {
             return Err(RequestError::Field(
                 "`scope` must be a string or an array of strings".to_owned(),
             ));
         }
     };
-    let audience = string_field("audience", audience)?;
+    let audience = parsed.audience.string("audience")?;
     Ok(IntrospectRequest {
         token,
         scopes,
@@ -245,16 +333,24 @@ struct InvalidRequest<'a> {
 }
 
 fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
-    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+    let mut response = Response::new(Body::from(body));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
 }
 
 /// The handler.
-pub async fn introspect(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+pub async fn introspect(State(state): State<AppState>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
     let body: Bytes = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
         Ok(bytes) => bytes,
         Err(_) => return request_error(&state, RequestError::TooLarge),
     };
-    let content_type = headers
+    let content_type = parts
+        .headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
     let request = match parse_request(content_type, &body) {
@@ -338,7 +434,16 @@ mod tests {
             b"identity_provider=maskinporten&token=t%2Bx&scope=a&scope=b",
         )
         .unwrap();
-        assert_eq!((r.token.as_str(), r.scopes.len()), ("t+x", 2));
+        assert_eq!((&*r.token, r.scopes.len()), ("t+x", 2));
+        // null is no value; an escaped string is unescaped; the token is borrowed otherwise.
+        let body = br#"{"identity_provider":"maskinporten","token":"t.u","scope":null,"audience":null,"other":{"x":[1]}}"#;
+        let r = parse_request(JSON, body).unwrap();
+        assert_eq!((&*r.token, r.scopes.len(), r.audience), ("t.u", 0, None));
+        let body = br#"{"identity_provider":"maskinporten","token":"abc"}"#;
+        let r = parse_request(Some("Application/JSON"), body).unwrap();
+        assert!(matches!(r.token, Cow::Borrowed("abc")));
+        let r = parse_request(FORM, b"identity_provider=maskinporten&token=t&scope=a+b").unwrap();
+        assert_eq!(r.scopes, ["a", "b"]);
     }
 
     #[test]
@@ -362,6 +467,48 @@ mod tests {
                 .contains("`azuread` is not supported")
         );
         assert!(err(JSON, br#"{"token":"t"}"#).contains("missing `identity_provider`"));
+        assert_eq!(
+            err(
+                JSON,
+                br#"{"identity_provider":"maskinporten","token":{"a":1}}"#
+            ),
+            "`token` must be a string"
+        );
+        assert_eq!(
+            err(
+                JSON,
+                br#"{"identity_provider":"maskinporten","token":["t"]}"#
+            ),
+            "`token` must be a string"
+        );
+        assert_eq!(
+            err(
+                JSON,
+                br#"{"identity_provider":"maskinporten","token":"t","scope":["a",null]}"#
+            ),
+            "`scope` must be a string or an array of strings"
+        );
+        assert_eq!(
+            err(
+                JSON,
+                br#"{"identity_provider":"maskinporten","token":"t","scope":7}"#
+            ),
+            "`scope` must be a string or an array of strings"
+        );
+        assert_eq!(
+            err(
+                JSON,
+                br#"{"identity_provider":"maskinporten","token":"t","audience":true}"#
+            ),
+            "`audience` must be a string"
+        );
+        assert!(
+            err(
+                JSON,
+                br#"{"identity_provider":"maskinporten","token":"t","token":"u"}"#
+            )
+            .contains("duplicate field `token`")
+        );
         assert!(err(None, b"{}").contains("missing Content-Type"));
         assert!(err(Some("text/plain"), b"x").contains("unsupported Content-Type `text/plain`"));
         assert!(
