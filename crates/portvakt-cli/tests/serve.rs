@@ -7,10 +7,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use portvakt::{Algorithm, Config, KeySet, SigningKey, Validator};
-use portvakt_cli::serve::api_router;
 use portvakt_cli::serve::introspect::AppState;
 use portvakt_cli::serve::listener::{self, ListenerConfig};
 use portvakt_cli::serve::metrics::Metrics;
+use portvakt_cli::serve::{api_router, serve_api};
 use portvakt_issuer::{DevTokenRequest, Issuer, IssuerConfig, Manifest, RunningIssuer};
 use serde_json::{Value, json};
 
@@ -61,8 +61,8 @@ fn dev_token(issuer: &RunningIssuer, orgno: &str, scope: &str) -> String {
         .access_token
 }
 
-/// Serves the sidecar's API router on 127.0.0.1 the way `portvakt serve` does and returns its
-/// base URL.
+/// Serves the sidecar's API on 127.0.0.1 the way `portvakt serve` does and returns its base
+/// URL.
 async fn sidecar(validator: Validator) -> String {
     sidecar_with(validator, ListenerConfig::default()).await
 }
@@ -75,14 +75,41 @@ async fn sidecar_with(validator: Validator, limits: ListenerConfig) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
-        listener::serve(listener, api_router(state), limits, std::future::pending())
+        serve_api(listener, state, limits, std::future::pending())
             .await
             .unwrap()
     });
     format!("http://{addr}")
 }
 
+/// The API router alone, without the introspection fast route `portvakt serve` puts ahead of
+/// it: both must answer alike.
+async fn router_only(validator: Validator) -> String {
+    let state = AppState {
+        validator,
+        metrics: Metrics::new(),
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let router = api_router(state);
+    tokio::spawn(async move {
+        listener::serve(
+            listener,
+            router,
+            ListenerConfig::default(),
+            std::future::pending(),
+        )
+        .await
+        .unwrap()
+    });
+    format!("http://{addr}")
+}
+
 async fn against(issuer: &RunningIssuer) -> String {
+    sidecar(ready_validator(issuer).await).await
+}
+
+async fn ready_validator(issuer: &RunningIssuer) -> Validator {
     let config = Config::builder()
         .well_known_url(issuer.well_known_url().to_string())
         .build()
@@ -94,7 +121,7 @@ async fn against(issuer: &RunningIssuer) -> String {
             .await
             .is_ready()
     );
-    sidecar(validator).await
+    validator
 }
 
 async fn introspect_json(base: &str, body: Value) -> (u16, Value) {
@@ -118,6 +145,59 @@ async fn introspect_raw(base: &str, content_type: Option<&str>, body: Vec<u8>) -
     let response = request.send().await.unwrap();
     let status = response.status().as_u16();
     (status, response.json().await.unwrap())
+}
+
+/// `portvakt serve` answers introspection ahead of its router (the fast route); the router
+/// holds the same endpoint. Every kind of request gets the same status and body from both,
+/// and the router still answers the endpoint's other methods.
+#[tokio::test]
+async fn the_fast_route_and_the_router_answer_introspection_alike() {
+    let issuer = issuer().await;
+    let validator = ready_validator(&issuer).await;
+    let fast = sidecar(validator.clone()).await;
+    let routed = router_only(validator).await;
+    let token = dev_token(&issuer, "889640782", READ);
+    let json = Some("application/json");
+    let form = Some("application/x-www-form-urlencoded");
+    let cases: Vec<(Option<&str>, Vec<u8>)> = vec![
+        (
+            json,
+            json!({"identity_provider": "maskinporten", "token": token})
+                .to_string()
+                .into_bytes(),
+        ),
+        (
+            form,
+            format!("identity_provider=maskinporten&token={token}").into_bytes(),
+        ),
+        (
+            json,
+            json!({"identity_provider": "maskinporten", "token": token, "scope": WRITE})
+                .to_string()
+                .into_bytes(),
+        ),
+        (
+            json,
+            json!({"identity_provider": "maskinporten", "token": "not.a.token"})
+                .to_string()
+                .into_bytes(),
+        ),
+        (json, b"{".to_vec()),
+        (None, b"x".to_vec()),
+        (json, vec![b' '; 100 * 1024]),
+    ];
+    for (content_type, body) in cases {
+        let a = introspect_raw(&fast, content_type, body.clone()).await;
+        let b = introspect_raw(&routed, content_type, body).await;
+        assert_eq!(a, b);
+    }
+    for base in [&fast, &routed] {
+        let response = reqwest::get(format!("{base}/api/v1/introspect"))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 405, "{base}");
+        assert_eq!(response.headers()["allow"], "POST");
+    }
 }
 
 #[tokio::test]

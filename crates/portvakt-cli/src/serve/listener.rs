@@ -14,10 +14,13 @@
 //! - With [`serve_with_connect_info`], the peer address is put in every request's extensions
 //!   as [`ConnectInfo<SocketAddr>`](axum::extract::ConnectInfo) (the proxy's
 //!   `X-Forwarded-For`); [`serve`] leaves it out, saving an allocation per request.
+//! - With [`serve_with_fast_route`], one route is answered by a plain function before the
+//!   router is consulted (see [`FastRoute`]).
 //! - Graceful shutdown: when the shutdown future completes, no new connection is accepted,
 //!   idle connections are closed, requests in flight are finished (HTTP/2 clients get a
 //!   `GOAWAY`), and [`serve`] returns once every connection has closed.
 
+use std::convert::Infallible;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
@@ -29,6 +32,9 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
+use axum::response::Response;
+use futures_util::future::{BoxFuture, Either};
+use http::Method;
 use hyper::body::Incoming;
 use hyper::server::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -69,12 +75,45 @@ impl Default for ListenerConfig {
     }
 }
 
+/// One route answered by a plain function, ahead of the router.
+///
+/// An axum router clones the matched route's boxed service and boxes its future on every
+/// request; on a cached introspection that is about a fifth of the sidecar's CPU in user
+/// space (`docs/BENCHMARKS.md`). The one endpoint whose throughput is the product, the
+/// introspection API, is therefore answered directly; the router still holds the same route
+/// (so other methods get its 405 and tests can drive it), and everything else goes to it.
+#[derive(Clone)]
+pub struct FastRoute {
+    method: Method,
+    path: &'static str,
+    handler: Arc<dyn Fn(http::Request<Incoming>) -> BoxFuture<'static, Response> + Send + Sync>,
+}
+
+impl FastRoute {
+    /// Answers `method path` (exact path, no parameters) with `handler`.
+    pub fn new<H>(method: Method, path: &'static str, handler: H) -> FastRoute
+    where
+        H: Fn(http::Request<Incoming>) -> BoxFuture<'static, Response> + Send + Sync + 'static,
+    {
+        FastRoute {
+            method,
+            path,
+            handler: Arc::new(handler),
+        }
+    }
+
+    fn matches(&self, request: &http::Request<Incoming>) -> bool {
+        request.method() == self.method && request.uri().path() == self.path
+    }
+}
+
 /// The protocol builders, made once and shared by every connection.
 struct Protocols {
     http1: http1::Builder,
     http2: http2::Builder<TokioExecutor>,
     header_read_timeout: Duration,
     connect_info: bool,
+    fast_route: Option<FastRoute>,
 }
 
 /// Serves `router` on `listener` until `shutdown` completes, then drains (see the module
@@ -88,7 +127,21 @@ pub async fn serve<F>(
 where
     F: Future<Output = ()> + Send + 'static,
 {
-    accept_loop(listener, router, config, false, shutdown).await
+    accept_loop(listener, router, None, config, false, shutdown).await
+}
+
+/// [`serve`], with `fast_route` answered ahead of `router`.
+pub async fn serve_with_fast_route<F>(
+    listener: TcpListener,
+    router: Router,
+    fast_route: FastRoute,
+    config: ListenerConfig,
+    shutdown: F,
+) -> io::Result<()>
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    accept_loop(listener, router, Some(fast_route), config, false, shutdown).await
 }
 
 /// [`serve`], with the peer address in every request's extensions as
@@ -102,12 +155,13 @@ pub async fn serve_with_connect_info<F>(
 where
     F: Future<Output = ()> + Send + 'static,
 {
-    accept_loop(listener, router, config, true, shutdown).await
+    accept_loop(listener, router, None, config, true, shutdown).await
 }
 
 async fn accept_loop<F>(
     listener: TcpListener,
     router: Router,
+    fast_route: Option<FastRoute>,
     config: ListenerConfig,
     connect_info: bool,
     shutdown: F,
@@ -132,6 +186,7 @@ where
         http2,
         header_read_timeout,
         connect_info,
+        fast_route,
     });
 
     let slots = Arc::new(Semaphore::new(max));
@@ -242,11 +297,18 @@ async fn connection(
         inner: stream,
     });
     let connect_info = protocols.connect_info;
+    let fast_route = protocols.fast_route.clone();
     let service = hyper::service::service_fn(move |mut request: http::Request<Incoming>| {
         if connect_info {
             request.extensions_mut().insert(ConnectInfo(peer));
         }
-        router.clone().oneshot(request.map(Body::new))
+        match &fast_route {
+            Some(fast) if fast.matches(&request) => {
+                let answer = (fast.handler)(request);
+                Either::Left(async move { Ok::<_, Infallible>(answer.await) })
+            }
+            _ => Either::Right(router.clone().oneshot(request.map(Body::new))),
+        }
     });
     if is_h2 {
         drive!(protocols.http2.serve_connection(io, service), stop);

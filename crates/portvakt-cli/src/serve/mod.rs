@@ -315,31 +315,17 @@ pub async fn run(args: ServeArgs) -> ExitCode {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut servers = tokio::task::JoinSet::new();
     let limits = args.listener_config();
-    servers.spawn(serve_until(
-        listener,
-        api_router(state.clone()),
-        limits,
-        stop_rx.clone(),
-    ));
+    let api = serve_api(listener, state.clone(), limits, stopped(stop_rx.clone()));
+    servers.spawn(log_failure(api));
     if let Some(probe) = probe_listener {
-        servers.spawn(serve_until(
-            probe,
-            probe_router(state.clone()),
-            limits,
-            stop_rx.clone(),
-        ));
+        let router = probe_router(state.clone());
+        let probes = listener::serve(probe, router, limits, stopped(stop_rx.clone()));
+        servers.spawn(log_failure(probes));
     }
     if let Some((proxy_listener, proxy_state)) = proxy {
         tracing::info!(listen = %local_addr(&proxy_listener), upstream = ?args.upstream, "enforcing proxy listening");
-        let mut stop = stop_rx.clone();
-        servers.spawn(async move {
-            let stopped = async move {
-                let _ = stop.wait_for(|stopped| *stopped).await;
-            };
-            if let Err(e) = crate::proxy::serve(proxy_listener, proxy_state, stopped).await {
-                tracing::error!(%e, "proxy stopped");
-            }
-        });
+        let proxy = crate::proxy::serve(proxy_listener, proxy_state, stopped(stop_rx.clone()));
+        servers.spawn(log_failure(proxy));
     }
 
     shutdown.await;
@@ -374,24 +360,37 @@ fn local_addr(listener: &TcpListener) -> SocketAddr {
         .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
 }
 
-async fn serve_until(
-    listener: TcpListener,
-    router: Router,
-    limits: ListenerConfig,
-    mut stop: tokio::sync::watch::Receiver<bool>,
-) {
-    let stopped = async move {
-        let _ = stop.wait_for(|stopped| *stopped).await;
-    };
-    if let Err(e) = listener::serve(listener, router, limits, stopped).await {
+/// Completes once `stop` says so (or its sender is gone).
+async fn stopped(mut stop: tokio::sync::watch::Receiver<bool>) {
+    let _ = stop.wait_for(|stopped| *stopped).await;
+}
+
+async fn log_failure(served: impl Future<Output = std::io::Result<()>>) {
+    if let Err(e) = served.await {
         tracing::error!(%e, "server stopped");
     }
+}
+
+/// Serves the API listener as `portvakt serve` does until `shutdown` completes, then drains:
+/// [`api_router`], with introspection answered ahead of the router
+/// ([`listener::FastRoute`]).
+pub async fn serve_api<F>(
+    listener: TcpListener,
+    state: AppState,
+    limits: ListenerConfig,
+    shutdown: F,
+) -> std::io::Result<()>
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    let fast = introspect::fast_route(state.clone());
+    listener::serve_with_fast_route(listener, api_router(state), fast, limits, shutdown).await
 }
 
 /// The API listener: introspection, OpenAPI, probes and metrics.
 pub fn api_router(state: AppState) -> Router {
     Router::new()
-        .route("/api/v1/introspect", post(introspect::introspect))
+        .route(introspect::PATH, post(introspect::introspect))
         .route("/api/v1/openapi.json", get(openapi))
         .with_state(state.clone())
         .merge(probe_router(state))
