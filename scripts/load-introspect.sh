@@ -1,32 +1,40 @@
 #!/usr/bin/env bash
-# Introspection throughput of `portvakt serve` with wrk, on loopback:
-#   1. one token, repeated (the common case: a consumer reuses its token for its lifetime)
-#   2. DISTINCT different tokens, cycled (many consumers; mostly cache hits after one pass)
-#   3. DISTINCT different tokens with the verified-token cache off: every request is a full
-#      RS256 validation (the worst case)
-# and the sidecar's peak resident memory during each run.
+# Introspection throughput of `portvakt serve` with wrk (-t2, CONNECTIONS connections), on
+# loopback, on the machine that also runs wrk:
+#   floor  the sidecar's HTTP stack with a handler that answers a fixed body of the same size
+#          without validating (examples/http_floor.rs): no handler on this stack is faster
+#   one    one token, repeated (the common case: a consumer reuses its token for its lifetime)
+#   cycle  DISTINCT different tokens, cycled (many consumers; cache hits after one pass)
+#   cold   DISTINCT tokens with the verified-token cache off: every request a full RS256
+#          validation (the worst case)
+# ROUNDS rounds; in each, floor, one and cycle run one after the other, so the machine's drift
+# touches them alike; cold runs afterwards on a sidecar without a cache. Every answer is
+# checked to be "active":true by the sidecar's own counters. Prints each run, then the median
+# of each case, its share of the floor, and the sidecar's peak resident memory.
 #
-# Usage: scripts/load-introspect.sh [DURATION=10s] [CONNECTIONS=32] [DISTINCT=5000]
+# Usage: scripts/load-introspect.sh [DURATION=10s] [CONNECTIONS=32] [DISTINCT=5000] [ROUNDS=3]
 # Needs: wrk (apt-get install wrk), curl, python3.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${1:-10s}
 CONNECTIONS=${2:-32}
 DISTINCT=${3:-5000}
+ROUNDS=${4:-3}
 API=127.0.0.1:17164
 ISSUER=127.0.0.1:17166
+FLOOR=127.0.0.1:18081
 WORK=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
 
 command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; exit 2; }
-cargo build --release -q -p portvakt-cli
+cargo build --release -q -p portvakt-cli --bin portvakt --example http_floor
 BIN=target/release/portvakt
 # Development mode needs every MASKINPORTEN_* variable unset.
 for v in $(compgen -e | grep "^MASKINPORTEN_" || true); do unset "$v"; done
 
-start_sidecar() { # $1: token cache bytes
+start_sidecar() { # "$@": more flags for serve
   RUST_LOG=warn "$BIN" serve --listen "$API" --dev-issuer-listen "$ISSUER" \
-    --manifest examples/nais.yaml --token-cache-bytes "$1" 2>"$WORK/serve.log" &
+    --manifest examples/nais.yaml "$@" 2>"$WORK/serve.log" &
   SIDECAR=$!
   for _ in $(seq 100); do
     curl -sf "http://$API/readyz" >/dev/null && return 0
@@ -37,7 +45,8 @@ start_sidecar() { # $1: token cache bytes
 
 stop_sidecar() { kill "$SIDECAR"; wait "$SIDECAR" 2>/dev/null || true; }
 
-mint_tokens() { # $1: count -> $WORK/tokens.txt (tokens live atMaxAge + 60 s leeway)
+# Tokens of the local issuer live 90 s (atMaxAge 30 s + 60 s leeway): minted again each round.
+mint_tokens() { # $1: count -> $WORK/tokens.txt, and its first line in $WORK/one.txt
   python3 - "$1" "http://$ISSUER/dev/token" >"$WORK/tokens.txt" <<'PY'
 import json, sys, urllib.request, urllib.parse
 count, url = int(sys.argv[1]), sys.argv[2]
@@ -46,52 +55,130 @@ for _ in range(count):
     with urllib.request.urlopen(url, data=body) as r:
         print(json.load(r)["access_token"])
 PY
+  head -n 1 "$WORK/tokens.txt" >"$WORK/one.txt"
 }
 
-cat >"$WORK/introspect.lua" <<'LUA'
-local tokens = {}
-for line in io.lines(os.getenv("TOKENS")) do tokens[#tokens + 1] = line end
-local i = 0
+# Answers are checked by the sidecar's counters after each run, not by a Lua callback per
+# response: that would cost wrk, which shares the 2 cores, about as much CPU as the sidecar
+# spends on a cached token.
+cat >"$WORK/one.lua" <<'LUA'
+wrk.method = "POST"
+wrk.path = "/api/v1/introspect"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = '{"identity_provider":"maskinporten","token":"' .. io.lines(os.getenv("TOKENS"))() .. '"}'
+LUA
+# The requests are formatted once, at start: wrk.format per request would cost wrk more CPU
+# (taken from the sidecar on these 2 cores) than the sidecar spends on a cached token.
+cat >"$WORK/cycle.lua" <<'LUA'
+local requests = {}
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
-request = function()
-  i = i % #tokens + 1
-  return wrk.format(nil, "/api/v1/introspect", nil,
-    '{"identity_provider":"maskinporten","token":"' .. tokens[i] .. '"}')
+for line in io.lines(os.getenv("TOKENS")) do
+  requests[#requests + 1] = wrk.format(nil, "/api/v1/introspect", nil,
+    '{"identity_provider":"maskinporten","token":"' .. line .. '"}')
 end
-response = function(status, headers, body)
-  if status ~= 200 or not body:find('"active":true', 1, true) then
-    io.stderr:write("unexpected answer: " .. status .. " " .. body:sub(1, 120) .. "\n")
-  end
+local i = 0
+request = function()
+  i = i % #requests + 1
+  return requests[i]
 end
 LUA
 
-peak_rss_during() { # runs "$@" while sampling the sidecar's RSS; prints the peak in MiB
+introspections() { # $1: active|other -> the sidecar's count of such introspection answers
+  curl -sf "http://$API/metrics" | awk -v want="$1" '
+    /^portvakt_requests_total\{endpoint="introspect"/ {
+      active = index($0, "outcome=\"active\"") > 0
+      if ((want == "active") == active) n += $NF
+    }
+    END { print n + 0 }'
+}
+
+PEAK_RSS=0
+load() { # $1: case, $2: URL, $3: tokens file, $4: Lua script, $5: pid to sample -> $WORK/<case>.rps
   local peak=0 rss
-  "$@" &
+  TOKENS="$3" wrk -t2 -c"$CONNECTIONS" -d"$DURATION" --latency -s "$4" "$2" >"$WORK/wrk.txt" &
   local job=$!
   while kill -0 "$job" 2>/dev/null; do
-    rss=$(ps -o rss= -p "$SIDECAR" | tr -d ' ')
+    rss=$(ps -o rss= -p "$5" | tr -d ' ')
     [ -n "$rss" ] && [ "$rss" -gt "$peak" ] && peak=$rss
     sleep 0.2
   done
   wait "$job"
-  echo "peak RSS of the sidecar: $((peak / 1024)) MiB"
+  local rps p50 p99
+  rps=$(awk '/^Requests\/sec/ { print $2 }' "$WORK/wrk.txt")
+  p50=$(awk '$1 == "50%" { print $2 }' "$WORK/wrk.txt")
+  p99=$(awk '$1 == "99%" { print $2 }' "$WORK/wrk.txt")
+  if grep -qE "Non-2xx|Socket errors" "$WORK/wrk.txt"; then
+    cat "$WORK/wrk.txt" >&2
+    echo "FAILED: $1: wrk saw errors" >&2
+    exit 1
+  fi
+  echo "$rps" >>"$WORK/$1.rps"
+  printf '%-6s %10s req/s  median %8s  p99 %8s  peak RSS %3d MiB\n' "$1" "$rps" "$p50" "$p99" $((peak / 1024))
+  [ "$5" = "$SIDECAR" ] && [ "$peak" -gt "$PEAK_RSS" ] && PEAK_RSS=$peak
+  return 0
 }
 
-run() { # $1: title, $2: tokens file
-  echo "== $1"
-  TOKENS="$2" peak_rss_during wrk -t2 -c"$CONNECTIONS" -d"$DURATION" --latency -s "$WORK/introspect.lua" "http://$API"
+checked() { # $1: case, $2: active answers before the run; checks every answer was active
+  local completed active others
+  completed=$(awk '/requests in/ { print $1 }' "$WORK/wrk.txt")
+  active=$(($(introspections active) - $2))
+  others=$(($(introspections other) - OTHERS_BEFORE))
+  # wrk counts the answers it read; the sidecar may also have answered a few that were in
+  # flight when wrk stopped.
+  if [ "$others" -ne 0 ] || [ "$active" -lt "$completed" ]; then
+    echo "FAILED: $1: wrk read $completed answers; the sidecar answered $active active, $others other" >&2
+    exit 1
+  fi
 }
 
-start_sidecar $((8 * 1024 * 1024))
-mint_tokens "$DISTINCT"
-head -n 1 "$WORK/tokens.txt" >"$WORK/one.txt"
-run "one token, repeated (cache on)" "$WORK/one.txt"
-run "$DISTINCT distinct tokens, cycled (cache on)" "$WORK/tokens.txt"
+sidecar_case() { # $1: case, $2: tokens file, $3: Lua script
+  local before
+  before=$(introspections active)
+  OTHERS_BEFORE=$(introspections other)
+  load "$1" "http://$API" "$2" "$3" "$SIDECAR"
+  checked "$1" "$before"
+}
+
+target/release/examples/http_floor "$FLOOR" 2>"$WORK/floor.log" &
+FLOOR_PID=$!
+start_sidecar
+for round in $(seq "$ROUNDS"); do
+  echo "== round $round of $ROUNDS (wrk -t2 -c$CONNECTIONS -d$DURATION)"
+  mint_tokens "$DISTINCT"
+  load floor "http://$FLOOR" "$WORK/one.txt" "$WORK/one.lua" "$FLOOR_PID"
+  sidecar_case one "$WORK/one.txt" "$WORK/one.lua"
+  sidecar_case cycle "$WORK/tokens.txt" "$WORK/cycle.lua"
+done
+echo "verified-token cache after the rounds:"
+curl -sf "http://$API/metrics" | grep -E '^portvakt_token_cache_(hits|misses|entries|bytes)' | sed 's/^/  /'
+stop_sidecar
+kill "$FLOOR_PID"
+
+start_sidecar --token-cache-bytes 0
+echo "== cache off"
+for round in $(seq "$ROUNDS"); do
+  mint_tokens "$DISTINCT"
+  sidecar_case cold "$WORK/tokens.txt" "$WORK/cycle.lua"
+done
 stop_sidecar
 
-start_sidecar 0
-mint_tokens "$DISTINCT"
-run "$DISTINCT distinct tokens, cache off (every request a full RS256 validation)" "$WORK/tokens.txt"
-stop_sidecar
+echo "== medians of $ROUNDS rounds (every answer checked \"active\":true)"
+python3 - "$WORK" "$PEAK_RSS" <<'PY'
+import statistics, sys
+work, peak = sys.argv[1], int(sys.argv[2])
+def median(case):
+    with open(f"{work}/{case}.rps") as f:
+        return statistics.median(float(line) for line in f)
+floor = median("floor")
+titles = {
+    "floor": "HTTP floor (same stack, fixed answer, no validation)",
+    "one": "one token, repeated",
+    "cycle": "distinct tokens, cycled (cache on)",
+    "cold": "distinct tokens, cache off (full RS256 each)",
+}
+for case, title in titles.items():
+    rps = median(case)
+    print(f"  {title:<52} {rps:>9,.0f} req/s  {rps / floor:5.2f} of the floor")
+print(f"  peak RSS of the sidecar: {peak // 1024} MiB")
+PY
