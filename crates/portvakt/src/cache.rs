@@ -6,8 +6,15 @@
 //! a per-process random seed, then compared in full), so no crafted token can collide with a
 //! cached one. A hit is re-checked against the clock and the current key set by the
 //! validator, so expiry and key removal take effect at once.
+//!
+//! Expired entries are dropped, too, not left to age out: a consumer's old token is never seen
+//! again once it has a new one, but having been used a lot it looks hot to the eviction
+//! policy, which would then evict the new tokens first. At most every
+//! [`SWEEP_INTERVAL_SECS`], an insertion (a full validation, which costs far more) first
+//! removes every entry past its `exp` and leeway.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering::Relaxed};
 
 use quick_cache::Weighter;
 use quick_cache::sync::Cache;
@@ -32,7 +39,12 @@ impl Weighter<Arc<str>, VerifiedToken> for TokenWeight {
 /// A bounded cache of verified tokens, sized in bytes.
 pub(crate) struct TokenCache {
     entries: Cache<Arc<str>, VerifiedToken, TokenWeight>,
+    /// When (Unix seconds) the next insertion sweeps out expired entries.
+    next_sweep: AtomicI64,
 }
+
+/// The least time between two sweeps for expired entries.
+pub(crate) const SWEEP_INTERVAL_SECS: i64 = 10;
 
 /// A typical entry's weight (a Maskinporten token of about 800 bytes with a few scopes), to
 /// turn a byte budget into the item estimate quick_cache sizes its table by.
@@ -47,6 +59,7 @@ impl TokenCache {
         let estimated_items = (budget_bytes / TYPICAL_ENTRY_BYTES).max(16);
         Some(TokenCache {
             entries: Cache::with_weighter(estimated_items, budget_bytes as u64, TokenWeight),
+            next_sweep: AtomicI64::new(i64::MIN),
         })
     }
 
@@ -55,7 +68,29 @@ impl TokenCache {
         self.entries.get(token)
     }
 
-    pub(crate) fn insert(&self, token: &str, verified: VerifiedToken) {
+    /// Caches `verified`; first, when due, drops every entry expired at `now` (`exp` +
+    /// `leeway` passed, as a hit would find).
+    pub(crate) fn insert(&self, token: &str, verified: VerifiedToken, now: i64, leeway: i64) {
+        let due = self.next_sweep.load(Relaxed);
+        // One caller sweeps; the others go on.
+        if now >= due
+            && self
+                .next_sweep
+                .compare_exchange(
+                    due,
+                    now.saturating_add(SWEEP_INTERVAL_SECS),
+                    Relaxed,
+                    Relaxed,
+                )
+                .is_ok()
+        {
+            self.entries.retain(|_, cached| {
+                cached
+                    .claims()
+                    .expires_at()
+                    .is_some_and(|exp| now < exp.saturating_add(leeway))
+            });
+        }
         self.entries.insert(Arc::from(token), verified);
     }
 

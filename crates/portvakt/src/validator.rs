@@ -345,7 +345,7 @@ impl Validator {
             key: jws.key,
         }));
         if let Some(cache) = &inner.cache {
-            cache.insert(token, verified.clone());
+            cache.insert(token, verified.clone(), now, inner.leeway);
         }
         Ok(verified)
     }

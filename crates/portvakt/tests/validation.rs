@@ -625,6 +625,42 @@ async fn a_cached_token_expires_on_the_clock_to_the_second() {
     assert_eq!(v.stats().cache_misses, 1);
 }
 
+/// Expired entries are swept out when a token is cached, at most every 10 s, so a consumer's
+/// old tokens (never seen again, but hot from use) do not hold the cache's budget.
+#[tokio::test]
+async fn expired_tokens_are_swept_from_the_cache_at_most_every_ten_seconds() {
+    let v = validator();
+    let t0 = now();
+    let at = |unix: i64| UNIX_EPOCH + Duration::from_secs(unix as u64);
+    let expiring = |exp: i64| sign(&KEY_A, &with(claims(ISSUER, READ), "exp", json!(exp)));
+    let old = expiring(t0 + 30); // gone from t0 + 90 (60 s leeway)
+    let lasting = expiring(t0 + 600);
+    for _ in 0..3 {
+        v.validate_at(&old, at(t0)).unwrap();
+    }
+    v.validate_at(&lasting, at(t0)).unwrap();
+    assert_eq!(v.stats().cache_entries, 2);
+
+    let mid = expiring(t0 + 35); // gone from t0 + 95
+    v.validate_at(&mid, at(t0 + 89)).unwrap();
+    assert_eq!(v.stats().cache_entries, 3, "nothing had expired at t0 + 89");
+    v.validate_at(&expiring(t0 + 600), at(t0 + 96)).unwrap();
+    assert_eq!(
+        v.stats().cache_entries,
+        4,
+        "t0 + 96 is within 10 s of the last sweep: none yet"
+    );
+    v.validate_at(&expiring(t0 + 600), at(t0 + 99)).unwrap();
+    assert_eq!(
+        v.stats().cache_entries,
+        3,
+        "the sweep at t0 + 99 removed `old` and `mid`, kept the other three"
+    );
+    let hits = v.stats().cache_hits;
+    v.validate_at(&lasting, at(t0 + 99)).unwrap();
+    assert_eq!(v.stats().cache_hits, hits + 1, "live entries stay cached");
+}
+
 /// `nbf` is re-checked on a hit too: replaying a cached token at a time before it became
 /// valid refuses it.
 #[tokio::test]
