@@ -391,7 +391,13 @@ where
     F: std::future::Future<Output = ()> + Send + 'static,
 {
     let limits = state.0.listener;
-    listener::serve_with_connect_info(listener, router(state), limits, shutdown).await
+    // Every request goes to `handle`: as a fast route, not through a router's fallback, which
+    // would clone a boxed service and box a future per request (see listener::FastRoute).
+    let handler = listener::FastRoute::any(move |request| {
+        let state = state.clone();
+        Box::pin(async move { handle(State(state), request.map(Body::new)).await })
+    });
+    listener::serve_handler_with_connect_info(listener, handler, limits, shutdown).await
 }
 
 /// Counts a request under `proxy` with this outcome.

@@ -82,10 +82,13 @@ impl Default for ListenerConfig {
 /// space (`docs/BENCHMARKS.md`). The one endpoint whose throughput is the product, the
 /// introspection API, is therefore answered directly; the router still holds the same route
 /// (so other methods get its 405 and tests can drive it), and everything else goes to it.
+///
+/// The enforcing proxy, which answers every request with one handler, is served the same way
+/// ([`FastRoute::any`]).
 #[derive(Clone)]
 pub struct FastRoute {
-    method: Method,
-    path: &'static str,
+    /// `None`: every request.
+    route: Option<(Method, &'static str)>,
     handler: Arc<dyn Fn(http::Request<Incoming>) -> BoxFuture<'static, Response> + Send + Sync>,
 }
 
@@ -96,14 +99,27 @@ impl FastRoute {
         H: Fn(http::Request<Incoming>) -> BoxFuture<'static, Response> + Send + Sync + 'static,
     {
         FastRoute {
-            method,
-            path,
+            route: Some((method, path)),
+            handler: Arc::new(handler),
+        }
+    }
+
+    /// Answers every request with `handler`.
+    pub fn any<H>(handler: H) -> FastRoute
+    where
+        H: Fn(http::Request<Incoming>) -> BoxFuture<'static, Response> + Send + Sync + 'static,
+    {
+        FastRoute {
+            route: None,
             handler: Arc::new(handler),
         }
     }
 
     fn matches(&self, request: &http::Request<Incoming>) -> bool {
-        request.method() == self.method && request.uri().path() == self.path
+        match &self.route {
+            Some((method, path)) => request.method() == method && request.uri().path() == *path,
+            None => true,
+        }
     }
 }
 
@@ -142,6 +158,28 @@ where
     F: Future<Output = ()> + Send + 'static,
 {
     accept_loop(listener, router, Some(fast_route), config, false, shutdown).await
+}
+
+/// Serves every request with `handler` (a [`FastRoute::any`]), with the peer address in its
+/// extensions as in [`serve_with_connect_info`].
+pub async fn serve_handler_with_connect_info<F>(
+    listener: TcpListener,
+    handler: FastRoute,
+    config: ListenerConfig,
+    shutdown: F,
+) -> io::Result<()>
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    accept_loop(
+        listener,
+        Router::new(),
+        Some(handler),
+        config,
+        true,
+        shutdown,
+    )
+    .await
 }
 
 /// [`serve`], with the peer address in every request's extensions as
