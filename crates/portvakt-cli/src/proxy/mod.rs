@@ -15,8 +15,7 @@
 //!   (streamed, never buffered) and `Authorization` header (unchanged).
 //! - `Host` as the client sent it (or, for HTTP/2 clients, their `:authority`), unless
 //!   [`ProxyConfig::preserve_host`] is false, in which case it is the upstream's address.
-//! - `X-Forwarded-For` with the client's address appended (when served by [`serve`], or with
-//!   [`axum::Router::into_make_service_with_connect_info`]), and `X-Forwarded-Proto: http`
+//! - `X-Forwarded-For` with the client's address appended, and `X-Forwarded-Proto: http`
 //!   unless the client (normally the ingress) already set it.
 //! - The identity headers below, **only** on routes that validated a token. Every incoming
 //!   header starting with `x-portvakt-` is removed first, on every route, public or not, so a
@@ -115,7 +114,6 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use axum::Router;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::response::Response;
@@ -368,13 +366,6 @@ impl ProxyState {
     pub fn policy(&self) -> &PolicyFile {
         &self.0.policy
     }
-}
-
-/// The proxy as an axum `Router`: every method and path goes to the enforcing handler. Prefer
-/// [`serve`], which adds the header read timeout and connection cap; if you serve it yourself,
-/// use `into_make_service_with_connect_info::<SocketAddr>()` so `X-Forwarded-For` can be set.
-pub fn router(state: ProxyState) -> Router {
-    Router::new().fallback(handle).with_state(state)
 }
 
 /// Serves the proxy on `listener` until `shutdown` completes, then lets in-flight requests

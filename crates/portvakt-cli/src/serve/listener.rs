@@ -11,11 +11,12 @@
 //!   [`MAX_HEADER_BYTES`] (64 KiB; more is answered 431).
 //! - `TCP_NODELAY` on every accepted connection (small answers and streamed pieces would
 //!   otherwise wait for Nagle's algorithm).
-//! - With [`serve_with_connect_info`], the peer address is put in every request's extensions
-//!   as [`ConnectInfo<SocketAddr>`](axum::extract::ConnectInfo) (the proxy's
-//!   `X-Forwarded-For`); [`serve`] leaves it out, saving an allocation per request.
 //! - With [`serve_with_fast_route`], one route is answered by a plain function before the
 //!   router is consulted (see [`FastRoute`]).
+//! - With [`serve_handler_with_connect_info`], every request goes to one handler with the peer
+//!   address in its extensions as [`ConnectInfo<SocketAddr>`](axum::extract::ConnectInfo)
+//!   (the proxy's `X-Forwarded-For`); the others leave it out, saving an allocation per
+//!   request.
 //! - Graceful shutdown: when the shutdown future completes, no new connection is accepted,
 //!   idle connections are closed, requests in flight are finished (HTTP/2 clients get a
 //!   `GOAWAY`), and [`serve`] returns once every connection has closed.
@@ -161,7 +162,7 @@ where
 }
 
 /// Serves every request with `handler` (a [`FastRoute::any`]), with the peer address in its
-/// extensions as in [`serve_with_connect_info`].
+/// extensions as [`ConnectInfo<SocketAddr>`](axum::extract::ConnectInfo).
 pub async fn serve_handler_with_connect_info<F>(
     listener: TcpListener,
     handler: FastRoute,
@@ -180,20 +181,6 @@ where
         shutdown,
     )
     .await
-}
-
-/// [`serve`], with the peer address in every request's extensions as
-/// [`ConnectInfo<SocketAddr>`](axum::extract::ConnectInfo).
-pub async fn serve_with_connect_info<F>(
-    listener: TcpListener,
-    router: Router,
-    config: ListenerConfig,
-    shutdown: F,
-) -> io::Result<()>
-where
-    F: Future<Output = ()> + Send + 'static,
-{
-    accept_loop(listener, router, None, config, true, shutdown).await
 }
 
 async fn accept_loop<F>(
