@@ -356,7 +356,7 @@ impl Validator {
     fn check_times(&self, claims: &Claims, now: i64) -> Result<(), ValidationError> {
         let leeway = self.inner.leeway;
         let exp = claims.expires_at().ok_or(ValidationError::MissingExpiry)?;
-        if now >= exp.saturating_add(leeway) {
+        if past_expiry(exp, now, leeway) {
             return Err(ValidationError::Expired {
                 exp,
                 ago: now.saturating_sub(exp),
@@ -383,6 +383,12 @@ impl Validator {
         }
         Ok(())
     }
+}
+
+/// Whether a token with this `exp` has expired at `now`: from `exp` + `leeway` on. The one
+/// definition, for validation, cache hits and the cache's sweep.
+pub(crate) fn past_expiry(exp: i64, now: i64, leeway: i64) -> bool {
+    now >= exp.saturating_add(leeway)
 }
 
 static NEXT_VALIDATOR_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
