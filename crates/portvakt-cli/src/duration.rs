@@ -1,5 +1,11 @@
 //! Durations on the command line, one syntax for every flag: whole numbers with a unit, `ms`,
 //! `s`, `m` or `h`, one or several (`500ms`, `30s`, `10m`, `1h30m`), or plain seconds (`45`).
+//!
+//! Parsed by [`humantime`], so everything it reads is accepted too: spaces between parts
+//! (`1h 30m`, `10 sec`), fractions (`1.5s`), longer unit names (`sec`, `min`, `hours`) and
+//! more units (`us`, `ns`, `d`, `w`; `M` is months, `m` minutes). Plain seconds are ours:
+//! humantime wants a unit on every number but `0`, and `45` has always meant 45 seconds here.
+//! Whatever either refuses gets one message that shows the syntax to use.
 
 use std::time::Duration;
 
@@ -11,42 +17,10 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             "`{text}` is not a duration: write whole numbers with ms, s, m or h, like 30s, 500ms or 1h30m"
         )
     };
-    if trimmed.is_empty() {
-        return Err(bad());
-    }
-    if trimmed.bytes().all(|b| b.is_ascii_digit()) {
+    if !trimmed.is_empty() && trimmed.bytes().all(|b| b.is_ascii_digit()) {
         return trimmed.parse().map(Duration::from_secs).map_err(|_| bad());
     }
-    let mut total = Duration::ZERO;
-    let mut rest = trimmed;
-    while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        if digits == 0 {
-            return Err(bad());
-        }
-        let number: u64 = rest[..digits].parse().map_err(|_| bad())?;
-        rest = &rest[digits..];
-        let (millis_per_unit, unit_len) = if rest.starts_with("ms") {
-            (1, 2)
-        } else if rest.starts_with('s') {
-            (1_000, 1)
-        } else if rest.starts_with('m') {
-            (60_000, 1)
-        } else if rest.starts_with('h') {
-            (3_600_000, 1)
-        } else {
-            return Err(bad());
-        };
-        rest = &rest[unit_len..];
-        let part = number
-            .checked_mul(millis_per_unit)
-            .map(Duration::from_millis)
-            .ok_or_else(bad)?;
-        total = total.checked_add(part).ok_or_else(bad)?;
-    }
-    Ok(total)
+    humantime::parse_duration(trimmed).map_err(|_| bad())
 }
 
 /// [`parse_duration`], refusing zero: for timeouts and intervals, where zero would fail
@@ -75,17 +49,22 @@ mod tests {
         assert_eq!(ok("1h30m"), Duration::from_secs(5400));
         assert_eq!(ok("1m500ms"), Duration::from_millis(60_500));
         assert_eq!(ok(" 0s "), Duration::ZERO);
+        // humantime's forms, accepted as well.
+        assert_eq!(ok("1h 30m"), Duration::from_secs(5400));
+        assert_eq!(ok("10 sec"), Duration::from_secs(10));
+        assert_eq!(ok("1.5s"), Duration::from_millis(1500));
+        assert_eq!(ok("2min"), Duration::from_secs(120));
+        assert_eq!(ok("1d"), Duration::from_secs(86_400));
         for bad in [
             "",
             "s",
             "ms",
-            "1.5s",
             "-1s",
-            "10 sec",
             "ten",
             "10x",
             "10m5",
-            "1h 30m",
+            "1,5s",
+            "1.s",
             "99999999999999999999h",
             "18446744073709551615h",
         ] {
