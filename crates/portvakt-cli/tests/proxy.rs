@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, StatusCode};
 use http_body_util::BodyExt;
 use portvakt::{Algorithm, Config, KeySet, SigningKey, Validator};
-use portvakt_cli::proxy::policy::PolicyFile;
+use portvakt_cli::proxy::routes::PolicyFile;
 use portvakt_cli::proxy::{self, ProxyConfig, ProxyError, ProxyState};
 use portvakt_cli::serve::metrics::Metrics;
 use serde_json::{Value, json};
@@ -1590,7 +1590,7 @@ fn warnings_do_not_stop_the_policy() {
 #[test]
 fn first_matching_route_wins() {
     use http::Method;
-    use portvakt_cli::proxy::policy::{Access, RequestPath};
+    use portvakt_cli::proxy::routes::{Access, RequestPath};
     let policy = PolicyFile::parse(
         "[[route]]\nmethods = [\"GET\"]\npath = \"/a/*\"\npublic = true\n\n[[route]]\npath = \"/a/**\"\nscopes = [\"s\"]\n",
         "p.toml",

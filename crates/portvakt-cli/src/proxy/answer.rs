@@ -41,7 +41,7 @@ pub fn denied() -> Response {
 }
 
 /// 400: the path is one the proxy refuses (see `RequestPath::parse`).
-pub fn bad_path(error: &super::policy::PathError) -> Response {
+pub fn bad_path(error: &super::routes::PathError) -> Response {
     json(
         StatusCode::BAD_REQUEST,
         "invalid_path",

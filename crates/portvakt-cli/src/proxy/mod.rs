@@ -1,4 +1,4 @@
-//! The enforcing reverse proxy: every request is checked against a [`PolicyFile`] and its token
+//! The enforcing reverse proxy: every request is checked against a route policy ([`routes::PolicyFile`]) and its token
 //! validated before it reaches the upstream API.
 //!
 //! ```text
@@ -105,7 +105,7 @@
 //! ```
 
 mod answer;
-pub mod policy;
+pub mod routes;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -131,7 +131,7 @@ use url::Url;
 
 use crate::serve::listener::{self, ListenerConfig};
 use crate::serve::metrics::Metrics;
-pub use policy::{Access, DefaultAction, PolicyError, PolicyFile, RequestPath, Route};
+use routes::{Access, PathError, PolicyError, PolicyFile, RequestPath};
 
 /// The consumer's organization number.
 pub const HEADER_CONSUMER_ORGNO: &str = "x-portvakt-consumer-orgno";
@@ -648,7 +648,7 @@ async fn forward(inner: &Inner, request: Request, identity: Option<&VerifiedToke
         Ok(uri) => uri,
         Err(_) => {
             count(inner, "bad_request");
-            return answer::bad_path(&policy::PathError::NotAbsolute);
+            return answer::bad_path(&PathError::NotAbsolute);
         }
     };
     parts.version = inner.upstream_version;

@@ -1,4 +1,5 @@
-//! The proxy's policy file: which requests need which token.
+//! The proxy's route policy: the policy file, its routes and path patterns, and the strict
+//! request-path check; which requests need which token.
 //!
 //! A policy is a small TOML file. Every request arriving at the proxy is matched against its
 //! routes in order; the **first** route whose methods and path pattern match decides. A request
@@ -92,6 +93,9 @@ use std::path::Path;
 
 use http::Method;
 use portvakt::{Policy, ScopeRequirement};
+// One notion of how bad a finding is, shared with `portvakt manifest check`: an error makes the
+// file unusable, a warning does not.
+use portvakt_manifest::Severity;
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -441,24 +445,6 @@ fn decoded_eq(raw: &str, literal: &str) -> bool {
         }
     }
     expected.next().is_none()
-}
-
-/// How bad a finding in a policy file is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Severity {
-    /// The policy cannot be used.
-    Error,
-    /// Probably a mistake; the policy is still used.
-    Warning,
-}
-
-impl fmt::Display for Severity {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Severity::Error => "error",
-            Severity::Warning => "warning",
-        })
-    }
 }
 
 /// One finding in a policy file, at a position. `Display` gives
