@@ -5,7 +5,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::model::{Consumer, DelegationSource, Integration, Visibility};
-use crate::scope::fully_qualified;
+use crate::scope_name::fully_qualified;
 use crate::{CheckOptions, Manifest};
 
 /// Everything the manifest says about one exposed scope, keyed by its fully qualified name.

@@ -42,7 +42,7 @@ mod model;
 mod orgno;
 pub mod render;
 mod rules;
-pub mod scope;
+pub mod scope_name;
 mod yaml;
 
 use std::path::{Path, PathBuf};

@@ -4,7 +4,7 @@ use std::fmt;
 
 use serde::Serialize;
 
-use crate::scope::Separator;
+use crate::scope_name::Separator;
 
 /// One NAIS `Application` document (or a bare `spec:` fragment) from the file.
 #[derive(Debug, Clone, PartialEq, Eq)]

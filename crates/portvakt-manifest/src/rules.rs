@@ -11,7 +11,7 @@ use crate::model::{
     Application, Consumer, DelegationSource, ExposedScope, Integration, Maskinporten, Visibility,
 };
 use crate::orgno::{is_nine_digits, orgno_check_digit_ok};
-use crate::scope::{
+use crate::scope_name::{
     self, NAME_PATTERN, PRODUCT_PATTERN, Separator, check_scope_name, suggest_product,
     suggest_scope_name,
 };
@@ -638,7 +638,7 @@ fn read_exposed(cx: &mut Cx<'_>, item: &Node, path: &str) -> Option<ExposedScope
     let product_node = field(cx, item, "product", path, true);
     let product = product_node.and_then(|n| read_string(cx, "product", n));
     if let (Some(p), Some(node)) = (product, product_node)
-        && !scope::is_valid_product(p)
+        && !scope_name::is_valid_product(p)
     {
         let d = cx
             .error(
@@ -654,7 +654,7 @@ fn read_exposed(cx: &mut Cx<'_>, item: &Node, path: &str) -> Option<ExposedScope
             d.suggest(s.clone()).help(format!("use \"{s}\""));
         }
     }
-    let product = product.filter(|p| scope::is_valid_product(p));
+    let product = product.filter(|p| scope_name::is_valid_product(p));
 
     let separator_node = field(cx, item, "separator", path, false);
     let separator = separator_node.and_then(|node| {

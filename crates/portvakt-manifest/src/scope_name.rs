@@ -1,4 +1,5 @@
-//! Scope names: the NAIS naming rules and fully qualified scope names.
+//! Scope names: the NAIS naming rules for `product` and `name`, and the fully qualified scope
+//! name (`<prefix>:<product><separator><name>`) consumers ask for.
 
 use std::fmt;
 
@@ -65,7 +66,7 @@ impl fmt::Display for Separator {
 /// The fully qualified scope consumers ask for: `<prefix>:<product><separator><name>`.
 ///
 /// ```
-/// use portvakt_manifest::scope::{fully_qualified, Separator};
+/// use portvakt_manifest::scope_name::{fully_qualified, Separator};
 /// assert_eq!(fully_qualified("nav", "arbeid", None, "some.scope.read"), "nav:arbeid:some.scope.read");
 /// assert_eq!(
 ///     fully_qualified("nav", "helse", None, "sykepenger/afp.read"),
