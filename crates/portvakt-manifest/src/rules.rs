@@ -611,194 +611,45 @@ fn read_maskinporten(cx: &mut Cx<'_>, key_pos: Pos, node: &Node) -> Option<Maski
     Some(mp)
 }
 
+/// One `scopes.exposes[]` item: every field read and checked, then the combinations checked;
+/// `None` when a required field is missing or invalid (its diagnostic is reported).
 fn read_exposed(cx: &mut Cx<'_>, item: &Node, path: &str) -> Option<ExposedScope> {
     report_unknown_fields(cx, item, EXPOSES_FIELDS, path);
 
     let name_node = field(cx, item, "name", path, true);
-    let name = name_node.and_then(|n| read_string(cx, "name", n));
-    if let (Some(n), Some(node)) = (name, name_node)
-        && let Err(problem) = check_scope_name(n)
-    {
-        let d = cx
-            .error(
-                node.pos,
-                Code::InvalidScopeName,
-                format!("scope name \"{n}\" does not match {NAME_PATTERN}: {problem}"),
-            )
-            .value(n);
-        if let Some(s) = suggest_scope_name(n) {
-            d.suggest(s.clone()).help(format!("use \"{s}\""));
-        }
-    }
-    let name = name.filter(|n| check_scope_name(n).is_ok());
-
+    let name = name_node.and_then(|node| read_scope_name(cx, node));
     let enabled_node = field(cx, item, "enabled", path, true);
     let enabled = enabled_node.and_then(|n| read_bool(cx, "enabled", n));
-
-    let product_node = field(cx, item, "product", path, true);
-    let product = product_node.and_then(|n| read_string(cx, "product", n));
-    if let (Some(p), Some(node)) = (product, product_node)
-        && !scope_name::is_valid_product(p)
-    {
-        let d = cx
-            .error(
-                node.pos,
-                Code::InvalidProduct,
-                format!(
-                    "`product` \"{p}\" does not match {PRODUCT_PATTERN} (lowercase letters \
-                         a-z and digits only)"
-                ),
-            )
-            .value(p);
-        if let Some(s) = suggest_product(p) {
-            d.suggest(s.clone()).help(format!("use \"{s}\""));
-        }
-    }
-    let product = product.filter(|p| scope_name::is_valid_product(p));
-
+    let product = field(cx, item, "product", path, true).and_then(|node| read_product(cx, node));
     let separator_node = field(cx, item, "separator", path, false);
-    let separator = separator_node.and_then(|node| {
-        let s = read_string(cx, "separator", node)?;
-        let sep = Separator::parse(s);
-        if sep.is_none() {
-            let d = cx
-                .error(
-                    node.pos,
-                    Code::InvalidSeparator,
-                    format!("`separator` \"{s}\" must be one of \"/\", \":\", \".\""),
-                )
-                .value(s);
-            let trimmed = s.trim();
-            if Separator::parse(trimmed).is_some() {
-                d.suggest(trimmed).help(format!("use \"{trimmed}\""));
-            }
-        }
-        sep
-    });
-
+    let separator = separator_node.and_then(|node| read_separator(cx, node));
     let consumers = read_consumers(cx, item, path);
-
     let accessible_node = field(cx, item, "accessibleForAll", path, false);
     let accessible_for_all = accessible_node
         .and_then(|n| read_bool(cx, "accessibleForAll", n))
         .unwrap_or(false);
-
     let at_max_age_seconds = field(cx, item, "atMaxAge", path, false)
         .and_then(|n| read_at_max_age(cx, n))
         .unwrap_or(AT_MAX_AGE_DEFAULT);
-
     let allowed_integrations = match field(cx, item, "allowedIntegrations", path, false) {
         None => vec![Integration::Maskinporten],
         Some(node) => read_integrations(cx, node),
     };
-
     let visibility = field(cx, item, "visibility", path, false)
-        .and_then(|node| {
-            let s = read_string(cx, "visibility", node)?;
-            match s {
-                "public" => Some(Visibility::Public),
-                "private" => Some(Visibility::Private),
-                _ => {
-                    let d = cx
-                        .error(
-                            node.pos,
-                            Code::InvalidVisibility,
-                            format!("`visibility` \"{s}\" must be \"public\" or \"private\""),
-                        )
-                        .value(s);
-                    if let Some(best) = closest(s, &["public", "private"]) {
-                        d.suggest(best).help(format!("use \"{best}\""));
-                    }
-                    None
-                }
-            }
-        })
+        .and_then(|node| read_visibility(cx, node))
         .unwrap_or_default();
-
     let delegation_node = field(cx, item, "delegationSource", path, false);
-    let delegation_source = delegation_node.and_then(|node| {
-        let s = read_string(cx, "delegationSource", node)?;
-        if s == "altinn" {
-            return Some(DelegationSource::Altinn);
-        }
-        let d = cx
-            .error(
-                node.pos,
-                Code::InvalidDelegationSource,
-                format!(
-                    "`delegationSource` \"{s}\" must be \"altinn\", the only delegation source"
-                ),
-            )
-            .value(s);
-        if s.eq_ignore_ascii_case("altinn") {
-            d.suggest("altinn").help("use \"altinn\"");
-        }
-        None
-    });
-    // The NAIS CRD rule is `!has(self.delegationSource) || (has(self.separator) &&
-    // self.separator == "/")`: the separator must be written out, even when the name's `/`
-    // would make `/` the effective separator.
-    if let (Some(_), Some(node)) = (delegation_source, delegation_node)
-        && separator_node.is_none()
-    {
-        let what = match name {
-            Some(n) => format!("scope \"{n}\" has none"),
-            None => "this scope has none".to_owned(),
-        };
-        cx.error(
-            node.pos,
-            Code::DelegationRequiresSlash,
-            format!(
-                "`delegationSource: altinn` requires an explicit `separator: \"/\"`, but {what} \
-                 (NAIS does not infer it from the name)"
-            ),
-        )
-        .value("altinn")
-        .help("add `separator: \"/\"` to this scope");
-    }
-    if let (Some(_), Some(node), Some(n), Some(sep)) =
-        (delegation_source, delegation_node, name, separator)
-        && sep != Separator::Slash
-    {
-        cx.error(
-            node.pos,
-            Code::DelegationRequiresSlash,
-            format!(
-                "`delegationSource: altinn` requires separator \"/\", but scope \"{n}\" uses \
-                 \"{sep}\""
-            ),
-        )
-        .value("altinn")
-        .help("add `separator: \"/\"` to this scope");
-    }
+    let delegation_source = delegation_node.and_then(|node| read_delegation_source(cx, node));
 
-    // Combinations that NAIS accepts but that cannot be what the author meant.
-    if let (Some(false), Some(node), Some(n)) = (enabled, enabled_node, name)
-        && !consumers.is_empty()
-    {
-        cx.warning(
-            node.pos,
-            Code::ConsumersOnDisabledScope,
-            format!(
-                "scope \"{n}\" is disabled, so its {} listed consumer{} get{} no access",
-                consumers.len(),
-                if consumers.len() == 1 { "" } else { "s" },
-                if consumers.len() == 1 { "s" } else { "" },
-            ),
-        )
-        .value("false")
-        .help("enable the scope, or remove its consumers");
+    if let (Some(_), Some(node)) = (delegation_source, delegation_node) {
+        check_delegation_separator(cx, node, name, separator_node.is_some(), separator);
     }
-    if let (true, Some(node), Some(n)) = (accessible_for_all, accessible_node, name)
-        && !consumers.is_empty()
-    {
-        cx.warning(
-            node.pos,
-            Code::AccessibleForAllWithConsumers,
-            format!("scope \"{n}\" is accessible for all, so its consumer list has no effect"),
-        )
-        .value("true")
-        .help("remove `accessibleForAll`, or the consumer list");
+    // Combinations that NAIS accepts but that cannot be what the author meant.
+    if let (Some(false), Some(node), Some(n)) = (enabled, enabled_node, name) {
+        warn_consumers_on_disabled(cx, node, n, consumers.len());
+    }
+    if let (true, Some(node), Some(n)) = (accessible_for_all, accessible_node, name) {
+        warn_consumers_with_accessible_for_all(cx, node, n, consumers.len());
     }
 
     let (name, product, enabled, name_node) = (name?, product?, enabled?, name_node?);
@@ -816,6 +667,192 @@ fn read_exposed(cx: &mut Cx<'_>, item: &Node, path: &str) -> Option<ExposedScope
         line: name_node.pos.line,
         column: name_node.pos.column,
     })
+}
+
+/// `name`, when it matches the NAIS name pattern; otherwise reported, with the lower-case
+/// spelling suggested when that is the fix.
+fn read_scope_name<'n>(cx: &mut Cx<'_>, node: &'n Node) -> Option<&'n str> {
+    let name = read_string(cx, "name", node)?;
+    let Err(problem) = check_scope_name(name) else {
+        return Some(name);
+    };
+    let d = cx
+        .error(
+            node.pos,
+            Code::InvalidScopeName,
+            format!("scope name \"{name}\" does not match {NAME_PATTERN}: {problem}"),
+        )
+        .value(name);
+    if let Some(s) = suggest_scope_name(name) {
+        d.suggest(s.clone()).help(format!("use \"{s}\""));
+    }
+    None
+}
+
+/// `product`, when it matches `^[a-z0-9]+$`; otherwise reported, with a fixed spelling
+/// suggested when there is one.
+fn read_product<'n>(cx: &mut Cx<'_>, node: &'n Node) -> Option<&'n str> {
+    let product = read_string(cx, "product", node)?;
+    if scope_name::is_valid_product(product) {
+        return Some(product);
+    }
+    let d = cx
+        .error(
+            node.pos,
+            Code::InvalidProduct,
+            format!(
+                "`product` \"{product}\" does not match {PRODUCT_PATTERN} (lowercase letters \
+                     a-z and digits only)"
+            ),
+        )
+        .value(product);
+    if let Some(s) = suggest_product(product) {
+        d.suggest(s.clone()).help(format!("use \"{s}\""));
+    }
+    None
+}
+
+/// `separator`: one of `/`, `:`, `.`; otherwise reported (the trimmed value suggested when
+/// only spaces are wrong).
+fn read_separator(cx: &mut Cx<'_>, node: &Node) -> Option<Separator> {
+    let s = read_string(cx, "separator", node)?;
+    let sep = Separator::parse(s);
+    if sep.is_none() {
+        let d = cx
+            .error(
+                node.pos,
+                Code::InvalidSeparator,
+                format!("`separator` \"{s}\" must be one of \"/\", \":\", \".\""),
+            )
+            .value(s);
+        let trimmed = s.trim();
+        if Separator::parse(trimmed).is_some() {
+            d.suggest(trimmed).help(format!("use \"{trimmed}\""));
+        }
+    }
+    sep
+}
+
+/// `visibility`: `public` or `private`; otherwise reported with the closest of the two.
+fn read_visibility(cx: &mut Cx<'_>, node: &Node) -> Option<Visibility> {
+    let s = read_string(cx, "visibility", node)?;
+    match s {
+        "public" => Some(Visibility::Public),
+        "private" => Some(Visibility::Private),
+        _ => {
+            let d = cx
+                .error(
+                    node.pos,
+                    Code::InvalidVisibility,
+                    format!("`visibility` \"{s}\" must be \"public\" or \"private\""),
+                )
+                .value(s);
+            if let Some(best) = closest(s, &["public", "private"]) {
+                d.suggest(best).help(format!("use \"{best}\""));
+            }
+            None
+        }
+    }
+}
+
+/// `delegationSource`: `altinn`, the only one; otherwise reported.
+fn read_delegation_source(cx: &mut Cx<'_>, node: &Node) -> Option<DelegationSource> {
+    let s = read_string(cx, "delegationSource", node)?;
+    if s == "altinn" {
+        return Some(DelegationSource::Altinn);
+    }
+    let d = cx
+        .error(
+            node.pos,
+            Code::InvalidDelegationSource,
+            format!("`delegationSource` \"{s}\" must be \"altinn\", the only delegation source"),
+        )
+        .value(s);
+    if s.eq_ignore_ascii_case("altinn") {
+        d.suggest("altinn").help("use \"altinn\"");
+    }
+    None
+}
+
+/// A scope with a `delegationSource` (at `node`) needs an explicit `separator: "/"`.
+///
+/// The NAIS CRD rule is `!has(self.delegationSource) || (has(self.separator) &&
+/// self.separator == "/")`: the separator must be written out, even when the name's `/`
+/// would make `/` the effective separator.
+fn check_delegation_separator(
+    cx: &mut Cx<'_>,
+    node: &Node,
+    name: Option<&str>,
+    separator_written: bool,
+    separator: Option<Separator>,
+) {
+    if !separator_written {
+        let what = match name {
+            Some(n) => format!("scope \"{n}\" has none"),
+            None => "this scope has none".to_owned(),
+        };
+        cx.error(
+            node.pos,
+            Code::DelegationRequiresSlash,
+            format!(
+                "`delegationSource: altinn` requires an explicit `separator: \"/\"`, but {what} \
+                 (NAIS does not infer it from the name)"
+            ),
+        )
+        .value("altinn")
+        .help("add `separator: \"/\"` to this scope");
+    }
+    if let (Some(n), Some(sep)) = (name, separator)
+        && sep != Separator::Slash
+    {
+        cx.error(
+            node.pos,
+            Code::DelegationRequiresSlash,
+            format!(
+                "`delegationSource: altinn` requires separator \"/\", but scope \"{n}\" uses \
+                 \"{sep}\""
+            ),
+        )
+        .value("altinn")
+        .help("add `separator: \"/\"` to this scope");
+    }
+}
+
+/// Consumers listed on a disabled scope (`enabled: false` at `node`) get no access.
+fn warn_consumers_on_disabled(cx: &mut Cx<'_>, node: &Node, name: &str, consumers: usize) {
+    if consumers == 0 {
+        return;
+    }
+    cx.warning(
+        node.pos,
+        Code::ConsumersOnDisabledScope,
+        format!(
+            "scope \"{name}\" is disabled, so its {consumers} listed consumer{} get{} no access",
+            if consumers == 1 { "" } else { "s" },
+            if consumers == 1 { "s" } else { "" },
+        ),
+    )
+    .value("false")
+    .help("enable the scope, or remove its consumers");
+}
+
+/// `accessibleForAll: true` (at `node`) makes a consumer list meaningless.
+fn warn_consumers_with_accessible_for_all(
+    cx: &mut Cx<'_>,
+    node: &Node,
+    name: &str,
+    consumers: usize,
+) {
+    if consumers == 0 {
+        return;
+    }
+    cx.warning(
+        node.pos,
+        Code::AccessibleForAllWithConsumers,
+        format!("scope \"{name}\" is accessible for all, so its consumer list has no effect"),
+    )
+    .value("true")
+    .help("remove `accessibleForAll`, or the consumer list");
 }
 
 fn read_at_max_age(cx: &mut Cx<'_>, node: &Node) -> Option<u32> {
