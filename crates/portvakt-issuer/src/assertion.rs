@@ -141,6 +141,8 @@ fn verify_signature(assertion: &str, client: &RegisteredClient) -> Result<(), OA
         })
 }
 
+/// The claims, in the order the module documentation gives; the `jti` is remembered last, so
+/// an assertion refused for any other reason can be corrected and sent again.
 fn check_claims(
     claims: &Map<String, Value>,
     client: &Arc<RegisteredClient>,
@@ -148,21 +150,54 @@ fn check_claims(
     replay: &ReplayCache,
     now: i64,
 ) -> Result<VerifiedAssertion, OAuthError> {
+    check_accepted_claims(claims)?;
+    check_audience(claims.get("aud"), issuer)?;
+    let exp = check_lifetime(claims, now)?;
+    let jti = read_jti(claims)?;
+    let scopes = read_scopes(claims)?;
+    let resource = match claims.get("resource") {
+        None => None,
+        Some(value) => Some(resource_list(value)?),
+    };
+    let consumer_org = read_consumer_org(claims, client)?;
+    if claims.contains_key("iss_onbehalfof") {
+        return Err(OAuthError::grant(
+            "assertion uses `iss_onbehalfof` (an onbehalfof registration), which the local issuer does not support; use `consumer_org` for delegation through Altinn",
+        ));
+    }
+    let pid = read_pid(claims)?;
+    let authorization_details = read_authorization_details(claims)?;
+    remember_jti(replay, client, jti, exp, now)?;
+    Ok(VerifiedAssertion {
+        client: Arc::clone(client),
+        scopes,
+        resource,
+        consumer_org,
+        pid,
+        authorization_details,
+    })
+}
+
+/// Only [`ACCEPTED_CLAIMS`]; the refusal names every other claim, sorted.
+fn check_accepted_claims(claims: &Map<String, Value>) -> Result<(), OAuthError> {
     let mut unknown: Vec<String> = claims
         .keys()
         .filter(|name| !ACCEPTED_CLAIMS.contains(&name.as_str()))
         .map(|name| format!("`{}`", printable(name)))
         .collect();
-    if !unknown.is_empty() {
-        unknown.sort();
-        return Err(OAuthError::grant(format!(
-            "assertion has claims Maskinporten does not accept: {}",
-            unknown.join(", ")
-        )));
+    if unknown.is_empty() {
+        return Ok(());
     }
+    unknown.sort();
+    Err(OAuthError::grant(format!(
+        "assertion has claims Maskinporten does not accept: {}",
+        unknown.join(", ")
+    )))
+}
 
-    check_audience(claims.get("aud"), issuer)?;
-
+/// `iat` within [`MAX_CLOCK_SKEW_SECS`] of `now`, `exp` in the future and at most
+/// [`MAX_ASSERTION_LIFETIME_SECS`] after `iat`. Returns `exp`.
+fn check_lifetime(claims: &Map<String, Value>, now: i64) -> Result<i64, OAuthError> {
     let iat = numeric_date(claims, "iat")?;
     let exp = numeric_date(claims, "exp")?;
     if iat > now + MAX_CLOCK_SKEW_SECS {
@@ -194,22 +229,25 @@ fn check_claims(
             exp - iat
         )));
     }
+    Ok(exp)
+}
 
-    let jti = match claims.get("jti") {
-        Some(Value::String(jti)) if !jti.is_empty() && jti.len() <= MAX_JTI_LEN => jti.as_str(),
-        Some(Value::String(_)) => {
-            return Err(OAuthError::grant(format!(
-                "assertion `jti` must be 1 to {MAX_JTI_LEN} characters"
-            )));
-        }
-        Some(_) => return Err(OAuthError::grant("assertion `jti` must be a string")),
-        None => {
-            return Err(OAuthError::grant(
-                "assertion has no `jti`; a unique id is required so the grant cannot be reused",
-            ));
-        }
-    };
+/// `jti`: a string of 1 to 256 characters.
+fn read_jti(claims: &Map<String, Value>) -> Result<&str, OAuthError> {
+    match claims.get("jti") {
+        Some(Value::String(jti)) if !jti.is_empty() && jti.len() <= MAX_JTI_LEN => Ok(jti.as_str()),
+        Some(Value::String(_)) => Err(OAuthError::grant(format!(
+            "assertion `jti` must be 1 to {MAX_JTI_LEN} characters"
+        ))),
+        Some(_) => Err(OAuthError::grant("assertion `jti` must be a string")),
+        None => Err(OAuthError::grant(
+            "assertion has no `jti`; a unique id is required so the grant cannot be reused",
+        )),
+    }
+}
 
+/// `scope`: space-separated, at least one, duplicates dropped.
+fn read_scopes(claims: &Map<String, Value>) -> Result<Vec<String>, OAuthError> {
     let scopes = match claims.get("scope") {
         Some(Value::String(scope)) => dedup(scope.split_whitespace()),
         Some(_) => {
@@ -229,44 +267,43 @@ fn check_claims(
             "assertion `scope` is empty; request at least one scope",
         ));
     }
+    Ok(scopes)
+}
 
-    let resource = match claims.get("resource") {
-        None => None,
-        Some(value) => Some(resource_list(value)?),
-    };
-
-    let consumer_org = match claims.get("consumer_org") {
-        None => None,
+/// `consumer_org`: a nine-digit organization number; `None` when absent or the client's own.
+fn read_consumer_org(
+    claims: &Map<String, Value>,
+    client: &RegisteredClient,
+) -> Result<Option<String>, OAuthError> {
+    match claims.get("consumer_org") {
+        None => Ok(None),
         Some(Value::String(org)) if portvakt_manifest::is_nine_digits(org) => {
-            (org != client.orgno()).then(|| org.clone())
+            Ok((org != client.orgno()).then(|| org.clone()))
         }
-        Some(_) => {
-            return Err(OAuthError::grant(
-                "assertion `consumer_org` must be the nine-digit organization number you act on behalf of",
-            ));
-        }
-    };
-
-    if claims.contains_key("iss_onbehalfof") {
-        return Err(OAuthError::grant(
-            "assertion uses `iss_onbehalfof` (an onbehalfof registration), which the local issuer does not support; use `consumer_org` for delegation through Altinn",
-        ));
+        Some(_) => Err(OAuthError::grant(
+            "assertion `consumer_org` must be the nine-digit organization number you act on behalf of",
+        )),
     }
+}
 
-    let pid = match claims.get("pid") {
-        None => None,
+/// `pid`: an eleven-digit national identity number.
+fn read_pid(claims: &Map<String, Value>) -> Result<Option<String>, OAuthError> {
+    match claims.get("pid") {
+        None => Ok(None),
         Some(Value::String(pid)) if pid.len() == 11 && pid.bytes().all(|b| b.is_ascii_digit()) => {
-            Some(pid.clone())
+            Ok(Some(pid.clone()))
         }
-        Some(_) => {
-            return Err(OAuthError::grant(
-                "assertion `pid` must be an eleven-digit national identity number",
-            ));
-        }
-    };
+        Some(_) => Err(OAuthError::grant(
+            "assertion `pid` must be an eleven-digit national identity number",
+        )),
+    }
+}
 
-    let authorization_details = match claims.get("authorization_details") {
-        None => None,
+/// `authorization_details`: an array of objects whose string `type` is one of
+/// [`AUTHORIZATION_DETAILS_TYPES`].
+fn read_authorization_details(claims: &Map<String, Value>) -> Result<Option<Value>, OAuthError> {
+    match claims.get("authorization_details") {
+        None => Ok(None),
         Some(Value::Array(items))
             if items
                 .iter()
@@ -283,39 +320,33 @@ fn check_claims(
                     AUTHORIZATION_DETAILS_TYPES.join(", ")
                 )));
             }
-            Some(Value::Array(items.clone()))
+            Ok(Some(Value::Array(items.clone())))
         }
-        Some(_) => {
-            return Err(OAuthError::grant(
-                "assertion `authorization_details` must be an array of objects, each with a string `type`",
-            ));
-        }
-    };
-
-    match replay.remember(client.client_id(), jti, exp, now) {
-        Ok(()) => {}
-        Err(ReplayError::Reused) => {
-            return Err(OAuthError::grant(format!(
-                "assertion `jti` \"{}\" was already used: a grant cannot be reused; make a new assertion with a fresh jti",
-                printable(jti)
-            )));
-        }
-        Err(ReplayError::Full) => {
-            return Err(OAuthError::new(
-                ErrorCode::TemporarilyUnavailable,
-                "too many assertions in the last two minutes to remember another; try again shortly",
-            ));
-        }
+        Some(_) => Err(OAuthError::grant(
+            "assertion `authorization_details` must be an array of objects, each with a string `type`",
+        )),
     }
+}
 
-    Ok(VerifiedAssertion {
-        client: Arc::clone(client),
-        scopes,
-        resource,
-        consumer_org,
-        pid,
-        authorization_details,
-    })
+/// Remembers the `jti` until `exp`, so the assertion cannot be used again.
+fn remember_jti(
+    replay: &ReplayCache,
+    client: &RegisteredClient,
+    jti: &str,
+    exp: i64,
+    now: i64,
+) -> Result<(), OAuthError> {
+    match replay.remember(client.client_id(), jti, exp, now) {
+        Ok(()) => Ok(()),
+        Err(ReplayError::Reused) => Err(OAuthError::grant(format!(
+            "assertion `jti` \"{}\" was already used: a grant cannot be reused; make a new assertion with a fresh jti",
+            printable(jti)
+        ))),
+        Err(ReplayError::Full) => Err(OAuthError::new(
+            ErrorCode::TemporarilyUnavailable,
+            "too many assertions in the last two minutes to remember another; try again shortly",
+        )),
+    }
 }
 
 fn check_audience(aud: Option<&Value>, issuer: &str) -> Result<(), OAuthError> {
