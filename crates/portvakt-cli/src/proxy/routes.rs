@@ -881,57 +881,10 @@ fn check_route(raw: &RawRoute, reporter: &mut Reporter<'_>) -> Option<Route> {
             None
         }
     };
-
-    let methods = raw.methods.as_ref().map(|list| {
-        if list.get_ref().is_empty() {
-            reporter.error(
-                list.span().start,
-                "`methods` is empty, so the route matches nothing",
-                "list methods such as [\"GET\", \"HEAD\"], or remove `methods` to match any method",
-            );
-        }
-        let mut methods: Vec<Method> = Vec::new();
-        for name in list.get_ref() {
-            let text = name.get_ref().as_str();
-            if KNOWN_METHODS.contains(&text) {
-                // Known names always parse.
-                if let Ok(method) = Method::from_bytes(text.as_bytes())
-                    && !methods.contains(&method)
-                {
-                    methods.push(method);
-                }
-            } else if KNOWN_METHODS.contains(&text.to_ascii_uppercase().as_str()) {
-                reporter.error(
-                    name.span().start,
-                    format!("method `{text}` is not upper-case"),
-                    format!(
-                        "HTTP methods are case-sensitive: write `{}`",
-                        text.to_ascii_uppercase()
-                    ),
-                );
-            } else if text == "CONNECT" {
-                reporter.error(
-                    name.span().start,
-                    "the proxy does not tunnel: `CONNECT` cannot be routed",
-                    "remove `CONNECT`",
-                );
-            } else if text == "*" {
-                reporter.error(
-                    name.span().start,
-                    "`*` is not a method",
-                    "remove `methods` to match any method",
-                );
-            } else {
-                reporter.error(
-                    name.span().start,
-                    format!("unknown method `{text}`"),
-                    format!("use one of {}", KNOWN_METHODS.join(", ")),
-                );
-            }
-        }
-        methods
-    });
-
+    let methods = raw
+        .methods
+        .as_ref()
+        .map(|list| check_methods(list, reporter));
     let public = raw.public.as_ref().is_some_and(|p| *p.get_ref());
     let scopes = raw
         .scopes
@@ -945,68 +898,16 @@ fn check_route(raw: &RawRoute, reporter: &mut Reporter<'_>) -> Option<Route> {
         .consumers
         .as_ref()
         .map(|list| check_consumers(list, reporter));
-
     let deny = raw.deny.as_ref().is_some_and(|d| *d.get_ref());
-    let access = if public || deny {
-        let (word, flag, offset, help) = if deny {
-            (
-                "a denied",
-                "deny",
-                raw.deny.as_ref().map_or(0, |d| d.span().start),
-                "denied routes refuse every request",
-            )
-        } else {
-            (
-                "a public",
-                "public",
-                raw.public.as_ref().map_or(0, |p| p.span().start),
-                "public routes forward without a token",
-            )
-        };
-        let mut conflicts = vec![
-            ("scopes", raw.scopes.is_some()),
-            ("any_scopes", raw.any_scopes.is_some()),
-            ("consumers", raw.consumers.is_some()),
-        ];
-        if deny {
-            conflicts.push(("public", public));
-        }
-        for (key, present) in conflicts {
-            if present {
-                reporter.error(
-                    offset,
-                    format!("{word} route cannot have `{key}`"),
-                    format!("{help}: remove `{key}` or `{flag} = true`"),
-                );
-            }
-        }
-        if deny { Access::Deny } else { Access::Public }
+
+    let access = if deny {
+        check_flag_only(raw, RouteFlag::Deny, public, reporter);
+        Access::Deny
+    } else if public {
+        check_flag_only(raw, RouteFlag::Public, public, reporter);
+        Access::Public
     } else {
-        let requirement = match (scopes, any_scopes) {
-            (Some(_), Some(_)) => {
-                let offset = raw.any_scopes.as_ref().map_or(0, |s| s.span().start);
-                reporter.error(
-                    offset,
-                    "a route cannot have both `scopes` and `any_scopes`",
-                    "use `scopes` when all are needed, `any_scopes` when one is enough; split the route if you need both",
-                );
-                ScopeRequirement::None
-            }
-            (Some(scopes), None) => ScopeRequirement::AllOf(scopes),
-            (None, Some(scopes)) => ScopeRequirement::AnyOf(scopes),
-            (None, None) => {
-                reporter.error(
-                    raw.path.span().start,
-                    format!(
-                        "route `{}` requires no scope and is neither public nor denied",
-                        raw.path.get_ref()
-                    ),
-                    "add `scopes = [...]` (all needed) or `any_scopes = [...]` (one needed), \
-                     `public = true` for a route that needs no token, or `deny = true`",
-                );
-                ScopeRequirement::None
-            }
-        };
+        let requirement = scope_requirement(raw, scopes, any_scopes, reporter);
         let mut policy = Policy::new().scopes(requirement);
         if let Some(consumers) = &consumers {
             policy = policy.allow_consumers(consumers.iter().cloned());
@@ -1027,6 +928,133 @@ fn check_route(raw: &RawRoute, reporter: &mut Reporter<'_>) -> Option<Route> {
         consumers: if public || deny { None } else { consumers },
         line,
     })
+}
+
+/// A route's `methods`: known, upper-case, each once; every other name is reported with how
+/// to write it.
+fn check_methods(list: &SpannedList, reporter: &mut Reporter<'_>) -> Vec<Method> {
+    if list.get_ref().is_empty() {
+        reporter.error(
+            list.span().start,
+            "`methods` is empty, so the route matches nothing",
+            "list methods such as [\"GET\", \"HEAD\"], or remove `methods` to match any method",
+        );
+    }
+    let mut methods: Vec<Method> = Vec::new();
+    for name in list.get_ref() {
+        let text = name.get_ref().as_str();
+        if KNOWN_METHODS.contains(&text) {
+            // Known names always parse.
+            if let Ok(method) = Method::from_bytes(text.as_bytes())
+                && !methods.contains(&method)
+            {
+                methods.push(method);
+            }
+        } else if KNOWN_METHODS.contains(&text.to_ascii_uppercase().as_str()) {
+            reporter.error(
+                name.span().start,
+                format!("method `{text}` is not upper-case"),
+                format!(
+                    "HTTP methods are case-sensitive: write `{}`",
+                    text.to_ascii_uppercase()
+                ),
+            );
+        } else if text == "CONNECT" {
+            reporter.error(
+                name.span().start,
+                "the proxy does not tunnel: `CONNECT` cannot be routed",
+                "remove `CONNECT`",
+            );
+        } else if text == "*" {
+            reporter.error(
+                name.span().start,
+                "`*` is not a method",
+                "remove `methods` to match any method",
+            );
+        } else {
+            reporter.error(
+                name.span().start,
+                format!("unknown method `{text}`"),
+                format!("use one of {}", KNOWN_METHODS.join(", ")),
+            );
+        }
+    }
+    methods
+}
+
+/// The flag that makes a route need no token check: `deny = true` or `public = true`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum RouteFlag {
+    Deny,
+    Public,
+}
+
+/// A denied or public route may have no token requirement (`scopes`, `any_scopes`,
+/// `consumers`), and a denied one cannot also be public: each such key is reported at the flag.
+fn check_flag_only(raw: &RawRoute, flag: RouteFlag, public: bool, reporter: &mut Reporter<'_>) {
+    let (word, key_name, offset, help) = match flag {
+        RouteFlag::Deny => (
+            "a denied",
+            "deny",
+            raw.deny.as_ref().map_or(0, |d| d.span().start),
+            "denied routes refuse every request",
+        ),
+        RouteFlag::Public => (
+            "a public",
+            "public",
+            raw.public.as_ref().map_or(0, |p| p.span().start),
+            "public routes forward without a token",
+        ),
+    };
+    let conflicts = [
+        ("scopes", raw.scopes.is_some()),
+        ("any_scopes", raw.any_scopes.is_some()),
+        ("consumers", raw.consumers.is_some()),
+        ("public", flag == RouteFlag::Deny && public),
+    ];
+    for (key, present) in conflicts {
+        if present {
+            reporter.error(
+                offset,
+                format!("{word} route cannot have `{key}`"),
+                format!("{help}: remove `{key}` or `{key_name} = true`"),
+            );
+        }
+    }
+}
+
+/// What a token route requires: `scopes` (all) or `any_scopes` (one), exactly one of them.
+fn scope_requirement(
+    raw: &RawRoute,
+    scopes: Option<Vec<String>>,
+    any_scopes: Option<Vec<String>>,
+    reporter: &mut Reporter<'_>,
+) -> ScopeRequirement {
+    match (scopes, any_scopes) {
+        (Some(_), Some(_)) => {
+            let offset = raw.any_scopes.as_ref().map_or(0, |s| s.span().start);
+            reporter.error(
+                offset,
+                "a route cannot have both `scopes` and `any_scopes`",
+                "use `scopes` when all are needed, `any_scopes` when one is enough; split the route if you need both",
+            );
+            ScopeRequirement::None
+        }
+        (Some(scopes), None) => ScopeRequirement::AllOf(scopes),
+        (None, Some(scopes)) => ScopeRequirement::AnyOf(scopes),
+        (None, None) => {
+            reporter.error(
+                raw.path.span().start,
+                format!(
+                    "route `{}` requires no scope and is neither public nor denied",
+                    raw.path.get_ref()
+                ),
+                "add `scopes = [...]` (all needed) or `any_scopes = [...]` (one needed), \
+                 `public = true` for a route that needs no token, or `deny = true`",
+            );
+            ScopeRequirement::None
+        }
+    }
 }
 
 /// RFC 6750 `scope-token` characters: `%x21 / %x23-5B / %x5D-7E`.
