@@ -38,9 +38,28 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Manifest(cmd) => manifest_cmd::run(cmd),
         Command::Inspect(args) => runtime().block_on(inspect_cmd::run(args)),
-        Command::Serve(args) => runtime().block_on(serve::run(args)),
+        Command::Serve(args) => serve_exit(runtime().block_on(serve::run(args))),
         Command::Issuer(args) => runtime().block_on(issuer_cmd::run(args)),
         Command::Token(args) => runtime().block_on(token_cmd::run(args)),
+    }
+}
+
+/// `portvakt serve`'s exit code: 0 when it served until told to stop (or the policy checked
+/// out), 1 when `--check-policy` found the policy invalid, 2 for every configuration error.
+/// The error is printed here, once.
+fn serve_exit(result: Result<(), serve::ServeError>) -> ExitCode {
+    let Err(error) = result else {
+        return ExitCode::SUCCESS;
+    };
+    match error {
+        serve::ServeError::PolicyInvalid(report) => {
+            eprint!("{report}");
+            ExitCode::from(1)
+        }
+        error => {
+            eprintln!("error: {error}");
+            ExitCode::from(2)
+        }
     }
 }
 

@@ -14,13 +14,13 @@
 //!   refuses too, unless `--dev` (or `PORTVAKT_DEV=true`) asks for development mode
 //!   explicitly: the local issuer mints tokens for anyone who can reach its loopback port.
 
+mod error;
 pub mod introspect;
 pub mod listener;
 pub mod metrics;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::ExitCode;
 use std::time::Duration;
 
 use axum::Router;
@@ -31,6 +31,7 @@ use clap::Args;
 use portvakt::{Config, ConfigBuilder, Readiness, Validator};
 use tokio::net::TcpListener;
 
+pub use self::error::ServeError;
 use self::introspect::AppState;
 use self::listener::ListenerConfig;
 use self::metrics::Metrics;
@@ -210,148 +211,145 @@ fn mode_from_env(dev_flag: bool) -> Result<Mode, String> {
     choose_mode(&vars, in_kubernetes, dev_flag)
 }
 
-/// Runs the sidecar until SIGTERM/SIGINT. Exit 2 on configuration errors.
-pub async fn run(args: ServeArgs) -> ExitCode {
+/// Runs the sidecar until SIGTERM/SIGINT, or with `--check-policy` checks the policy and
+/// returns. The error says why it could not start; `main` prints it and decides the exit code.
+pub async fn run(args: ServeArgs) -> Result<(), ServeError> {
     if args.check_policy {
-        return proxy_check(&args);
+        return check_policy_only(&args);
     }
-    if args.policy.is_some() && args.upstream.is_none() {
-        eprintln!(
-            "error: --policy (PORTVAKT_POLICY) needs --upstream URL (PORTVAKT_UPSTREAM): the policy is enforced by the proxy in front of the upstream; add --upstream http://127.0.0.1:PORT, or --check-policy to only check the file"
-        );
-        return ExitCode::from(2);
+    Sidecar::start(args).await?.serve().await;
+    Ok(())
+}
+
+/// The sidecar once everything that can fail at start-up has succeeded: validator, listeners,
+/// proxy, and in development mode the local issuer.
+struct Sidecar {
+    args: ServeArgs,
+    state: AppState,
+    listener: TcpListener,
+    probe_listener: Option<TcpListener>,
+    proxy: Option<(TcpListener, crate::proxy::ProxyState)>,
+    dev_issuer: Option<DevIssuer>,
+}
+
+impl Sidecar {
+    /// Checks the arguments and environment, starts the validator (and the local issuer in
+    /// development mode) and binds every listener.
+    async fn start(args: ServeArgs) -> Result<Sidecar, ServeError> {
+        if args.policy.is_some() && args.upstream.is_none() {
+            return Err(ServeError::PolicyNeedsUpstream);
+        }
+        let dev = mode_from_env(args.dev).map_err(ServeError::Mode)? == Mode::Development;
+        let (builder, dev_issuer) = if dev {
+            let (builder, issuer) = start_dev_issuer(&args).await?;
+            (builder, Some(issuer))
+        } else {
+            (ConfigBuilder::from_env()?, None)
+        };
+        let validator = start_validator(builder, &args).await?;
+        let state = AppState {
+            validator,
+            metrics: Metrics::new(),
+        };
+        let listener = bind(&args.listen, "--listen / BIND_ADDRESS").await?;
+        let probe_listener = match &args.probe_listen {
+            Some(addr) => Some(bind(addr, "--probe-listen / PROBE_BIND_ADDRESS").await?),
+            None => None,
+        };
+        let proxy = proxy_setup(&args, &state).await?;
+        Ok(Sidecar {
+            args,
+            state,
+            listener,
+            probe_listener,
+            proxy,
+            dev_issuer,
+        })
     }
-    let dev = match mode_from_env(args.dev) {
-        Ok(mode) => mode == Mode::Development,
-        Err(message) => {
-            eprintln!("error: {message}");
-            return ExitCode::from(2);
+
+    /// Serves every listener until SIGTERM/SIGINT, then drains them within
+    /// `--shutdown-timeout` and stops the local issuer.
+    async fn serve(self) {
+        let Sidecar {
+            args,
+            state,
+            listener,
+            probe_listener,
+            proxy,
+            dev_issuer,
+        } = self;
+        let api_addr = local_addr(&listener);
+        if let Some(issuer) = &dev_issuer {
+            print_dev_banner(api_addr, issuer);
         }
-    };
-    let mut dev_issuer = None;
-    let builder = if dev {
-        match start_dev_issuer(&args).await {
-            Ok((builder, issuer)) => {
-                dev_issuer = Some(issuer);
-                builder
-            }
-            Err(message) => {
-                eprintln!("error: {message}");
-                return ExitCode::from(2);
-            }
+        tracing::info!(listen = %api_addr, "portvakt sidecar listening");
+
+        let shutdown = shutdown_signal();
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let mut servers = tokio::task::JoinSet::new();
+        let limits = args.listener_config();
+        let api = serve_api(listener, state.clone(), limits, stopped(stop_rx.clone()));
+        servers.spawn(log_failure(api));
+        if let Some(probe) = probe_listener {
+            let router = probe_router(state.clone());
+            let probes = listener::serve(probe, router, limits, stopped(stop_rx.clone()));
+            servers.spawn(log_failure(probes));
         }
-    } else {
-        match ConfigBuilder::from_env() {
-            Ok(builder) => builder,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return ExitCode::from(2);
-            }
+        if let Some((proxy_listener, proxy_state)) = proxy {
+            tracing::info!(listen = %local_addr(&proxy_listener), upstream = ?args.upstream, "enforcing proxy listening");
+            let proxy = crate::proxy::serve(proxy_listener, proxy_state, stopped(stop_rx.clone()));
+            servers.spawn(log_failure(proxy));
         }
-    };
-    let config = match builder.cache_bytes(args.token_cache_bytes).build() {
-        Ok(config) => config,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
+
+        shutdown.await;
+        tracing::info!("shutting down: finishing requests in flight");
+        let _ = stop_tx.send(true);
+        let drained = tokio::time::timeout(args.shutdown_timeout, async {
+            while servers.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!(timeout = ?args.shutdown_timeout, "requests still in flight at the shutdown deadline; stopping");
         }
-    };
-    let validator = match Validator::new(config) {
-        Ok(v) => v,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
+        if let Some(DevIssuer {
+            running: Some(issuer),
+            ..
+        }) = dev_issuer
+        {
+            let _ = issuer.shutdown().await;
         }
-    };
-    // Give the issuer a moment, so a configuration mismatch stops start-up with a clear
-    // message; an unreachable issuer does not: we serve, answer /readyz 503, and keep trying.
+    }
+}
+
+/// Builds the validator and gives the issuer a moment, so a configuration mismatch stops
+/// start-up with a clear message; an unreachable issuer does not: we serve, answer /readyz
+/// 503, and keep trying.
+async fn start_validator(
+    builder: ConfigBuilder,
+    args: &ServeArgs,
+) -> Result<Validator, ServeError> {
+    let config = builder.cache_bytes(args.token_cache_bytes).build()?;
+    let validator = Validator::new(config)?;
     match validator.wait_until_ready(Duration::from_secs(3)).await {
         Readiness::Misconfigured { reason } => {
-            eprintln!("error: {reason}");
-            return ExitCode::from(2);
+            return Err(ServeError::IssuerMisconfigured(reason));
         }
         Readiness::NotReady { reason } => {
             tracing::warn!(%reason, "issuer keys not available yet; serving and retrying");
         }
         Readiness::Ready { keys, .. } => tracing::info!(keys, "issuer keys loaded"),
     }
-
-    let state = AppState {
-        validator: validator.clone(),
-        metrics: Metrics::new(),
-    };
-    let listener = match bind(&args.listen, "--listen / BIND_ADDRESS").await {
-        Ok(l) => l,
-        Err(message) => {
-            eprintln!("error: {message}");
-            return ExitCode::from(2);
-        }
-    };
-    let probe_listener = match &args.probe_listen {
-        Some(addr) => match bind(addr, "--probe-listen / PROBE_BIND_ADDRESS").await {
-            Ok(l) => Some(l),
-            Err(message) => {
-                eprintln!("error: {message}");
-                return ExitCode::from(2);
-            }
-        },
-        None => None,
-    };
-    let proxy = match proxy_setup(&args, &state).await {
-        Ok(proxy) => proxy,
-        Err(message) => {
-            eprintln!("error: {message}");
-            return ExitCode::from(2);
-        }
-    };
-
-    let api_addr = local_addr(&listener);
-    if let Some(issuer) = &dev_issuer {
-        print_dev_banner(api_addr, issuer);
-    }
-    tracing::info!(listen = %api_addr, "portvakt sidecar listening");
-
-    let shutdown = shutdown_signal();
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let mut servers = tokio::task::JoinSet::new();
-    let limits = args.listener_config();
-    let api = serve_api(listener, state.clone(), limits, stopped(stop_rx.clone()));
-    servers.spawn(log_failure(api));
-    if let Some(probe) = probe_listener {
-        let router = probe_router(state.clone());
-        let probes = listener::serve(probe, router, limits, stopped(stop_rx.clone()));
-        servers.spawn(log_failure(probes));
-    }
-    if let Some((proxy_listener, proxy_state)) = proxy {
-        tracing::info!(listen = %local_addr(&proxy_listener), upstream = ?args.upstream, "enforcing proxy listening");
-        let proxy = crate::proxy::serve(proxy_listener, proxy_state, stopped(stop_rx.clone()));
-        servers.spawn(log_failure(proxy));
-    }
-
-    shutdown.await;
-    tracing::info!("shutting down: finishing requests in flight");
-    let _ = stop_tx.send(true);
-    let drained = tokio::time::timeout(args.shutdown_timeout, async {
-        while servers.join_next().await.is_some() {}
-    })
-    .await;
-    if drained.is_err() {
-        tracing::warn!(timeout = ?args.shutdown_timeout, "requests still in flight at the shutdown deadline; stopping");
-    }
-    if let Some(DevIssuer {
-        running: Some(issuer),
-        ..
-    }) = dev_issuer
-    {
-        let _ = issuer.shutdown().await;
-    }
-    ExitCode::SUCCESS
+    Ok(validator)
 }
 
-async fn bind(addr: &str, what: &str) -> Result<TcpListener, String> {
+async fn bind(addr: &str, flag: &'static str) -> Result<TcpListener, ServeError> {
     TcpListener::bind(addr)
         .await
-        .map_err(|e| format!("cannot listen on {addr} ({what}): {e}"))
+        .map_err(|source| ServeError::Listen {
+            addr: addr.to_owned(),
+            flag,
+            source,
+        })
 }
 
 fn local_addr(listener: &TcpListener) -> SocketAddr {
@@ -495,24 +493,24 @@ struct DevIssuer {
 
 /// Starts the local issuer in-process (or finds one already on the address) and returns the
 /// validator configuration that trusts it.
-async fn start_dev_issuer(args: &ServeArgs) -> Result<(ConfigBuilder, DevIssuer), String> {
+async fn start_dev_issuer(args: &ServeArgs) -> Result<(ConfigBuilder, DevIssuer), ServeError> {
     let manifest_path = args
         .manifest
         .clone()
         .or_else(crate::issuer_source::default_manifest)
         .ok_or_else(|| {
-            "development mode needs a NAIS manifest for the local issuer, and neither ./nais.yaml nor examples/nais.yaml exists; pass --manifest FILE, or set MASKINPORTEN_* to validate against a real issuer".to_owned()
+            ServeError::DevIssuer("development mode needs a NAIS manifest for the local issuer, and neither ./nais.yaml nor examples/nais.yaml exists; pass --manifest FILE, or set MASKINPORTEN_* to validate against a real issuer".to_owned())
         })?;
     let manifest = portvakt_manifest::Manifest::from_path(&manifest_path).map_err(|e| {
-        format!(
+        ServeError::DevIssuer(format!(
             "development mode needs a NAIS manifest for the local issuer: {e}; pass --manifest FILE, or set MASKINPORTEN_* to validate against a real issuer"
-        )
+        ))
     })?;
     let config = portvakt_issuer::IssuerConfig::from_manifest(&manifest).map_err(|e| {
-        format!(
+        ServeError::DevIssuer(format!(
             "{e}; see `portvakt manifest check {}`",
             manifest_path.display()
-        )
+        ))
     })?;
     let grants: Vec<GrantExample> = manifest
         .grants()
@@ -562,10 +560,10 @@ async fn start_dev_issuer(args: &ServeArgs) -> Result<(ConfigBuilder, DevIssuer)
                 },
             ))
         }
-        Err(e) => Err(format!(
+        Err(e) => Err(ServeError::DevIssuer(format!(
             "cannot start the local issuer on {}: {e}",
             args.dev_issuer_listen
-        )),
+        ))),
     }
 }
 
@@ -623,32 +621,26 @@ fn print_dev_banner(api: SocketAddr, issuer: &DevIssuer) {
     eprint!("{}", dev_banner(api, issuer));
 }
 
-fn proxy_check(args: &ServeArgs) -> ExitCode {
+/// `--check-policy`: the report on stdout when the policy is usable, else the error.
+fn check_policy_only(args: &ServeArgs) -> Result<(), ServeError> {
     let Some(path) = &args.policy else {
-        eprintln!("error: --check-policy needs --policy FILE");
-        return ExitCode::from(2);
+        return Err(ServeError::CheckPolicyNeedsPolicy);
     };
-    match crate::proxy::check_policy(path) {
-        Ok(report) => {
-            print!("{report}");
-            ExitCode::SUCCESS
-        }
-        Err(report) => {
-            eprint!("{report}");
-            ExitCode::from(1)
-        }
-    }
+    let report = crate::proxy::check_policy(path).map_err(ServeError::PolicyInvalid)?;
+    print!("{report}");
+    Ok(())
 }
 
 /// With `--upstream`: the proxy's listener and state, checked before anything is served.
 async fn proxy_setup(
     args: &ServeArgs,
     state: &AppState,
-) -> Result<Option<(TcpListener, crate::proxy::ProxyState)>, String> {
+) -> Result<Option<(TcpListener, crate::proxy::ProxyState)>, ServeError> {
     let (Some(upstream), Some(policy)) = (&args.upstream, &args.policy) else {
         return Ok(None);
     };
-    let mut config = crate::proxy::ProxyConfig::load(upstream, policy)?;
+    let mut config =
+        crate::proxy::ProxyConfig::load(upstream, policy).map_err(ServeError::Proxy)?;
     config.upstream_http2 = args.upstream_http2;
     config.request_timeout = args.upstream_timeout;
     config.max_in_flight = args.max_in_flight;
@@ -658,8 +650,7 @@ async fn proxy_setup(
         state.validator.clone(),
         std::sync::Arc::clone(&state.metrics),
         config,
-    )
-    .map_err(|e| e.to_string())?;
+    )?;
     let listener = bind(&args.proxy_listen, "--proxy-listen / PORTVAKT_PROXY_LISTEN").await?;
     Ok(Some((listener, proxy_state)))
 }
