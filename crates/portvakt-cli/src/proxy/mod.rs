@@ -11,39 +11,11 @@
 //!
 //! ## What the upstream receives
 //!
-//! - The request as sent, with the same method, path and query (never rewritten), body
-//!   (streamed, never buffered) and `Authorization` header (unchanged).
-//! - `Host` as the client sent it (or, for HTTP/2 clients, their `:authority`), unless
-//!   [`ProxyConfig::preserve_host`] is false, in which case it is the upstream's address.
-//! - `X-Forwarded-For` with the client's address appended, and `X-Forwarded-Proto: http`
-//!   unless the client (normally the ingress) already set it.
-//! - The identity headers below, **only** on routes that validated a token. Every incoming
-//!   header starting with `x-portvakt-` is removed first, on every route, public or not, so a
-//!   client can never forge them; so is every header that reads so once `_` is taken for `-`
-//!   (`X_Portvakt_Consumer_Orgno`), because CGI, WSGI, Rack and PHP map both spellings to the
-//!   same `HTTP_X_PORTVAKT_CONSUMER_ORGNO` variable.
-//! - Without the method-override headers `X-HTTP-Method-Override`, `X-HTTP-Method` and
-//!   `X-Method-Override` (also spelt with `_`): the policy authorizes the request's real method,
-//!   and an upstream with method-override middleware (Express `method-override`, ASP.NET
-//!   `UseHttpMethodOverride`, Rack `MethodOverride`, Laravel, Spring's filter) would otherwise
-//!   run, say, an authorized `POST` as a `DELETE`. An override in the body (`_method` form
-//!   field) or query string cannot be removed: do not enable those in the upstream.
-//! - Without hop-by-hop headers: `Connection` and the headers it names, `Keep-Alive`,
-//!   `Proxy-*`, `TE`, `Trailer`, `Transfer-Encoding`, `Upgrade`, and also `Expect` (the proxy
-//!   answers `100-continue` itself once the request is authorized). The one exception: to an
-//!   HTTP/2 upstream, `TE: trailers` is passed on (as exactly that) when the client sent it,
-//!   since gRPC servers require it. WebSocket and other upgrades are not proxied.
-//!
-//! | header                      | value                                                        |
-//! |-----------------------------|--------------------------------------------------------------|
-//! | `x-portvakt-consumer-orgno` | the consumer's 9-digit organization number (`889640782`)     |
-//! | `x-portvakt-consumer-id`    | the consumer's full ISO 6523 id (`0192:889640782`)          |
-//! | `x-portvakt-supplier-orgno` | the supplier's organization number, on delegated tokens only |
-//! | `x-portvakt-client-id`      | the token's `client_id`                                      |
-//! | `x-portvakt-scopes`         | the granted scopes, sorted, separated by one space           |
-//!
-//! A header is left out when the token has no such value. Authorize on the consumer, never on
-//! the supplier.
+//! The request as sent, with the proxy's header rules applied in a stated order: hop-by-hop
+//! headers and `Expect` removed, every client-sent `x-portvakt-*` and method-override header
+//! removed, the identity headers set on routes that validated a token, `Host`,
+//! `X-Forwarded-For` and `X-Forwarded-Proto`. The rules, their order and the identity headers
+//! are in [`headers`].
 //!
 //! ## Upstream connections
 //!
@@ -105,6 +77,7 @@
 //! ```
 
 mod answer;
+pub mod headers;
 pub mod routes;
 
 use std::net::SocketAddr;
@@ -117,9 +90,8 @@ use std::time::{Duration, Instant};
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::response::Response;
-use http::header::{self, HeaderName};
 use http::uri::{Authority, PathAndQuery, Scheme};
-use http::{HeaderMap, HeaderValue, Uri, Version};
+use http::{HeaderMap, Uri, Version};
 use hyper::body::{Bytes, Frame, Incoming, SizeHint};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -132,19 +104,6 @@ use url::Url;
 use crate::serve::listener::{self, ListenerConfig};
 use crate::serve::metrics::Metrics;
 use routes::{Access, PathError, PolicyError, PolicyFile, RequestPath};
-
-/// The consumer's organization number.
-pub const HEADER_CONSUMER_ORGNO: &str = "x-portvakt-consumer-orgno";
-/// The consumer's full ISO 6523 identifier (`0192:<orgno>`).
-pub const HEADER_CONSUMER_ID: &str = "x-portvakt-consumer-id";
-/// The supplier's organization number (delegated tokens only).
-pub const HEADER_SUPPLIER_ORGNO: &str = "x-portvakt-supplier-orgno";
-/// The token's `client_id`.
-pub const HEADER_CLIENT_ID: &str = "x-portvakt-client-id";
-/// The granted scopes, space-separated.
-pub const HEADER_SCOPES: &str = "x-portvakt-scopes";
-/// Every incoming header with this prefix is removed before forwarding.
-pub const HEADER_PREFIX: &str = "x-portvakt-";
 
 /// Settings for the proxy. [`ProxyConfig::new`] fills in the defaults.
 #[derive(Debug, Clone)]
@@ -301,8 +260,7 @@ struct Inner {
     client: Client<HttpConnector, Body>,
     in_flight: Arc<Semaphore>,
     request_timeout: Duration,
-    upstream_version: Version,
-    preserve_host: bool,
+    header_rules: headers::HeaderRules,
     listener: ListenerConfig,
 }
 
@@ -349,12 +307,14 @@ impl ProxyState {
             client,
             in_flight: Arc::new(Semaphore::new(config.max_in_flight)),
             request_timeout: config.request_timeout,
-            upstream_version: if config.upstream_http2 {
-                Version::HTTP_2
-            } else {
-                Version::HTTP_11
+            header_rules: headers::HeaderRules {
+                upstream_version: if config.upstream_http2 {
+                    Version::HTTP_2
+                } else {
+                    Version::HTTP_11
+                },
+                preserve_host: config.preserve_host,
             },
-            preserve_host: config.preserve_host,
             listener: ListenerConfig {
                 header_read_timeout: config.header_read_timeout,
                 max_connections: config.max_connections,
@@ -473,167 +433,47 @@ async fn authorize(
     }
 }
 
-/// Hop-by-hop headers (RFC 9110 section 7.6.1).
-fn hop_by_hop() -> [HeaderName; 9] {
-    [
-        header::CONNECTION,
-        HeaderName::from_static("keep-alive"),
-        HeaderName::from_static("proxy-connection"),
-        header::PROXY_AUTHENTICATE,
-        header::PROXY_AUTHORIZATION,
-        header::TE,
-        header::TRAILER,
-        header::TRANSFER_ENCODING,
-        header::UPGRADE,
-    ]
-}
-
-/// Removes hop-by-hop headers, those `Connection` names, and any `proxy-*` (and httpoxy's
-/// `proxy`). Headers the proxy relies on are never removed because `Connection` names them.
-fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    let mut named: Vec<HeaderName> = Vec::new();
-    for value in headers.get_all(header::CONNECTION) {
-        let Ok(value) = value.to_str() else { continue };
-        for name in value.split(',') {
-            let name = name.trim();
-            if let Ok(name) = HeaderName::from_bytes(name.as_bytes())
-                && name != header::AUTHORIZATION
-                && name != header::HOST
-            {
-                named.push(name);
-            }
-        }
-    }
-    for name in named.iter().chain(hop_by_hop().iter()) {
-        headers.remove(name);
-    }
-    let proxy: Vec<HeaderName> = headers
-        .keys()
-        .filter(|name| {
-            let name = name.as_str();
-            name == "proxy" || name.starts_with("proxy-")
-        })
-        .cloned()
-        .collect();
-    for name in proxy {
-        headers.remove(name);
-    }
-}
-
-/// Method-override headers (matched with `_` taken for `-`).
-const METHOD_OVERRIDE: [&[u8]; 3] = [
-    b"x-http-method-override",
-    b"x-http-method",
-    b"x-method-override",
-];
-
-/// Whether `name` (lower-case, as `HeaderMap` keeps it) equals `pattern` (lower-case, with
-/// `-`) when every `_` in `name` is read as `-`: CGI-style servers cannot tell them apart.
-fn same_name(name: &[u8], pattern: &[u8]) -> bool {
-    name.len() == pattern.len()
-        && name
-            .iter()
-            .zip(pattern)
-            .all(|(n, p)| n == p || (*n == b'_' && *p == b'-'))
-}
-
-/// Whether a client-sent header must not reach the upstream: any `x-portvakt-*` (the identity
-/// headers are the proxy's to set) and the method overrides, in either spelling.
-fn is_client_forgery(name: &HeaderName) -> bool {
-    let name = name.as_str().as_bytes();
-    let prefix = HEADER_PREFIX.as_bytes();
-    (name.len() >= prefix.len() && same_name(&name[..prefix.len()], prefix))
-        || METHOD_OVERRIDE
-            .iter()
-            .any(|pattern| same_name(name, pattern))
-}
-
-/// Removes every `x-portvakt-*` header (also spelt with `_`) and the method overrides.
-fn strip_identity(headers: &mut HeaderMap) {
-    // Nothing is allocated unless a client sent such a header.
-    let forged: Vec<HeaderName> = headers
-        .keys()
-        .filter(|name| is_client_forgery(name))
-        .cloned()
-        .collect();
-    for name in forged {
-        headers.remove(name);
-    }
-}
-
-/// Whether the client's `TE` asks for trailers (`TE: trailers`, possibly among others).
-fn wants_trailers(headers: &HeaderMap) -> bool {
-    headers.get_all(header::TE).iter().any(|value| {
-        value.as_bytes().split(|b| *b == b',').any(|item| {
-            let item = item.split(|b| *b == b';').next().unwrap_or_default();
-            item.trim_ascii().eq_ignore_ascii_case(b"trailers")
-        })
-    })
-}
-
-fn set_identity(headers: &mut HeaderMap, token: &VerifiedToken) {
-    let mut set = |name: &'static str, value: Option<&str>| {
-        if let Some(value) = value
-            && let Ok(value) = HeaderValue::from_bytes(value.as_bytes())
-        {
-            headers.insert(HeaderName::from_static(name), value);
-        }
-    };
-    set(HEADER_CONSUMER_ORGNO, token.consumer_orgno());
-    set(HEADER_CONSUMER_ID, token.consumer().map(|c| c.id()));
-    set(
-        HEADER_SUPPLIER_ORGNO,
-        token.supplier().and_then(|s| s.orgno()),
-    );
-    set(HEADER_CLIENT_ID, token.client_id());
-    let scopes = token.scopes();
-    if !scopes.is_empty() {
-        set(HEADER_SCOPES, Some(&scopes.to_string()));
-    }
-}
-
 /// Forwards the (authorized) request and streams the answer back.
 async fn forward(inner: &Inner, request: Request, identity: Option<&VerifiedToken>) -> Response {
-    let (mut parts, body) = request.into_parts();
-    let client_addr = parts
-        .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|info| info.0.ip());
+    let Ok(request) = upstream_request(inner, request, identity) else {
+        // The path was checked already; only an unusable request target gets here.
+        count(inner, "bad_request");
+        return answer::bad_path(&PathError::NotAbsolute);
+    };
+    let (response, permit) = match send(inner, request).await {
+        Ok(sent) => sent,
+        Err(failed) => return failed,
+    };
+    count(
+        inner,
+        if identity.is_some() {
+            "forwarded"
+        } else {
+            "public"
+        },
+    );
+    client_response(response, permit)
+}
 
-    let headers = &mut parts.headers;
-    // gRPC needs `te: trailers`, the one TE value HTTP/2 allows (RFC 9113 section 8.2.2).
-    let keep_te = inner.upstream_version == Version::HTTP_2 && wants_trailers(headers);
-    strip_hop_by_hop(headers);
-    if keep_te {
-        headers.insert(header::TE, HeaderValue::from_static("trailers"));
-    }
-    headers.remove(header::EXPECT);
-    strip_identity(headers);
-    if let Some(token) = identity {
-        set_identity(headers, token);
-    }
-    if inner.preserve_host {
-        if !headers.contains_key(header::HOST)
-            && let Some(authority) = parts.uri.authority()
-            && let Ok(host) = HeaderValue::from_str(authority.as_str())
-        {
-            headers.insert(header::HOST, host);
-        }
-    } else {
-        headers.remove(header::HOST);
-    }
-    if parts.version == Version::HTTP_2 && inner.upstream_version != Version::HTTP_2 {
-        join_cookies(headers);
-    }
-    if let Some(ip) = client_addr {
-        append_forwarded_for(headers, ip);
-    }
-    if !headers.contains_key("x-forwarded-proto") {
-        headers.insert(
-            HeaderName::from_static("x-forwarded-proto"),
-            HeaderValue::from_static("http"),
-        );
-    }
+/// The request the upstream gets: the header rules applied ([`headers`]), the URI pointed at
+/// the upstream with the path and query unchanged, the upstream's HTTP version.
+fn upstream_request(
+    inner: &Inner,
+    request: Request,
+    identity: Option<&VerifiedToken>,
+) -> Result<http::Request<Body>, http::Error> {
+    let (mut parts, body) = request.into_parts();
+    let client = headers::ClientSide {
+        version: parts.version,
+        authority: parts.uri.authority(),
+        ip: parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|info| info.0.ip()),
+    };
+    inner
+        .header_rules
+        .to_upstream(&mut parts.headers, client, identity);
 
     let path_and_query = parts
         .uri
@@ -644,30 +484,31 @@ async fn forward(inner: &Inner, request: Request, identity: Option<&VerifiedToke
         .scheme(Scheme::HTTP)
         .authority(inner.authority.clone())
         .path_and_query(path_and_query);
-    parts.uri = match uri.build() {
-        Ok(uri) => uri,
-        Err(_) => {
-            count(inner, "bad_request");
-            return answer::bad_path(&PathError::NotAbsolute);
-        }
-    };
-    parts.version = inner.upstream_version;
-    let upstream_request = http::Request::from_parts(parts, body);
+    parts.uri = uri.build()?;
+    parts.version = inner.header_rules.upstream_version;
+    Ok(http::Request::from_parts(parts, body))
+}
 
+/// Sends the request once an in-flight slot is free, all within the request timeout, and
+/// times the upstream; the failures are answered 502 and 504.
+async fn send(
+    inner: &Inner,
+    request: http::Request<Body>,
+) -> Result<(http::Response<Incoming>, OwnedSemaphorePermit), Response> {
     let started = Instant::now();
     let sent = tokio::time::timeout(inner.request_timeout, async {
         let permit = Arc::clone(&inner.in_flight)
             .acquire_owned()
             .await
             .map_err(|_| None)?;
-        let response = inner.client.request(upstream_request).await.map_err(Some)?;
+        let response = inner.client.request(request).await.map_err(Some)?;
         Ok::<_, Option<hyper_util::client::legacy::Error>>((response, permit))
     })
     .await;
     inner.metrics.upstream(started.elapsed());
 
-    let (response, permit) = match sent {
-        Ok(Ok(sent)) => sent,
+    match sent {
+        Ok(Ok(sent)) => Ok(sent),
         Ok(Err(error)) => {
             count(inner, "bad_gateway");
             let description = match &error {
@@ -677,25 +518,22 @@ async fn forward(inner: &Inner, request: Request, identity: Option<&VerifiedToke
                 _ => "the upstream connection failed before it answered",
             };
             tracing::warn!(upstream = %inner.authority, error = ?error.as_ref().map(error_chain), "proxy: upstream failed");
-            return answer::bad_gateway(description);
+            Err(answer::bad_gateway(description))
         }
         Err(_) => {
             count(inner, "gateway_timeout");
             tracing::warn!(upstream = %inner.authority, timeout = ?inner.request_timeout, "proxy: upstream timed out");
-            return answer::gateway_timeout(inner.request_timeout);
+            Err(answer::gateway_timeout(inner.request_timeout))
         }
-    };
-    count(
-        inner,
-        if identity.is_some() {
-            "forwarded"
-        } else {
-            "public"
-        },
-    );
+    }
+}
 
+/// The upstream's answer as the client gets it: the header rules for answers applied, the
+/// version set back to HTTP/1.1 (the listener answers in the client's own version), the body
+/// streamed, holding the in-flight slot until it ends.
+fn client_response(response: http::Response<Incoming>, permit: OwnedSemaphorePermit) -> Response {
     let (mut parts, body) = response.into_parts();
-    strip_hop_by_hop(&mut parts.headers);
+    headers::HeaderRules::to_client(&mut parts.headers);
     parts.version = Version::HTTP_11;
     Response::from_parts(
         parts,
@@ -715,39 +553,6 @@ fn error_chain(error: &hyper_util::client::legacy::Error) -> String {
         source = e.source();
     }
     text
-}
-
-/// HTTP/2 may split `Cookie` into several fields; HTTP/1.1 needs one (RFC 9113 section 8.2.3).
-fn join_cookies(headers: &mut HeaderMap) {
-    let mut cookies = headers.get_all(header::COOKIE).iter();
-    if cookies.next().is_none() || cookies.next().is_none() {
-        return;
-    }
-    let joined: Vec<&[u8]> = headers
-        .get_all(header::COOKIE)
-        .iter()
-        .map(HeaderValue::as_bytes)
-        .collect();
-    if let Ok(value) = HeaderValue::from_bytes(&joined.join(&b"; "[..])) {
-        headers.insert(header::COOKIE, value);
-    }
-}
-
-fn append_forwarded_for(headers: &mut HeaderMap, ip: std::net::IpAddr) {
-    let name = HeaderName::from_static("x-forwarded-for");
-    let existing: Vec<&str> = headers
-        .get_all(&name)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .collect();
-    let value = if existing.is_empty() {
-        ip.to_string()
-    } else {
-        format!("{}, {ip}", existing.join(", "))
-    };
-    if let Ok(value) = HeaderValue::from_str(&value) {
-        headers.insert(name, value);
-    }
 }
 
 /// The upstream's response body, holding the in-flight slot until it is finished or dropped.

@@ -1,0 +1,304 @@
+//! What the upstream receives, and what the client gets back: every header rule of the proxy,
+//! applied by [`HeaderRules::to_upstream`] in the order of this table (and by
+//! [`HeaderRules::to_client`] to the upstream's answer).
+//!
+//! The request otherwise goes on as sent: the same method, path and query (never rewritten),
+//! body (streamed, never buffered) and `Authorization` header (unchanged).
+//!
+//! | # | rule | headers | why |
+//! |---|------|---------|-----|
+//! | 1 | note whether the client's `TE` asks for `trailers` | `TE` | rule 3 needs it after rule 2 removed `TE` |
+//! | 2 | remove hop-by-hop headers | `Connection` and every header it names (never `Authorization` or `Host`), `Keep-Alive`, `Proxy-Connection`, `Proxy-Authenticate`, `Proxy-Authorization`, `TE`, `Trailer`, `Transfer-Encoding`, `Upgrade`, every `Proxy-*` and httpoxy's `Proxy` | they describe the client's connection, not the request (RFC 9110 section 7.6.1); WebSocket and other upgrades are not proxied |
+//! | 3 | to an HTTP/2 upstream, pass `TE: trailers` on (as exactly that) when the client sent it | `TE` | gRPC servers require it; it is the one `TE` HTTP/2 allows (RFC 9113 section 8.2.2) |
+//! | 4 | remove `Expect` | `Expect` | the proxy answers `100-continue` itself once the request is authorized |
+//! | 5 | remove what only the proxy may say | every `x-portvakt-*`, also spelt with `_` for `-` (`X_Portvakt_Consumer_Orgno`); `X-HTTP-Method-Override`, `X-HTTP-Method`, `X-Method-Override`, also with `_` | on every route, public or not, so a client can never forge an identity; CGI, WSGI, Rack and PHP map both spellings to one `HTTP_X_PORTVAKT_...` variable; the policy authorized the real method, and method-override middleware (Express `method-override`, ASP.NET `UseHttpMethodOverride`, Rack `MethodOverride`, Laravel, Spring's filter) would run an authorized `POST` as, say, a `DELETE` |
+//! | 6 | set the identity, on routes that validated a token | the identity headers below | what the upstream authorizes on |
+//! | 7 | `Host`: keep the client's (for HTTP/2 clients, their `:authority`); or, without [`ProxyConfig::preserve_host`](super::ProxyConfig::preserve_host), remove it so the upstream's address is sent | `Host` | virtual hosts and redirects in the upstream see the name the client used |
+//! | 8 | from an HTTP/2 client to an HTTP/1.1 upstream, join the `Cookie` fields into one | `Cookie` | HTTP/2 may split them; HTTP/1.1 needs one (RFC 9113 section 8.2.3) |
+//! | 9 | append the client's address | `X-Forwarded-For` | |
+//! | 10 | `X-Forwarded-Proto: http`, unless the client (normally the ingress) set it | `X-Forwarded-Proto` | |
+//!
+//! The order matters where rules touch the same headers: 1 before 2, which removes `TE`; 2
+//! before 6 and 9, so a client's `Connection: x-portvakt-scopes` or `Connection:
+//! x-forwarded-for` removes only what the client sent, never what the proxy adds; 5 before 6,
+//! so a forged identity header is gone before the real one is set.
+//!
+//! To the client, from the upstream's answer, rule 2 only.
+//!
+//! An override in the body (`_method` form field) or the query string cannot be removed: do
+//! not enable those in the upstream.
+//!
+//! ## Identity headers
+//!
+//! | header                      | value                                                        |
+//! |-----------------------------|--------------------------------------------------------------|
+//! | `x-portvakt-consumer-orgno` | the consumer's 9-digit organization number (`889640782`)     |
+//! | `x-portvakt-consumer-id`    | the consumer's full ISO 6523 id (`0192:889640782`)           |
+//! | `x-portvakt-supplier-orgno` | the supplier's organization number, on delegated tokens only |
+//! | `x-portvakt-client-id`      | the token's `client_id`                                      |
+//! | `x-portvakt-scopes`         | the granted scopes, sorted, separated by one space           |
+//!
+//! A header is left out when the token has no such value. Authorize on the consumer, never on
+//! the supplier.
+//!
+//! ## Cost
+//!
+//! The rules run on every request, so they allocate nothing unless the request needs it:
+//! only a `Connection` header naming headers, a client-sent `proxy-*` or forged header, split
+//! cookies and the `X-Forwarded-For` value (and the identity's scope list) take memory.
+
+use std::net::IpAddr;
+
+use http::header::{self, HeaderName};
+use http::uri::Authority;
+use http::{HeaderMap, HeaderValue, Version};
+use portvakt::VerifiedToken;
+
+/// The consumer's organization number.
+pub const HEADER_CONSUMER_ORGNO: &str = "x-portvakt-consumer-orgno";
+/// The consumer's full ISO 6523 identifier (`0192:<orgno>`).
+pub const HEADER_CONSUMER_ID: &str = "x-portvakt-consumer-id";
+/// The supplier's organization number (delegated tokens only).
+pub const HEADER_SUPPLIER_ORGNO: &str = "x-portvakt-supplier-orgno";
+/// The token's `client_id`.
+pub const HEADER_CLIENT_ID: &str = "x-portvakt-client-id";
+/// The granted scopes, space-separated.
+pub const HEADER_SCOPES: &str = "x-portvakt-scopes";
+/// Every incoming header with this prefix is removed before forwarding.
+pub const HEADER_PREFIX: &str = "x-portvakt-";
+
+/// The header rules of one proxy: what they depend on in its configuration.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct HeaderRules {
+    /// The HTTP version spoken to the upstream (rules 3 and 8).
+    pub(crate) upstream_version: Version,
+    /// Whether the client's `Host` is passed on (rule 7).
+    pub(crate) preserve_host: bool,
+}
+
+/// What the rules need to know about the client's request besides its headers.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ClientSide<'a> {
+    /// The version the client spoke (rule 8).
+    pub(crate) version: Version,
+    /// The request target's authority: HTTP/2's `:authority` (rule 7).
+    pub(crate) authority: Option<&'a Authority>,
+    /// The client's address (rule 9).
+    pub(crate) ip: Option<IpAddr>,
+}
+
+impl HeaderRules {
+    /// Applies rules 1 to 10 to a request's headers, in order; `identity` is the token the
+    /// route validated (`None` on public routes).
+    pub(crate) fn to_upstream(
+        self,
+        headers: &mut HeaderMap,
+        client: ClientSide<'_>,
+        identity: Option<&VerifiedToken>,
+    ) {
+        let to_http2 = self.upstream_version == Version::HTTP_2;
+        let keep_te = to_http2 && wants_trailers(headers); // 1
+        strip_hop_by_hop(headers); // 2
+        if keep_te {
+            headers.insert(header::TE, HeaderValue::from_static("trailers")); // 3
+        }
+        headers.remove(header::EXPECT); // 4
+        strip_client_forgeries(headers); // 5
+        if let Some(token) = identity {
+            set_identity(headers, token); // 6
+        }
+        self.set_host(headers, client.authority); // 7
+        if client.version == Version::HTTP_2 && !to_http2 {
+            join_cookies(headers); // 8
+        }
+        if let Some(ip) = client.ip {
+            append_forwarded_for(headers, ip); // 9
+        }
+        if !headers.contains_key("x-forwarded-proto") {
+            headers.insert(
+                HeaderName::from_static("x-forwarded-proto"),
+                HeaderValue::from_static("http"),
+            ); // 10
+        }
+    }
+
+    /// Applies the rules for the upstream's answer (rule 2).
+    pub(crate) fn to_client(headers: &mut HeaderMap) {
+        strip_hop_by_hop(headers);
+    }
+
+    /// Rule 7. An HTTP/1.1 client's `Host` is in the headers; an HTTP/2 client's is the
+    /// `:authority`, which hyper keeps in the URI, and the upstream URI is rewritten.
+    fn set_host(self, headers: &mut HeaderMap, authority: Option<&Authority>) {
+        if !self.preserve_host {
+            headers.remove(header::HOST);
+            return;
+        }
+        if !headers.contains_key(header::HOST)
+            && let Some(authority) = authority
+            && let Ok(host) = HeaderValue::from_str(authority.as_str())
+        {
+            headers.insert(header::HOST, host);
+        }
+    }
+}
+
+/// Hop-by-hop headers (RFC 9110 section 7.6.1).
+fn hop_by_hop() -> [HeaderName; 9] {
+    [
+        header::CONNECTION,
+        HeaderName::from_static("keep-alive"),
+        HeaderName::from_static("proxy-connection"),
+        header::PROXY_AUTHENTICATE,
+        header::PROXY_AUTHORIZATION,
+        header::TE,
+        header::TRAILER,
+        header::TRANSFER_ENCODING,
+        header::UPGRADE,
+    ]
+}
+
+/// Rule 2: removes hop-by-hop headers, those `Connection` names, and any `proxy-*` (and
+/// httpoxy's `proxy`). Headers the proxy relies on are never removed because `Connection`
+/// names them.
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let mut named: Vec<HeaderName> = Vec::new();
+    for value in headers.get_all(header::CONNECTION) {
+        let Ok(value) = value.to_str() else { continue };
+        for name in value.split(',') {
+            let name = name.trim();
+            if let Ok(name) = HeaderName::from_bytes(name.as_bytes())
+                && name != header::AUTHORIZATION
+                && name != header::HOST
+            {
+                named.push(name);
+            }
+        }
+    }
+    for name in named.iter().chain(hop_by_hop().iter()) {
+        headers.remove(name);
+    }
+    let proxy: Vec<HeaderName> = headers
+        .keys()
+        .filter(|name| {
+            let name = name.as_str();
+            name == "proxy" || name.starts_with("proxy-")
+        })
+        .cloned()
+        .collect();
+    for name in proxy {
+        headers.remove(name);
+    }
+}
+
+/// Method-override headers (matched with `_` taken for `-`).
+const METHOD_OVERRIDE: [&[u8]; 3] = [
+    b"x-http-method-override",
+    b"x-http-method",
+    b"x-method-override",
+];
+
+/// Whether `name` (lower-case, as `HeaderMap` keeps it) equals `pattern` (lower-case, with
+/// `-`) when every `_` in `name` is read as `-`: CGI-style servers cannot tell them apart.
+fn same_name(name: &[u8], pattern: &[u8]) -> bool {
+    name.len() == pattern.len()
+        && name
+            .iter()
+            .zip(pattern)
+            .all(|(n, p)| n == p || (*n == b'_' && *p == b'-'))
+}
+
+/// Whether a client-sent header must not reach the upstream: any `x-portvakt-*` (the identity
+/// headers are the proxy's to set) and the method overrides, in either spelling.
+fn is_client_forgery(name: &HeaderName) -> bool {
+    let name = name.as_str().as_bytes();
+    let prefix = HEADER_PREFIX.as_bytes();
+    (name.len() >= prefix.len() && same_name(&name[..prefix.len()], prefix))
+        || METHOD_OVERRIDE
+            .iter()
+            .any(|pattern| same_name(name, pattern))
+}
+
+/// Rule 5: removes every `x-portvakt-*` header (also spelt with `_`) and the method overrides.
+fn strip_client_forgeries(headers: &mut HeaderMap) {
+    // Nothing is allocated unless a client sent such a header.
+    let forged: Vec<HeaderName> = headers
+        .keys()
+        .filter(|name| is_client_forgery(name))
+        .cloned()
+        .collect();
+    for name in forged {
+        headers.remove(name);
+    }
+}
+
+/// Rule 1: whether the client's `TE` asks for trailers (`TE: trailers`, possibly among
+/// others).
+fn wants_trailers(headers: &HeaderMap) -> bool {
+    headers.get_all(header::TE).iter().any(|value| {
+        value.as_bytes().split(|b| *b == b',').any(|item| {
+            let item = item.split(|b| *b == b';').next().unwrap_or_default();
+            item.trim_ascii().eq_ignore_ascii_case(b"trailers")
+        })
+    })
+}
+
+/// Rule 6: the identity headers from the verified token.
+fn set_identity(headers: &mut HeaderMap, token: &VerifiedToken) {
+    let mut set = |name: &'static str, value: Option<&str>| {
+        if let Some(value) = value
+            && let Ok(value) = HeaderValue::from_bytes(value.as_bytes())
+        {
+            headers.insert(HeaderName::from_static(name), value);
+        }
+    };
+    set(HEADER_CONSUMER_ORGNO, token.consumer_orgno());
+    set(HEADER_CONSUMER_ID, token.consumer().map(|c| c.id()));
+    set(
+        HEADER_SUPPLIER_ORGNO,
+        token.supplier().and_then(|s| s.orgno()),
+    );
+    set(HEADER_CLIENT_ID, token.client_id());
+    let scopes = token.scopes();
+    if !scopes.is_empty() {
+        set(HEADER_SCOPES, Some(&scopes.to_string()));
+    }
+}
+
+/// Rule 8: HTTP/2 may split `Cookie` into several fields; HTTP/1.1 needs one (RFC 9113
+/// section 8.2.3).
+fn join_cookies(headers: &mut HeaderMap) {
+    let mut cookies = headers.get_all(header::COOKIE).iter();
+    if cookies.next().is_none() || cookies.next().is_none() {
+        return;
+    }
+    let joined: Vec<&[u8]> = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .map(HeaderValue::as_bytes)
+        .collect();
+    if let Ok(value) = HeaderValue::from_bytes(&joined.join(&b"; "[..])) {
+        headers.insert(header::COOKIE, value);
+    }
+}
+
+/// Rule 9: the client's address appended to `X-Forwarded-For`, as one field.
+fn append_forwarded_for(headers: &mut HeaderMap, ip: IpAddr) {
+    let name = HeaderName::from_static("x-forwarded-for");
+    let existing: Vec<&str> = headers
+        .get_all(&name)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    let value = if existing.is_empty() {
+        ip.to_string()
+    } else {
+        format!("{}, {ip}", existing.join(", "))
+    };
+    if let Ok(value) = HeaderValue::from_str(&value) {
+        headers.insert(name, value);
+    }
+}
+
+#[cfg(test)]
+mod tests;

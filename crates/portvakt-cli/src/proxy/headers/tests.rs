@@ -1,0 +1,291 @@
+//! Each header rule on its own, and the orders the module documentation says matter.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use http::uri::Authority;
+use http::{HeaderMap, Version};
+use portvakt::{Algorithm, Config, KeySet, SigningKey, Validator, VerifiedToken};
+use serde_json::json;
+
+use super::{ClientSide, HeaderRules};
+
+const PEER: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 1, 2, 3));
+
+fn rules(upstream_version: Version) -> HeaderRules {
+    HeaderRules {
+        upstream_version,
+        preserve_host: true,
+    }
+}
+
+fn http1_client() -> ClientSide<'static> {
+    ClientSide {
+        version: Version::HTTP_11,
+        authority: None,
+        ip: Some(PEER),
+    }
+}
+
+fn headers(list: &[(&'static str, &'static str)]) -> HeaderMap {
+    let mut map = HeaderMap::new();
+    for (name, value) in list {
+        map.append(*name, value.parse().unwrap());
+    }
+    map
+}
+
+/// Every value of `name`, in order.
+fn values(map: &HeaderMap, name: &str) -> Vec<String> {
+    map.get_all(name)
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect()
+}
+
+fn to_upstream(
+    list: &[(&'static str, &'static str)],
+    identity: Option<&VerifiedToken>,
+) -> HeaderMap {
+    let mut map = headers(list);
+    rules(Version::HTTP_11).to_upstream(&mut map, http1_client(), identity);
+    map
+}
+
+/// A token verified by a real validator: consumer 889640782, supplier 974761076, client
+/// `the-client`, scopes `b:scope a:scope`.
+fn verified() -> VerifiedToken {
+    const ISSUER: &str = "https://headers.test/";
+    let key = SigningKey::generate("headers-key").unwrap();
+    let jwks = json!({"keys": [key.public_jwk()]}).to_string();
+    let (keys, _) = KeySet::from_jwks(jwks.as_bytes(), &[Algorithm::RS256]).unwrap();
+    let config = Config::builder()
+        .issuer(ISSUER)
+        .jwks_uri("https://headers.test/jwk")
+        .build()
+        .unwrap();
+    let validator = Validator::with_keys(&config, ISSUER, keys);
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let claims = json!({
+        "iss": ISSUER,
+        "scope": "b:scope a:scope",
+        "client_id": "the-client",
+        "token_type": "Bearer",
+        "consumer": {"authority": "iso6523-actorid-upis", "ID": "0192:889640782"},
+        "supplier": {"authority": "iso6523-actorid-upis", "ID": "0192:974761076"},
+        "iat": now,
+        "exp": now + 120,
+        "jti": "headers-test",
+    });
+    let token = key.sign_jwt(Algorithm::RS256, &claims).unwrap();
+    validator.validate_now(&token).unwrap()
+}
+
+#[test]
+fn rule_2_removes_hop_by_hop_headers_and_what_connection_names() {
+    let hop = [
+        ("connection", "close, x-secret, authorization, host"),
+        ("keep-alive", "timeout=5"),
+        ("proxy-connection", "keep-alive"),
+        ("proxy-authorization", "Basic eA=="),
+        ("proxy-authenticate", "Basic"),
+        ("proxy", "http://attacker.example/"),
+        ("proxy-anything", "1"),
+        ("te", "gzip"),
+        ("trailer", "x-checksum"),
+        ("transfer-encoding", "chunked"),
+        ("upgrade", "websocket"),
+        ("x-secret", "1"),
+    ];
+    let mut list = hop.to_vec();
+    list.extend([
+        ("authorization", "Bearer t"),
+        ("host", "api.example"),
+        ("x-kept", "1"),
+    ]);
+    let map = to_upstream(&list, None);
+    for (name, _) in hop {
+        assert!(!map.contains_key(name), "{name} reached the upstream");
+    }
+    // `Connection` cannot remove what the proxy relies on.
+    assert_eq!(values(&map, "authorization"), ["Bearer t"]);
+    assert_eq!(values(&map, "host"), ["api.example"]);
+    assert_eq!(values(&map, "x-kept"), ["1"]);
+
+    let mut answer = headers(&hop);
+    answer.append("content-type", "text/plain".parse().unwrap());
+    HeaderRules::to_client(&mut answer);
+    assert_eq!(answer.len(), 1, "{answer:?}");
+    assert_eq!(values(&answer, "content-type"), ["text/plain"]);
+}
+
+#[test]
+fn rules_1_and_3_pass_te_trailers_to_an_http2_upstream_only() {
+    let sent = [("te", "deflate;q=0.5, Trailers;q=1"), ("connection", "te")];
+    let mut map = headers(&sent);
+    rules(Version::HTTP_2).to_upstream(&mut map, http1_client(), None);
+    // Noted before rule 2 removed `TE`, even though `Connection` named it.
+    assert_eq!(values(&map, "te"), ["trailers"]);
+
+    let mut map = headers(&sent);
+    rules(Version::HTTP_11).to_upstream(&mut map, http1_client(), None);
+    assert!(!map.contains_key("te"));
+
+    let mut map = headers(&[("te", "gzip")]);
+    rules(Version::HTTP_2).to_upstream(&mut map, http1_client(), None);
+    assert!(!map.contains_key("te"));
+}
+
+#[test]
+fn rule_4_removes_expect() {
+    let map = to_upstream(&[("expect", "100-continue")], None);
+    assert!(!map.contains_key("expect"));
+}
+
+#[test]
+fn rule_5_removes_forged_identity_and_method_overrides_in_either_spelling() {
+    let forged = [
+        ("x-portvakt-consumer-orgno", "974761076"),
+        ("x_portvakt_consumer_orgno", "974761076"),
+        ("x-portvakt_scopes", "admin"),
+        ("x-portvakt-anything-else", "1"),
+        ("x-http-method-override", "DELETE"),
+        ("x_http_method", "DELETE"),
+        ("x-method_override", "DELETE"),
+    ];
+    let mut list = forged.to_vec();
+    list.extend([
+        ("x-portvakt", "not the prefix"),
+        ("x-http-method-overrides", "not an override"),
+    ]);
+    // A public route: nothing is set in their place.
+    let map = to_upstream(&list, None);
+    for (name, _) in forged {
+        assert!(!map.contains_key(name), "{name} reached the upstream");
+    }
+    assert_eq!(values(&map, "x-portvakt"), ["not the prefix"]);
+    assert_eq!(values(&map, "x-http-method-overrides"), ["not an override"]);
+}
+
+#[test]
+fn rule_6_sets_the_identity_after_removing_forgeries_and_hop_by_hop_names() {
+    let token = verified();
+    let map = to_upstream(
+        &[
+            ("x-portvakt-consumer-orgno", "974761076"),
+            ("x_portvakt_client_id", "forged"),
+            ("connection", "x-portvakt-scopes, x-portvakt-client-id"),
+        ],
+        Some(&token),
+    );
+    assert_eq!(values(&map, "x-portvakt-consumer-orgno"), ["889640782"]);
+    assert_eq!(values(&map, "x-portvakt-consumer-id"), ["0192:889640782"]);
+    assert_eq!(values(&map, "x-portvakt-supplier-orgno"), ["974761076"]);
+    assert_eq!(values(&map, "x-portvakt-client-id"), ["the-client"]);
+    assert_eq!(values(&map, "x-portvakt-scopes"), ["a:scope b:scope"]);
+    assert!(!map.contains_key("x_portvakt_client_id"));
+}
+
+#[test]
+fn rule_7_keeps_or_drops_host() {
+    let authority = Authority::from_static("api.example:8443");
+    let http2_client = ClientSide {
+        version: Version::HTTP_2,
+        authority: Some(&authority),
+        ip: None,
+    };
+    let mut map = HeaderMap::new();
+    rules(Version::HTTP_11).to_upstream(&mut map, http2_client, None);
+    assert_eq!(
+        values(&map, "host"),
+        ["api.example:8443"],
+        "from :authority"
+    );
+
+    let mut map = headers(&[("host", "sent.example")]);
+    rules(Version::HTTP_11).to_upstream(&mut map, http2_client, None);
+    assert_eq!(
+        values(&map, "host"),
+        ["sent.example"],
+        "the client's Host wins"
+    );
+
+    let rules = HeaderRules {
+        upstream_version: Version::HTTP_11,
+        preserve_host: false,
+    };
+    let mut map = headers(&[("host", "sent.example")]);
+    rules.to_upstream(&mut map, http2_client, None);
+    assert!(
+        !map.contains_key("host"),
+        "the upstream's address is sent instead"
+    );
+}
+
+#[test]
+fn rule_8_joins_cookies_from_http2_clients_for_http1_upstreams() {
+    let cookies = [("cookie", "a=1"), ("cookie", "b=2")];
+    let http2_client = ClientSide {
+        version: Version::HTTP_2,
+        ..http1_client()
+    };
+    let mut map = headers(&cookies);
+    rules(Version::HTTP_11).to_upstream(&mut map, http2_client, None);
+    assert_eq!(values(&map, "cookie"), ["a=1; b=2"]);
+
+    let mut map = headers(&cookies);
+    rules(Version::HTTP_2).to_upstream(&mut map, http2_client, None);
+    assert_eq!(values(&map, "cookie"), ["a=1", "b=2"]);
+
+    let map = to_upstream(&cookies, None);
+    assert_eq!(values(&map, "cookie"), ["a=1", "b=2"]);
+}
+
+#[test]
+fn rule_9_appends_the_client_address_after_hop_by_hop_removal() {
+    let map = to_upstream(&[], None);
+    assert_eq!(values(&map, "x-forwarded-for"), ["10.1.2.3"]);
+
+    let map = to_upstream(
+        &[
+            ("x-forwarded-for", "192.0.2.1"),
+            ("x-forwarded-for", "192.0.2.2"),
+        ],
+        None,
+    );
+    assert_eq!(
+        values(&map, "x-forwarded-for"),
+        ["192.0.2.1, 192.0.2.2, 10.1.2.3"]
+    );
+
+    // `Connection` removes the client's value, never the address the proxy adds.
+    let map = to_upstream(
+        &[
+            ("x-forwarded-for", "192.0.2.1"),
+            ("connection", "x-forwarded-for"),
+        ],
+        None,
+    );
+    assert_eq!(values(&map, "x-forwarded-for"), ["10.1.2.3"]);
+
+    let mut map = HeaderMap::new();
+    let no_address = ClientSide {
+        ip: None,
+        ..http1_client()
+    };
+    rules(Version::HTTP_11).to_upstream(&mut map, no_address, None);
+    assert!(!map.contains_key("x-forwarded-for"));
+}
+
+#[test]
+fn rule_10_sets_x_forwarded_proto_unless_sent() {
+    assert_eq!(
+        values(&to_upstream(&[], None), "x-forwarded-proto"),
+        ["http"]
+    );
+    let map = to_upstream(&[("x-forwarded-proto", "https")], None);
+    assert_eq!(values(&map, "x-forwarded-proto"), ["https"]);
+}
