@@ -1,5 +1,5 @@
-//! The enforcing reverse proxy: every request is checked against a route policy ([`routes::PolicyFile`]) and its token
-//! validated before it reaches the upstream API.
+//! The enforcing reverse proxy: every request is checked against a route policy
+//! ([`routes::PolicyFile`]) and its token validated before it reaches the upstream API.
 //!
 //! ```text
 //! client ──► portvakt proxy (--proxy-listen) ──► upstream (--upstream http://127.0.0.1:8080)

@@ -270,14 +270,8 @@ impl Sidecar {
     /// Serves every listener until SIGTERM/SIGINT, then drains them within
     /// `--shutdown-timeout` and stops the local issuer.
     async fn serve(self) {
-        let Sidecar {
-            args,
-            state,
-            listener,
-            probe_listener,
-            proxy,
-            dev_issuer,
-        } = self;
+        let (args, state, listener) = (self.args, self.state, self.listener);
+        let dev_issuer = self.dev_issuer;
         let api_addr = local_addr(&listener);
         if let Some(issuer) = &dev_issuer {
             print_dev_banner(api_addr, issuer);
@@ -290,12 +284,12 @@ impl Sidecar {
         let limits = args.listener_config();
         let api = serve_api(listener, state.clone(), limits, stopped(stop_rx.clone()));
         servers.spawn(log_failure(api));
-        if let Some(probe) = probe_listener {
+        if let Some(probe) = self.probe_listener {
             let router = probe_router(state.clone());
             let probes = listener::serve(probe, router, limits, stopped(stop_rx.clone()));
             servers.spawn(log_failure(probes));
         }
-        if let Some((proxy_listener, proxy_state)) = proxy {
+        if let Some((proxy_listener, proxy_state)) = self.proxy {
             tracing::info!(listen = %local_addr(&proxy_listener), upstream = ?args.upstream, "enforcing proxy listening");
             let proxy = crate::proxy::serve(proxy_listener, proxy_state, stopped(stop_rx.clone()));
             servers.spawn(log_failure(proxy));
