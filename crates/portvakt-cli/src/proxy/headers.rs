@@ -1,6 +1,6 @@
 //! What the upstream receives, and what the client gets back: every header rule of the proxy,
-//! applied by [`HeaderRules::to_upstream`] in the order of this table (and by
-//! [`HeaderRules::to_client`] to the upstream's answer).
+//! applied to each request in the order of this table (by `HeaderRules::to_upstream`; the
+//! upstream's answer gets `HeaderRules::to_client`).
 //!
 //! The request otherwise goes on as sent: the same method, path and query (never rewritten),
 //! body (streamed, never buffered) and `Authorization` header (unchanged).
