@@ -7,6 +7,8 @@
 
 use std::fmt;
 
+use http::StatusCode;
+
 use crate::algorithm::Algorithm;
 use crate::scope::ScopeRequirement;
 
@@ -241,70 +243,135 @@ fn consumer_message(orgno: Option<&str>) -> String {
     }
 }
 
+error_codes! {
+    ValidationError;
+    TokenTooLarge => "token_too_large", InvalidToken;
+    NotCompactJws | BadBase64 | BadJson => "malformed_token", InvalidToken;
+    AlgorithmNotAllowed => "alg_not_allowed", InvalidToken;
+    MissingKid => "missing_kid", InvalidToken;
+    UnsupportedHeader => "unsupported_header", InvalidToken;
+    UnknownKid => "unknown_kid", InvalidToken;
+    KeysUnavailable => "keys_unavailable", Unavailable;
+    KeyAlgorithmMismatch => "key_alg_mismatch", InvalidToken;
+    BadSignature => "bad_signature", InvalidToken;
+    InvalidClaim => "invalid_claim", InvalidToken;
+    WrongIssuer => "invalid_issuer", InvalidToken;
+    MissingExpiry => "missing_exp", InvalidToken;
+    Expired => "expired", InvalidToken;
+    NotYetValid => "not_yet_valid", InvalidToken;
+    IssuedInFuture => "issued_in_future", InvalidToken;
+    WrongAudience => "invalid_audience", InvalidToken;
+    InsufficientScope => "insufficient_scope", Forbidden;
+    ConsumerNotAllowed => "consumer_not_allowed", Forbidden;
+}
+
 impl ValidationError {
     /// A stable, short, machine-readable code for this error, e.g. `expired`,
     /// `bad_signature`, `unknown_kid`, `insufficient_scope`. Safe as a metric label.
     pub fn code(&self) -> &'static str {
-        match self {
-            ValidationError::TokenTooLarge { .. } => "token_too_large",
-            ValidationError::NotCompactJws { .. } => "malformed_token",
-            ValidationError::BadBase64 { .. } => "malformed_token",
-            ValidationError::BadJson { .. } => "malformed_token",
-            ValidationError::AlgorithmNotAllowed { .. } => "alg_not_allowed",
-            ValidationError::MissingKid => "missing_kid",
-            ValidationError::UnsupportedHeader { .. } => "unsupported_header",
-            ValidationError::UnknownKid { .. } => "unknown_kid",
-            ValidationError::KeysUnavailable => "keys_unavailable",
-            ValidationError::KeyAlgorithmMismatch { .. } => "key_alg_mismatch",
-            ValidationError::BadSignature { .. } => "bad_signature",
-            ValidationError::InvalidClaim { .. } => "invalid_claim",
-            ValidationError::WrongIssuer { .. } => "invalid_issuer",
-            ValidationError::MissingExpiry => "missing_exp",
-            ValidationError::Expired { .. } => "expired",
-            ValidationError::NotYetValid { .. } => "not_yet_valid",
-            ValidationError::IssuedInFuture { .. } => "issued_in_future",
-            ValidationError::WrongAudience { .. } => "invalid_audience",
-            ValidationError::InsufficientScope { .. } => "insufficient_scope",
-            ValidationError::ConsumerNotAllowed { .. } => "consumer_not_allowed",
-        }
+        self.entry().0
     }
 
-    /// Every code [`code`](Self::code) can return, for pre-registering metric labels.
-    pub const CODES: &'static [&'static str] = &[
-        "token_too_large",
-        "malformed_token",
-        "alg_not_allowed",
-        "missing_kid",
-        "unsupported_header",
-        "unknown_kid",
-        "keys_unavailable",
-        "key_alg_mismatch",
-        "bad_signature",
-        "invalid_claim",
-        "invalid_issuer",
-        "missing_exp",
-        "expired",
-        "not_yet_valid",
-        "issued_in_future",
-        "invalid_audience",
-        "insufficient_scope",
-        "consumer_not_allowed",
-    ];
+    /// How the refusal is answered: [`ErrorClass::InvalidToken`] (401),
+    /// [`ErrorClass::Forbidden`] (403) or [`ErrorClass::Unavailable`] (503).
+    ///
+    /// ```
+    /// use portvakt::{ErrorClass, ValidationError};
+    /// assert_eq!(ValidationError::MissingKid.class(), ErrorClass::InvalidToken);
+    /// assert_eq!(ValidationError::KeysUnavailable.class().status(), 503);
+    /// ```
+    pub fn class(&self) -> ErrorClass {
+        self.entry().1
+    }
 
     /// True when the token itself is fine but the caller lacks permission: scope or consumer.
     /// RFC 6750 answers these with 403 `insufficient_scope`; everything else is 401
     /// `invalid_token`.
     pub fn is_forbidden(&self) -> bool {
-        matches!(
-            self,
-            ValidationError::InsufficientScope { .. } | ValidationError::ConsumerNotAllowed { .. }
-        )
+        self.class() == ErrorClass::Forbidden
     }
 
     /// True when the failure is on our side (no keys yet), not the caller's: a proxy may
     /// answer 503 rather than 401 so clients retry.
     pub fn is_unavailable(&self) -> bool {
-        matches!(self, ValidationError::KeysUnavailable)
+        self.class() == ErrorClass::Unavailable
+    }
+}
+
+/// How a refused request is answered: the HTTP status and the RFC 6750 error it carries. Every
+/// [`ValidationError`] and [`BearerError`](crate::bearer::BearerError) has one
+/// ([`ValidationError::class`], [`BearerError::class`](crate::bearer::BearerError::class)),
+/// declared beside its code.
+///
+/// ```
+/// use portvakt::ErrorClass;
+/// assert_eq!(ErrorClass::Forbidden.status(), http::StatusCode::FORBIDDEN);
+/// assert_eq!(ErrorClass::MissingToken.as_str(), "missing_token");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorClass {
+    /// A malformed `Authorization` header: 400, `invalid_request`.
+    BadRequest,
+    /// No Bearer credentials (no header, or another scheme): 401 with a bare challenge.
+    MissingToken,
+    /// The token is invalid (signature, expiry, issuer, ...): 401, `invalid_token`.
+    InvalidToken,
+    /// A valid token without the scope or consumer the route needs: 403, `insufficient_scope`.
+    Forbidden,
+    /// Our side cannot judge the token yet (no signing keys): 503 with `Retry-After`.
+    Unavailable,
+}
+
+impl ErrorClass {
+    /// Every class, for pre-registering metric labels.
+    pub const ALL: [ErrorClass; 5] = [
+        ErrorClass::BadRequest,
+        ErrorClass::MissingToken,
+        ErrorClass::InvalidToken,
+        ErrorClass::Forbidden,
+        ErrorClass::Unavailable,
+    ];
+
+    /// The HTTP status of the answer.
+    ///
+    /// ```
+    /// use portvakt::ErrorClass;
+    /// assert_eq!(ErrorClass::BadRequest.status(), 400);
+    /// assert_eq!(ErrorClass::MissingToken.status(), 401);
+    /// assert_eq!(ErrorClass::Unavailable.status(), 503);
+    /// ```
+    pub fn status(self) -> StatusCode {
+        match self {
+            ErrorClass::BadRequest => StatusCode::BAD_REQUEST,
+            ErrorClass::MissingToken | ErrorClass::InvalidToken => StatusCode::UNAUTHORIZED,
+            ErrorClass::Forbidden => StatusCode::FORBIDDEN,
+            ErrorClass::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    /// A short stable name, safe as a metric label: `bad_request`, `missing_token`,
+    /// `invalid_token`, `forbidden`, `unavailable`.
+    ///
+    /// ```
+    /// use portvakt::ErrorClass;
+    /// assert_eq!(ErrorClass::InvalidToken.as_str(), "invalid_token");
+    /// assert_eq!(ErrorClass::InvalidToken.to_string(), "invalid_token");
+    /// ```
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorClass::BadRequest => "bad_request",
+            ErrorClass::MissingToken => "missing_token",
+            ErrorClass::InvalidToken => "invalid_token",
+            ErrorClass::Forbidden => "forbidden",
+            ErrorClass::Unavailable => "unavailable",
+        }
+    }
+}
+
+impl fmt::Display for ErrorClass {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -320,6 +387,14 @@ mod tests {
         let shown = printable(&long);
         assert_eq!(shown.chars().count(), MAX_ECHO + 1);
         assert!(shown.ends_with('…'));
+    }
+
+    #[test]
+    fn codes_are_listed_once() {
+        let mut codes = ValidationError::CODES.to_vec();
+        codes.sort_unstable();
+        codes.dedup();
+        assert_eq!(codes.len(), ValidationError::CODES.len());
     }
 
     #[test]

@@ -46,7 +46,7 @@ use axum::response::{IntoResponse, Response};
 use http::header::CONTENT_TYPE;
 use http::{HeaderValue, StatusCode};
 
-use crate::bearer::{BearerError, ErrorBody, Rejection, bearer_token};
+use crate::bearer::{BearerError, ErrorBody, Reason, Rejection, authorize};
 use crate::layer::{Anonymous, Shared};
 use crate::scope::Policy;
 use crate::validator::{Validator, VerifiedToken};
@@ -145,18 +145,15 @@ async fn find(parts: &mut Parts) -> Result<Found, MaskinportenRejection> {
         tracing::error!("{MISCONFIGURED}");
         return Err(MaskinportenRejection(Kind::Misconfigured));
     };
-    let token = match bearer_token(&parts.headers) {
-        Ok(token) => token,
-        Err(BearerError::Missing) => return Ok(Found::Anonymous(None)),
-        Err(e) => return Err(MaskinportenRejection::refused(Rejection::new(e), None)),
-    };
-    match validator.validate(token).await {
+    // No policy here: the handler checks one with `Maskinporten::require`.
+    match authorize(&validator, &parts.headers, &Policy::new()).await {
         Ok(verified) => {
             // Later extractors of the same request reuse it.
             parts.extensions.insert(verified.clone());
             Ok(Found::Token(verified))
         }
-        Err(e) => Err(MaskinportenRejection::refused(Rejection::new(e), None)),
+        Err(Reason::Header(BearerError::Missing)) => Ok(Found::Anonymous(None)),
+        Err(reason) => Err(MaskinportenRejection::refused(Rejection::new(reason), None)),
     }
 }
 

@@ -3,7 +3,7 @@
 //! [`MaskinportenLayer`] wraps any service of `http::Request<B>`: an axum `Router` (with
 //! `layer` or `route_layer`), a plain hyper service, or a tonic server (gRPC carries the token in
 //! the `authorization` metadata, which is the HTTP/2 header). For every request it reads the
-//! Bearer token ([`bearer_token`]), validates it with the shared [`Validator`], applies the
+//! Bearer token ([`bearer_token`](crate::bearer::bearer_token)), validates it with the shared [`Validator`], applies the
 //! route's [`Policy`], stores the [`VerifiedToken`] in the request extensions and calls the inner
 //! service. A refused request is answered at once, without calling the inner service, with the
 //! RFC 6750 answer of [`Rejection`]; gRPC requests get a gRPC status instead.
@@ -60,8 +60,9 @@ use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 use tower::{Layer, Service};
 
-use crate::bearer::{BearerError, DEFAULT_REALM, Reason, Rejection, bearer_token, is_grpc};
-use crate::error::ValidationError;
+use crate::bearer::{
+    Authorization, BearerError, DEFAULT_REALM, Pending, Reason, Rejection, authorize_now, is_grpc,
+};
 use crate::scope::{Policy, ScopeRequirement};
 use crate::validator::{Validator, VerifiedToken};
 
@@ -402,7 +403,7 @@ enum Check {
     Refuse(Reason),
     /// The token names a key we do not hold (or we hold none): validate asynchronously, which
     /// may wait for one rate-limited key refresh.
-    Wait(String),
+    Wait(Pending<'static>),
 }
 
 /// Marks a request the layer let through without a token ([`MaskinportenLayer::allow_anonymous`]),
@@ -423,24 +424,15 @@ impl Shared {
                 Err(e) => Check::Refuse(e.into()),
             };
         }
-        let token = match bearer_token(req.headers()) {
-            Ok(token) => token,
-            Err(BearerError::Missing) if self.anonymous => {
+        let verified = match authorize_now(&self.validator, req.headers(), &self.policy) {
+            Authorization::Granted(verified) => verified,
+            Authorization::Refused(Reason::Header(BearerError::Missing)) if self.anonymous => {
                 req.extensions_mut().insert(Anonymous(Arc::clone(self)));
                 return Check::Pass;
             }
-            Err(e) => return Check::Refuse(e.into()),
+            Authorization::Refused(reason) => return Check::Refuse(reason),
+            Authorization::Pending(pending) => return Check::Wait(pending.into_owned()),
         };
-        let verified = match self.validator.validate_now(token) {
-            Ok(verified) => verified,
-            Err(ValidationError::UnknownKid { .. } | ValidationError::KeysUnavailable) => {
-                return Check::Wait(token.to_owned());
-            }
-            Err(e) => return Check::Refuse(e.into()),
-        };
-        if let Err(e) = self.policy.check(&verified) {
-            return Check::Refuse(e.into());
-        }
         req.extensions_mut().insert(verified);
         Check::Pass
     }
@@ -449,11 +441,6 @@ impl Shared {
     /// clone of it): then it needs no second validation, only this layer's policy.
     fn accepts_verified(&self, token: &VerifiedToken) -> bool {
         token.verified_by(&self.validator)
-    }
-
-    /// The slow path of [`check`](Self::check).
-    async fn validate(&self, token: &str) -> Result<VerifiedToken, ValidationError> {
-        self.validator.validate_with(token, &self.policy).await
     }
 
     /// The refusal as HTTP: the application's hook made protocol-correct, or portvakt's JSON.
@@ -515,20 +502,20 @@ where
                     response: Some(self.shared.refuse(reason, req.headers())),
                 },
             },
-            Check::Wait(token) => {
+            Check::Wait(pending) => {
                 // The inner service was made ready for this request; keep that one and leave a
                 // clone for the next (tower's documented pattern for calling later).
                 let clone = self.inner.clone();
                 let mut inner = std::mem::replace(&mut self.inner, clone);
                 let shared = Arc::clone(&self.shared);
                 let future = async move {
-                    match shared.validate(&token).await {
+                    match pending.finish(&shared.validator, &shared.policy).await {
                         Ok(verified) => {
                             req.extensions_mut().insert(verified);
                             let response = inner.call(req).await?;
                             Ok(response.map(ResponseBody::inner))
                         }
-                        Err(e) => Ok(shared.refuse(e.into(), req.headers())),
+                        Err(reason) => Ok(shared.refuse(reason, req.headers())),
                     }
                 };
                 ResponseFuture {

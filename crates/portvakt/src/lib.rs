@@ -27,6 +27,9 @@
 
 #![warn(missing_docs)]
 
+#[macro_use]
+mod macros;
+
 mod algorithm;
 pub mod bearer;
 mod cache;
@@ -59,7 +62,7 @@ pub use config::{
     DEFAULT_MAX_TOKEN_SIZE, ENV_ALGORITHMS, ENV_AUDIENCE, ENV_ISSUER, ENV_JWKS_URI,
     ENV_WELL_KNOWN_URL,
 };
-pub use error::{Segment, ValidationError};
+pub use error::{ErrorClass, Segment, ValidationError};
 pub use fetch::FetchError;
 pub use jwk::{KeySet, KeyWarning, VerifyFailure, VerifyingKey};
 pub use keystore::{KeyStats, Readiness};
