@@ -1,0 +1,55 @@
+//! The introspection request parser (`POST /api/v1/introspect`): JSON and form bodies, any
+//! content type.
+//!
+//! Input: the first line is the `Content-Type` (empty: none), the rest the body. Invariants:
+//! never a panic; a request it accepts names `identity_provider` `maskinporten` and a non-empty
+//! token, and that token (and the audience) is what plain serde_json (JSON) or the `url`
+//! crate's form reader (last value wins) reads from the same body.
+
+use portvakt_cli::serve::introspect::parse_request;
+use serde_json::Value;
+
+/// The fuzz target.
+pub fn run(data: &[u8]) {
+    let (content_type, body) = match data.iter().position(|&b| b == b'\n') {
+        Some(i) => (&data[..i], &data[i + 1..]),
+        None => (&data[..0], data),
+    };
+    let Ok(content_type) = std::str::from_utf8(content_type) else {
+        return;
+    };
+    let content_type = (!content_type.is_empty()).then_some(content_type);
+    let Ok(request) = parse_request(content_type, body) else {
+        return;
+    };
+    assert!(!request.token.is_empty(), "accepted an empty token");
+    let media = content_type
+        .and_then(|ct| ct.split(';').next())
+        .map(|m| m.trim().to_ascii_lowercase())
+        .unwrap_or_default();
+    let (provider, token, audience) = match media.as_str() {
+        "application/json" => {
+            let value: Value =
+                serde_json::from_slice(body).expect("accepted JSON that serde_json refuses");
+            let text = |name: &str| value.get(name).and_then(Value::as_str).map(str::to_owned);
+            (text("identity_provider"), text("token"), text("audience"))
+        }
+        "application/x-www-form-urlencoded" => {
+            let last = |name: &str| {
+                url::form_urlencoded::parse(body)
+                    .filter(|(k, _)| k == name)
+                    .last()
+                    .map(|(_, v)| v.into_owned())
+            };
+            (last("identity_provider"), last("token"), last("audience"))
+        }
+        other => panic!("accepted a request with content type {other:?}"),
+    };
+    assert_eq!(provider.as_deref(), Some("maskinporten"));
+    assert_eq!(token.as_deref(), Some(&*request.token), "a different token");
+    assert_eq!(
+        audience.as_deref(),
+        request.audience.as_deref(),
+        "a different audience"
+    );
+}
