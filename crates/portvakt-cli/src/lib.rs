@@ -1,6 +1,8 @@
 //! The `portvakt` command's subcommands, as a library so integration tests can drive them
 //! in-process. The binary (`main.rs`) only parses arguments and dispatches.
 
+#![forbid(unsafe_code)]
+
 pub mod duration;
 pub mod inspect_cmd;
 pub mod issuer_cmd;

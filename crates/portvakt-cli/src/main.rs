@@ -2,6 +2,8 @@
 //! inspector, and a NAIS manifest linter. Each subcommand lives in its own module; this file
 //! parses arguments, sets up logging, and dispatches.
 
+#![forbid(unsafe_code)]
+
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};

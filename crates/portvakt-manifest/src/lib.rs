@@ -36,6 +36,8 @@
 //! );
 //! ```
 
+#![forbid(unsafe_code)]
+
 mod diagnostic;
 mod grants;
 mod model;

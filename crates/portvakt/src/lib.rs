@@ -25,6 +25,7 @@
 //! consumers. Keys are refreshed in the background, single-flight and rate-limited on unknown
 //! `kid`s; the last good keys are kept when the issuer fails. Verified tokens are cached.
 
+#![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 #[macro_use]
