@@ -13,7 +13,7 @@
 //!
 //! Input: the first line is a path pattern (as in a policy file), the rest the request target.
 
-use portvakt_cli::proxy::{PolicyFile, RequestPath};
+use portvakt_cli::proxy::routes::{PolicyFile, RequestPath};
 
 /// The fuzz target.
 pub fn run(data: &[u8]) {

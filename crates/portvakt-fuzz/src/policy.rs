@@ -4,7 +4,7 @@
 //! routes whose patterns reparse to themselves, and its summary renders; a route that is not
 //! public names a scope requirement or is a deny route (`check_policy` semantics).
 
-use portvakt_cli::proxy::PolicyFile;
+use portvakt_cli::proxy::routes::PolicyFile;
 
 /// The fuzz target.
 pub fn run(data: &[u8]) {
