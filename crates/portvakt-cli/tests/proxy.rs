@@ -1604,3 +1604,55 @@ fn first_matching_route_wins() {
     assert!(policy.match_route(&Method::GET, &other).is_none());
     assert_eq!(policy.access(&Method::GET, &other), &Access::Deny);
 }
+
+/// Every refusal is counted under its outcome: the library's class for credentials
+/// (`bearer::authorize`), the proxy's own for paths and routes.
+#[tokio::test]
+async fn every_refusal_is_counted_under_its_outcome() {
+    let h = harness().await;
+    let get = |path: &str, authorization: Option<String>| {
+        let mut request = h.http.get(h.url(path));
+        if let Some(value) = authorization {
+            request = request.header("authorization", value);
+        }
+        request.send()
+    };
+    let bearer = |scope: &str| Some(format!("Bearer {}", token(scope)));
+    for (path, authorization, status) in [
+        ("/api/read/x", None, 401),
+        ("/api/read/x", Some("Basic dXNlcjpwYXNz".to_owned()), 401),
+        ("/api/read/x", Some("Bearer a b".to_owned()), 400),
+        ("/api/read/x", Some("Bearer".to_owned()), 400),
+        ("/api/read/x", Some("Bearer abc.def".to_owned()), 401),
+        ("/api/read/x", bearer(WRITE), 403),
+        ("/api/partner/x", bearer(READ), 403),
+        ("/admin", bearer(READ), 403),
+    ] {
+        let response = get(path, authorization.clone()).await.unwrap();
+        assert_eq!(response.status(), status, "{path} {authorization:?}");
+    }
+    let (status, _) = raw(
+        h.proxy,
+        "GET /api/read/../x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".to_owned(),
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert_eq!(h.upstream_hits(), 0);
+
+    let metrics = h.metrics.render(&h.validator);
+    for (outcome, count) in [
+        ("missing_token", 2),
+        ("bad_request", 3),
+        ("invalid_token", 1),
+        ("forbidden", 2),
+        ("denied", 1),
+    ] {
+        let line =
+            format!(r#"portvakt_requests_total{{endpoint="proxy",outcome="{outcome}"}} {count}"#);
+        assert!(metrics.contains(&line), "{line}\n{metrics}");
+    }
+    assert!(
+        metrics.contains(r#"portvakt_requests_total{endpoint="proxy",outcome="forwarded"} 0"#),
+        "{metrics}"
+    );
+}

@@ -96,7 +96,7 @@ use hyper::body::{Bytes, Frame, Incoming, SizeHint};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
-use portvakt::bearer::{Rejection, bearer_token};
+use portvakt::bearer::{self, Reason, Rejection};
 use portvakt::{Validator, VerifiedToken};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use url::Url;
@@ -382,55 +382,32 @@ async fn handle(State(state): State<ProxyState>, request: Request) -> Response {
     forward(inner, request, identity.as_ref()).await
 }
 
-/// Validates the request's token against the route's policy, or answers the refusal.
+/// Authorizes the request through the library's seam ([`bearer::authorize`]: the token read,
+/// validated and checked against the route's policy, as the tower layer and the extractor do),
+/// counting the outcome under the library's class of the refusal, or answers the refusal.
 async fn authorize(
     inner: &Inner,
     headers: &HeaderMap,
     policy: &portvakt::Policy,
 ) -> Result<VerifiedToken, Response> {
-    let token = match bearer_token(headers) {
-        Ok(token) => token,
-        Err(e) => {
-            count(
-                inner,
-                if e.is_malformed() {
-                    "bad_request"
-                } else {
-                    "missing_token"
-                },
-            );
-            tracing::debug!(code = e.code(), "proxy: no usable bearer token");
-            return Err(answer::rejection(
-                &Rejection::new(e).with_realm(Arc::clone(&inner.realm)),
-            ));
-        }
-    };
     let started = Instant::now();
-    let result = inner.validator.validate_with(token, policy).await;
-    let elapsed = started.elapsed();
-    match result {
+    let reason = match bearer::authorize(&inner.validator, headers, policy).await {
         Ok(verified) => {
-            inner.metrics.validation("valid", elapsed);
-            Ok(verified)
+            inner.metrics.validation("valid", started.elapsed());
+            return Ok(verified);
         }
-        Err(e) => {
-            inner.metrics.validation(e.code(), elapsed);
-            tracing::debug!(code = e.code(), error = %e, "proxy: token refused");
-            count(
-                inner,
-                if e.is_unavailable() {
-                    "unavailable"
-                } else if e.is_forbidden() {
-                    "forbidden"
-                } else {
-                    "invalid_token"
-                },
-            );
-            Err(answer::rejection(
-                &Rejection::new(e).with_realm(Arc::clone(&inner.realm)),
-            ))
-        }
+        Err(reason) => reason,
+    };
+    if let Reason::Token(e) = &reason {
+        inner.metrics.validation(e.code(), started.elapsed());
+        tracing::debug!(code = e.code(), error = %e, "proxy: token refused");
+    } else {
+        tracing::debug!(code = reason.code(), "proxy: no usable bearer token");
     }
+    count(inner, reason.class().as_str());
+    Err(answer::rejection(
+        &Rejection::new(reason).with_realm(Arc::clone(&inner.realm)),
+    ))
 }
 
 /// Forwards the (authorized) request and streams the answer back.
