@@ -35,10 +35,10 @@ use url::Url;
 
 use crate::algorithm::Algorithm;
 use crate::config::{ENV_ISSUER, ENV_WELL_KNOWN_URL, checked_url};
-use crate::discovery::Discovery;
 use crate::encoding::{encode_base64url, parse_json_object};
 use crate::fetch::{MAX_DOCUMENT_BYTES, get_document, try_client};
-use crate::signing::{SigningError, SigningKey};
+use crate::jws::{SigningError, SigningKey};
+use crate::keys::Discovery;
 
 /// The client's id, set by NAIS for consumers.
 pub const ENV_CLIENT_ID: &str = "MASKINPORTEN_CLIENT_ID";

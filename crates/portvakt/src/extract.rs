@@ -48,8 +48,9 @@ use http::{HeaderValue, StatusCode};
 
 use crate::bearer::{BearerError, ErrorBody, Reason, Rejection, authorize};
 use crate::layer::{Anonymous, Shared};
-use crate::scope::Policy;
-use crate::validator::{Validator, VerifiedToken};
+use crate::policy::Policy;
+use crate::token::VerifiedToken;
+use crate::validator::Validator;
 
 /// What a misconfigured route answers.
 const MISCONFIGURED: &str = "portvakt: this route reads a Maskinporten token, but no MaskinportenLayer ran for it and no Validator is in the request extensions; add `.route_layer(MaskinportenLayer::new(validator))` or `.layer(Extension(validator))` to the router";

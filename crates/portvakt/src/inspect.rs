@@ -10,12 +10,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::claims::{Claims, check_audience};
 use crate::error::{ValidationError, printable};
 use crate::jws::{
     decode_header, decode_unverified_header, decode_unverified_payload, split_compact,
 };
-use crate::scope::Policy;
+use crate::policy::Policy;
+use crate::token::{Claims, check_audience};
 use crate::validator::Validator;
 
 /// The outcome of one check.

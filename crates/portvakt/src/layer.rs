@@ -63,8 +63,10 @@ use tower::{Layer, Service};
 use crate::bearer::{
     Authorization, BearerError, DEFAULT_REALM, Pending, Reason, Rejection, authorize_now, is_grpc,
 };
-use crate::scope::{Policy, ScopeRequirement};
-use crate::validator::{Validator, VerifiedToken};
+use crate::policy::Policy;
+use crate::scope::ScopeRequirement;
+use crate::token::VerifiedToken;
+use crate::validator::Validator;
 
 /// Builds the application's refusal response; see [`MaskinportenLayer::on_rejection`].
 type RejectionHook = Arc<dyn Fn(&Rejection) -> Response<Bytes> + Send + Sync>;

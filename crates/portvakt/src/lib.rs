@@ -33,22 +33,17 @@ mod macros;
 
 mod algorithm;
 pub mod bearer;
-mod cache;
-pub mod claims;
 pub mod client;
 mod config;
-pub mod discovery;
 mod encoding;
 mod error;
 mod fetch;
 pub mod inspect;
-pub mod jwk;
 pub mod jws;
-mod keystore;
-mod payload;
-mod roca;
-pub mod scope;
-pub mod signing;
+pub mod keys;
+mod policy;
+mod scope;
+pub mod token;
 mod validator;
 
 #[cfg(feature = "axum")]
@@ -57,7 +52,6 @@ pub mod extract;
 pub mod layer;
 
 pub use algorithm::Algorithm;
-pub use claims::{Claims, Organization};
 pub use config::{
     Config, ConfigBuilder, ConfigError, DEFAULT_CACHE_BYTES, DEFAULT_LEEWAY,
     DEFAULT_MAX_TOKEN_SIZE, ENV_ALGORITHMS, ENV_AUDIENCE, ENV_ISSUER, ENV_JWKS_URI,
@@ -65,8 +59,11 @@ pub use config::{
 };
 pub use error::{ErrorClass, Segment, ValidationError};
 pub use fetch::FetchError;
-pub use jwk::{KeySet, KeyWarning, VerifyFailure, VerifyingKey};
-pub use keystore::{KeyStats, Readiness};
-pub use scope::{Policy, ScopeRequirement, ScopeSet};
-pub use signing::{SigningError, SigningKey};
-pub use validator::{Stats, Validator, VerifiedToken};
+pub use jws::signing::{SigningError, SigningKey};
+pub use keys::jwk::{KeySet, KeyWarning, VerifyFailure, VerifyingKey};
+pub use keys::store::{KeyStats, Readiness};
+pub use policy::Policy;
+pub use scope::{Conjunction, ScopeRequirement, ScopeSet};
+pub use token::claims::{Claims, Organization};
+pub use token::verified::VerifiedToken;
+pub use validator::{Stats, Validator};

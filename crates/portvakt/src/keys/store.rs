@@ -20,10 +20,12 @@ use arc_swap::ArcSwapOption;
 use tokio::sync::watch;
 use url::Url;
 
+use super::discovery::{Discovery, DiscoveryError};
+use super::jwk::KeySet;
+use super::schedule::{RefreshSchedule, random_u64};
+use crate::algorithm::Algorithm;
 use crate::config::{Config, ENV_ISSUER, ENV_JWKS_URI, ENV_WELL_KNOWN_URL, Source};
-use crate::discovery::{Discovery, DiscoveryError};
 use crate::fetch::get_document;
-use crate::jwk::KeySet;
 
 /// What the validator verifies against at one moment: the trusted issuer and its keys.
 #[derive(Debug)]
@@ -112,11 +114,8 @@ enum RefreshError {
 pub(crate) struct KeyStore {
     current: ArcSwapOption<Snapshot>,
     source: Option<Source>,
-    algorithms: Vec<crate::Algorithm>,
-    refresh_interval: Duration,
-    unknown_kid_interval: Duration,
-    max_key_age: Duration,
-    wait_limit: Duration,
+    algorithms: Vec<Algorithm>,
+    schedule: RefreshSchedule,
     client: reqwest::Client,
     in_flight: AtomicBool,
     generation: watch::Sender<u64>,
@@ -162,11 +161,7 @@ impl KeyStore {
             current: ArcSwapOption::new(snapshot.map(Arc::new)),
             source,
             algorithms: config.algorithms.clone(),
-            refresh_interval: config.refresh_interval,
-            unknown_kid_interval: config.unknown_kid_interval,
-            max_key_age: config.max_key_age,
-            // Discovery and JWKS may both be fetched, each bounded by the timeout.
-            wait_limit: config.http_timeout * 2 + Duration::from_millis(500),
+            schedule: RefreshSchedule::from_config(config),
             client: config.http.clone(),
             in_flight: AtomicBool::new(false),
             generation: watch::channel(0).0,
@@ -202,7 +197,8 @@ impl KeyStore {
             // Keys past their maximum age are about to be dropped by their timer; never call
             // them ready, even if the timer has not run yet.
             Some(snapshot)
-                if self.source.is_some() && snapshot.fetched_at.elapsed() > self.max_key_age =>
+                if self.source.is_some()
+                    && self.schedule.is_aged_out(snapshot.fetched_at.elapsed()) =>
             {
                 Readiness::NotReady {
                     reason: self.aged_out_reason(status.last_error.as_deref()),
@@ -235,22 +231,20 @@ impl KeyStore {
         let mut failures: u32 = 0;
         loop {
             let Some(this) = store.upgrade() else { return };
+            let schedule = this.schedule;
             let delay = match this.refresh_shared().await {
                 Some(Ok(())) => {
                     failures = 0;
-                    // Refresh at least twice per maximum key age, so keys from a healthy
-                    // issuer never reach it between two refreshes.
-                    jitter(this.refresh_interval, 10).min(this.max_key_age / 2)
+                    schedule.after_success(random_u64())
                 }
                 Some(Err(RefreshError::Misconfigured(_))) => {
                     this.expire_old_keys();
-                    // Nothing will change by hammering the issuer; check again rarely.
-                    jitter(this.refresh_interval.min(Duration::from_secs(300)), 10)
+                    schedule.after_misconfiguration(random_u64())
                 }
                 Some(Err(RefreshError::Transient(_))) | None => {
                     failures = failures.saturating_add(1);
                     this.expire_old_keys();
-                    backoff(failures, this.refresh_interval)
+                    schedule.after_failure(failures, random_u64())
                 }
             };
             drop(this);
@@ -263,7 +257,7 @@ impl KeyStore {
     /// same at the deadline; this catches a timer that could not run (a blocked runtime).
     fn expire_old_keys(&self) {
         if let Some(snapshot) = self.current.load_full()
-            && snapshot.fetched_at.elapsed() > self.max_key_age
+            && self.schedule.is_aged_out(snapshot.fetched_at.elapsed())
         {
             self.drop_keys(&snapshot);
         }
@@ -278,7 +272,7 @@ impl KeyStore {
         if dropped {
             tracing::error!(
                 age_secs = snapshot.fetched_at.elapsed().as_secs(),
-                max_age_secs = self.max_key_age.as_secs(),
+                max_age_secs = self.schedule.max_key_age.as_secs(),
                 "the issuer's keys reached the maximum key age without a successful refresh; dropping them"
             );
             let mut status = self.status();
@@ -291,7 +285,7 @@ impl KeyStore {
     fn aged_out_reason(&self, last_error: Option<&str>) -> String {
         let mut reason = format!(
             "the issuer's keys are older than the maximum key age ({} s) and no refresh has succeeded since",
-            self.max_key_age.as_secs()
+            self.schedule.max_key_age.as_secs()
         );
         if let Some(error) = last_error {
             reason.push_str("; last error: ");
@@ -306,7 +300,7 @@ impl KeyStore {
         let Some(snapshot) = self.current.load_full() else {
             return;
         };
-        let Some(deadline) = snapshot.fetched_at.checked_add(self.max_key_age) else {
+        let Some(deadline) = self.schedule.key_deadline(snapshot.fetched_at) else {
             return; // a maximum age beyond the clock's range: keys never age out
         };
         let store = Arc::downgrade(self);
@@ -339,9 +333,9 @@ impl KeyStore {
             let mut status = self.status();
             if !self.in_flight.load(Ordering::Acquire) {
                 let now = Instant::now();
-                let allowed = status
-                    .last_unknown_kid_refresh
-                    .is_none_or(|last| now.duration_since(last) >= self.unknown_kid_interval);
+                let allowed = self
+                    .schedule
+                    .unknown_kid_refresh_allowed(status.last_unknown_kid_refresh, now);
                 if !allowed {
                     return false;
                 }
@@ -351,7 +345,11 @@ impl KeyStore {
             }
         }
         matches!(
-            tokio::time::timeout(self.wait_limit, receiver.wait_for(|g| *g != seen)).await,
+            tokio::time::timeout(
+                self.schedule.wait_limit(),
+                receiver.wait_for(|g| *g != seen)
+            )
+            .await,
             Ok(Ok(_))
         )
     }
@@ -370,7 +368,8 @@ impl KeyStore {
         let mut receiver = self.generation.subscribe();
         let seen = *receiver.borrow_and_update();
         self.start_refresh();
-        let finished = tokio::time::timeout(self.wait_limit * 2, receiver.wait_for(|g| *g != seen))
+        let wait = self.schedule.forced_wait_limit();
+        let finished = tokio::time::timeout(wait, receiver.wait_for(|g| *g != seen))
             .await
             .is_ok_and(|r| r.is_ok());
         if !finished {
@@ -586,63 +585,5 @@ impl KeyStore {
         let resolved = (Arc::<str>::from(discovery.issuer.as_str()), jwks_uri);
         self.status().resolved = Some(resolved.clone());
         Ok(resolved)
-    }
-}
-
-/// `base` shortened or lengthened by up to `percent` percent, at random, so a fleet of
-/// sidecars does not refresh in lockstep.
-fn jitter(base: Duration, percent: u32) -> Duration {
-    let spread = base.as_millis() as u64 * u64::from(percent) / 100;
-    if spread == 0 {
-        return base;
-    }
-    let offset = random_u64() % (2 * spread + 1);
-    (base + Duration::from_millis(offset)).saturating_sub(Duration::from_millis(spread))
-}
-
-/// Exponential backoff from 1 s, capped at one minute (or the refresh interval when shorter),
-/// with full jitter over the upper half.
-fn backoff(failures: u32, refresh_interval: Duration) -> Duration {
-    let cap = refresh_interval.min(Duration::from_secs(60));
-    let exponential = Duration::from_secs(1u64 << failures.saturating_sub(1).min(6));
-    let ceiling = exponential.min(cap);
-    let half = ceiling / 2;
-    let extra = random_u64() % (half.as_millis() as u64 + 1);
-    half + Duration::from_millis(extra)
-}
-
-fn random_u64() -> u64 {
-    let mut bytes = [0u8; 8];
-    // The system RNG does not fail on supported platforms; a fixed value only loses jitter.
-    let _ = aws_lc_rs::rand::fill(&mut bytes);
-    u64::from_le_bytes(bytes)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_grows_and_is_capped() {
-        let hour = Duration::from_secs(3600);
-        for failures in 1..20 {
-            let d = backoff(failures, hour);
-            let ceiling =
-                Duration::from_secs(1u64 << (failures - 1).min(6)).min(Duration::from_secs(60));
-            assert!(d >= ceiling / 2 && d <= ceiling, "{failures}: {d:?}");
-        }
-        assert!(backoff(30, Duration::from_secs(2)) <= Duration::from_secs(2));
-    }
-
-    #[test]
-    fn jitter_stays_within_bounds() {
-        let base = Duration::from_secs(100);
-        for _ in 0..100 {
-            let d = jitter(base, 10);
-            assert!(
-                d >= Duration::from_secs(90) && d <= Duration::from_secs(110),
-                "{d:?}"
-            );
-        }
     }
 }

@@ -14,11 +14,36 @@
 use std::fmt;
 
 use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_json::{Map, Value};
 
-use crate::claims::{ClaimRank, Claims, Organization, StringClaim, Text, TypedClaims};
+use super::claims::{ClaimRank, Claims, Organization, StringClaim, Text, TypedClaims, float_date};
 use crate::encoding::{JsonError, MemberName, SeenNames};
 use crate::error::{Segment, ValidationError};
 use crate::scope::ScopeSet;
+
+// The public constructors: both read through `parse_claims`, one implementation of the rules.
+impl Claims {
+    /// Types the claims of a JSON object. Fails when a claim Maskinporten defines has a type
+    /// that could make a decision ambiguous: the same rules, and the same errors, as for a
+    /// token's payload.
+    pub fn from_map(raw: Map<String, Value>) -> Result<Claims, ValidationError> {
+        // One implementation of the rules: the map is read the way a payload is.
+        let payload = serde_json::to_vec(&raw).map_err(|e| ValidationError::BadJson {
+            segment: Segment::Payload,
+            reason: e.to_string(),
+        })?;
+        let claims = parse_claims(payload)?;
+        let _ = claims.raw.set(raw);
+        Ok(claims)
+    }
+
+    /// Types the claims of a payload (the JSON text of a token's middle segment, decoded),
+    /// keeping the text as it is ([`payload`](Self::payload)). Only for payloads whose
+    /// signature was verified, or for display: this checks no signature.
+    pub fn from_payload(payload: impl Into<Vec<u8>>) -> Result<Claims, ValidationError> {
+        parse_claims(payload.into())
+    }
+}
 
 /// Reads a verified payload into [`Claims`]. Syntax errors and duplicate names are
 /// [`ValidationError::BadJson`]; wrongly typed claims are [`ValidationError::InvalidClaim`].
@@ -410,7 +435,7 @@ impl<'de> Visitor<'de> for TopLevel<'_> {
                     };
                     let date = match access.next_value_seed(scalar)? {
                         Scalar::Int(seconds) => Ok(seconds),
-                        Scalar::Float(seconds) => crate::claims::float_date(seconds, round_up),
+                        Scalar::Float(seconds) => float_date(seconds, round_up),
                         _ => Err(NOT_A_DATE),
                     };
                     match date {

@@ -269,7 +269,7 @@ mod der {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::jwk::KeySet;
+    use crate::KeySet;
     use crate::jws::verify_compact;
 
     #[test]

@@ -71,7 +71,7 @@ fn norwegian_orgno<'a>(authority: &str, id: &'a str) -> Option<&'a str> {
 pub struct Claims {
     payload: Box<str>,
     typed: TypedClaims,
-    raw: OnceLock<Map<String, Value>>,
+    pub(super) raw: OnceLock<Map<String, Value>>,
 }
 
 impl PartialEq for Claims {
@@ -205,27 +205,6 @@ pub(crate) fn float_date(seconds: f64, round_up: bool) -> Result<i64, &'static s
 }
 
 impl Claims {
-    /// Types the claims of a JSON object. Fails when a claim Maskinporten defines has a type
-    /// that could make a decision ambiguous: the same rules, and the same errors, as for a
-    /// token's payload.
-    pub fn from_map(raw: Map<String, Value>) -> Result<Claims, ValidationError> {
-        // One implementation of the rules: the map is read the way a payload is.
-        let payload = serde_json::to_vec(&raw).map_err(|e| ValidationError::BadJson {
-            segment: crate::error::Segment::Payload,
-            reason: e.to_string(),
-        })?;
-        let claims = crate::payload::parse_claims(payload)?;
-        let _ = claims.raw.set(raw);
-        Ok(claims)
-    }
-
-    /// Types the claims of a payload (the JSON text of a token's middle segment, decoded),
-    /// keeping the text as it is ([`payload`](Self::payload)). Only for payloads whose
-    /// signature was verified, or for display: this checks no signature.
-    pub fn from_payload(payload: impl Into<Vec<u8>>) -> Result<Claims, ValidationError> {
-        crate::payload::parse_claims(payload.into())
-    }
-
     pub(crate) fn from_parts(payload: Box<str>, typed: TypedClaims) -> Claims {
         Claims {
             payload,

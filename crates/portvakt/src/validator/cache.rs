@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicI64, Ordering::Relaxed};
 use quick_cache::Weighter;
 use quick_cache::sync::Cache;
 
-use crate::validator::{VerifiedToken, past_expiry};
+use crate::token::{VerifiedToken, past_expiry};
 
 /// What the cache holds for one entry besides the token's text and the value's own
 /// allocations: the key's and value's pointers in quick_cache's slot, the slot's bookkeeping,

@@ -14,7 +14,7 @@ use serde_json::{Map, Value};
 use crate::algorithm::Algorithm;
 use crate::encoding::{decode_base64url, for_each_member, parse_json_object};
 use crate::error::{Segment, ValidationError, printable};
-use crate::jwk::{KeySet, VerifyFailure, VerifyingKey};
+use crate::keys::{KeySet, VerifyFailure, VerifyingKey};
 
 /// The three segments of a compact JWS, still encoded.
 #[derive(Debug, Clone, Copy)]

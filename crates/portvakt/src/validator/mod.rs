@@ -9,74 +9,25 @@
 //!
 //! Verified tokens are cached; a cache hit is re-checked against the clock and the key set.
 
-use std::ops::Deref;
+mod cache;
+
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use self::cache::TokenCache;
 use crate::algorithm::Algorithm;
-use crate::cache::TokenCache;
-use crate::claims::{Claims, check_audience};
 use crate::config::{Config, ConfigError};
 use crate::error::{ValidationError, printable};
-use crate::jwk::{KeySet, VerifyingKey};
 use crate::jws::{KeyLookup, split_compact, verify_parts};
-use crate::keystore::{KeyStats, KeyStore, Readiness};
-use crate::scope::Policy;
-
-/// A token whose signature and claims verified. Cheap to clone (one `Arc`); dereferences to
-/// its [`Claims`].
-#[derive(Debug, Clone)]
-pub struct VerifiedToken(Arc<Verified>);
-
-#[derive(Debug)]
-struct Verified {
-    validator_id: u64,
-    claims: Claims,
-    algorithm: Algorithm,
-    key: Arc<VerifyingKey>,
-}
+use crate::keys::{KeySet, KeyStats, KeyStore, Readiness};
+use crate::policy::Policy;
+use crate::token::{Claims, Verified, VerifiedToken, check_audience, parse_claims, past_expiry};
 
 impl VerifiedToken {
-    /// The verified claims.
-    pub fn claims(&self) -> &Claims {
-        &self.0.claims
-    }
-
-    /// The algorithm the token was signed with.
-    pub fn algorithm(&self) -> Algorithm {
-        self.0.algorithm
-    }
-
-    /// The id of the key that verified it.
-    pub fn kid(&self) -> &str {
-        self.0.key.kid()
-    }
-
     /// Whether this validator (or a clone of it) verified the token. Lets stacked layers reuse
     /// an outer layer's verification exactly when it was made with the same keys and rules.
     pub fn verified_by(&self, validator: &Validator) -> bool {
         self.0.validator_id == validator.inner.id
-    }
-
-    /// The consumer's organization number, the usual thing to authorize on.
-    pub fn consumer_orgno(&self) -> Option<&str> {
-        self.0.claims.consumer().and_then(|c| c.orgno())
-    }
-
-    /// The bytes this token holds on the heap: its shared allocation and the claims'.
-    pub(crate) fn approximate_size(&self) -> usize {
-        // An `Arc`'s allocation: two counters and the value.
-        2 * std::mem::size_of::<usize>()
-            + std::mem::size_of::<Verified>()
-            + self.0.claims.approximate_heap_bytes()
-    }
-}
-
-impl Deref for VerifiedToken {
-    type Target = Claims;
-
-    fn deref(&self) -> &Claims {
-        &self.0.claims
     }
 }
 
@@ -325,7 +276,7 @@ impl Validator {
         let Some(snapshot) = snapshot.as_ref() else {
             return Err(ValidationError::KeysUnavailable);
         };
-        let claims = crate::payload::parse_claims(jws.payload)?;
+        let claims = parse_claims(jws.payload)?;
         match claims.issuer() {
             Some(iss) if *iss == *snapshot.issuer => {}
             found => {
@@ -383,12 +334,6 @@ impl Validator {
         }
         Ok(())
     }
-}
-
-/// Whether a token with this `exp` has expired at `now`: from `exp` + `leeway` on. The one
-/// definition, for validation, cache hits and the cache's sweep.
-pub(crate) fn past_expiry(exp: i64, now: i64, leeway: i64) -> bool {
-    now >= exp.saturating_add(leeway)
 }
 
 static NEXT_VALIDATOR_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
