@@ -14,7 +14,7 @@ use portvakt::client::{
     ENV_CLIENT_ID, ENV_CLIENT_JWK, ENV_TOKEN_ENDPOINT, TokenClient, TokenError, TokenRequest,
     discover_raw, request_dev_token,
 };
-use portvakt::{ENV_ISSUER, ENV_WELL_KNOWN_URL};
+use portvakt::{ENV_ISSUER, ENV_WELL_KNOWN_URL, env_var};
 use url::Url;
 
 /// The local issuer `portvakt issuer` serves by default.
@@ -43,13 +43,6 @@ pub struct TokenArgs {
     /// http://127.0.0.1:7166]
     #[arg(long, value_name = "URL")]
     pub issuer: Option<String>,
-}
-
-fn env_var(name: &str) -> Option<String> {
-    std::env::var(name)
-        .ok()
-        .map(|v| v.trim().to_owned())
-        .filter(|v| !v.is_empty())
 }
 
 /// The discovery document URL for an issuer base URL (a full well-known URL is kept).

@@ -34,9 +34,9 @@ use tokio::sync::watch;
 use url::Url;
 
 use crate::algorithm::Algorithm;
-use crate::config::{ENV_ISSUER, ENV_WELL_KNOWN_URL, checked_url};
+use crate::config::{ENV_ISSUER, ENV_WELL_KNOWN_URL, checked_url, env_var};
 use crate::encoding::{encode_base64url, parse_json_object};
-use crate::fetch::{MAX_DOCUMENT_BYTES, get_document, try_client};
+use crate::fetch::{MAX_DOCUMENT_BYTES, describe, get_document, try_client};
 use crate::jws::{SigningError, SigningKey};
 use crate::keys::Discovery;
 
@@ -329,13 +329,6 @@ impl fmt::Debug for TokenClient {
             .field("token_endpoint", &self.inner.token_endpoint.as_str())
             .finish_non_exhaustive()
     }
-}
-
-fn env_var(name: &str) -> Option<String> {
-    std::env::var(name)
-        .ok()
-        .map(|v| v.trim().to_owned())
-        .filter(|v| !v.is_empty())
 }
 
 impl TokenClient {
@@ -696,20 +689,6 @@ fn random_jti() -> Result<String, TokenError> {
     aws_lc_rs::rand::fill(&mut bytes)
         .map_err(|_| TokenError::Signing(SigningError::Crypto("no randomness".to_owned())))?;
     Ok(encode_base64url(bytes))
-}
-
-fn describe(error: &reqwest::Error) -> String {
-    if error.is_timeout() {
-        return "timed out".to_owned();
-    }
-    let mut text = error.to_string();
-    let mut source = std::error::Error::source(error);
-    while let Some(inner) = source {
-        text.push_str(": ");
-        text.push_str(&inner.to_string());
-        source = inner.source();
-    }
-    text
 }
 
 /// POSTs a form to a token endpoint and reads a token response or an OAuth error.

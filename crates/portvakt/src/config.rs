@@ -227,7 +227,18 @@ impl Default for ConfigBuilder {
     }
 }
 
-fn env_var(name: &str) -> Option<String> {
+/// Reads an environment variable the way portvakt reads every `MASKINPORTEN_*` variable:
+/// surrounding whitespace trimmed, and an empty (or unset, or non-UTF-8) value read as unset,
+/// since a deployment that leaves a variable blank means "not set".
+///
+/// ```
+/// // SAFETY (edition 2024): a single-threaded doctest.
+/// unsafe { std::env::set_var("PORTVAKT_DOC_EXAMPLE", "  value \n") };
+/// assert_eq!(portvakt::env_var("PORTVAKT_DOC_EXAMPLE").as_deref(), Some("value"));
+/// unsafe { std::env::set_var("PORTVAKT_DOC_EXAMPLE", "   ") };
+/// assert_eq!(portvakt::env_var("PORTVAKT_DOC_EXAMPLE"), None);
+/// ```
+pub fn env_var(name: &str) -> Option<String> {
     std::env::var(name)
         .ok()
         .map(|v| v.trim().to_owned())

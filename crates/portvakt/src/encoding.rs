@@ -140,7 +140,7 @@ impl<'de> SeenNames<'de> {
             .any(|known| known.as_deref() == Some(&*name))
             || self.overflow.contains(&name);
         if seen {
-            return Err(E::custom(format_args!("{DUPLICATE_MARKER}{name}")));
+            return Err(duplicate(&name));
         }
         match self.inline.get_mut(self.inline_len) {
             Some(slot) => {
@@ -177,17 +177,30 @@ impl<'de> de::Deserialize<'de> for MemberName<'de> {
     }
 }
 
-pub(crate) const DUPLICATE_MARKER: &str = "portvakt-duplicate-key:";
+thread_local! {
+    /// The member name a visitor found twice, handed to [`classify`] beside the error rather
+    /// than inside its text: serde_json's error text (and the position it appends) is no
+    /// interface. Deserialization is synchronous, so the error reaches `classify` on the thread
+    /// that set this, before any other parse can run there.
+    static DUPLICATE: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
+/// The error for a repeated member `name`: recorded for [`classify`], which turns it into
+/// [`JsonError::DuplicateKey`].
+fn duplicate<E: de::Error>(name: &str) -> E {
+    DUPLICATE.with(|slot| *slot.borrow_mut() = Some(name.to_owned()));
+    E::custom("duplicate member name")
+}
 
 fn classify(err: serde_json::Error) -> JsonError {
-    let text = err.to_string();
-    match text.strip_prefix(DUPLICATE_MARKER) {
-        Some(rest) => {
-            // serde_json appends " at line L column C"; keep only the key.
-            let key = rest.rsplit_once(" at line ").map_or(rest, |(key, _)| key);
-            JsonError::DuplicateKey(key.to_owned())
+    // Taken on every error, so a stale name can never be attached to a later error; only a
+    // data error (what `E::custom` makes) can be the duplicate.
+    let duplicate = DUPLICATE.with(|slot| slot.borrow_mut().take());
+    match duplicate {
+        Some(key) if err.classify() == serde_json::error::Category::Data => {
+            JsonError::DuplicateKey(key)
         }
-        None => JsonError::Syntax(format!(
+        _ => JsonError::Syntax(format!(
             "line {} column {}: {:?}",
             err.line(),
             err.column(),
@@ -266,10 +279,7 @@ impl<'de> Visitor<'de> for StrictValueVisitor {
                     slot.insert(value);
                 }
                 serde_json::map::Entry::Occupied(slot) => {
-                    return Err(de::Error::custom(format_args!(
-                        "{DUPLICATE_MARKER}{}",
-                        slot.key()
-                    )));
+                    return Err(duplicate(slot.key()));
                 }
             }
         }

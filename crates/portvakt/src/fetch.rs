@@ -94,7 +94,8 @@ pub(crate) async fn get_document(
     Ok(body)
 }
 
-fn describe(error: &reqwest::Error) -> String {
+/// A reqwest error with its chain of causes, or just "timed out".
+pub(crate) fn describe(error: &reqwest::Error) -> String {
     if error.is_timeout() {
         return "timed out".to_owned();
     }

@@ -9,7 +9,7 @@
 //! - `schedule.rs`: every delay and limit of the refresh, as one pure value.
 //!
 //! The headline types ([`KeySet`], [`VerifyingKey`],
-//! [`Readiness`], ...) are at the
+//! [`Readiness`], [`RefreshError`], ...) are at the
 //! crate root; this module holds the rest.
 
 mod discovery;
@@ -22,4 +22,4 @@ pub use discovery::{Discovery, DiscoveryError};
 pub use jwk::{JwksError, MAX_RSA_BITS, MIN_RSA_BITS};
 
 pub(crate) use jwk::{KeySet, VerifyFailure, VerifyingKey};
-pub(crate) use store::{KeyStats, KeyStore, Readiness};
+pub(crate) use store::{KeyStats, KeyStore, Readiness, RefreshError};

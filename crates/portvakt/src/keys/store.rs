@@ -21,11 +21,11 @@ use tokio::sync::watch;
 use url::Url;
 
 use super::discovery::{Discovery, DiscoveryError};
-use super::jwk::KeySet;
+use super::jwk::{JwksError, KeySet};
 use super::schedule::{RefreshSchedule, random_u64};
 use crate::algorithm::Algorithm;
 use crate::config::{Config, ENV_ISSUER, ENV_JWKS_URI, ENV_WELL_KNOWN_URL, Source};
-use crate::fetch::get_document;
+use crate::fetch::{FetchError, get_document};
 
 /// What the validator verifies against at one moment: the trusted issuer and its keys.
 #[derive(Debug)]
@@ -81,8 +81,10 @@ pub struct KeyStats {
 
 #[derive(Debug, Default)]
 struct Status {
-    last_error: Option<String>,
-    misconfigured: Option<String>,
+    last_error: Option<RefreshError>,
+    misconfigured: Option<Misconfiguration>,
+    /// The keys were dropped at their maximum age; cleared by the next successful fetch.
+    aged_out: bool,
     last_success: Option<SystemTime>,
     resolved: Option<(Arc<str>, Url)>,
     last_unknown_kid_refresh: Option<Instant>,
@@ -90,7 +92,7 @@ struct Status {
     cross_checked: bool,
     /// Explicit issuer and JWKS URI: what the discovery document contradicts, if anything.
     /// Kept apart from `misconfigured`, which a successful key fetch clears.
-    cross_check_mismatch: Option<String>,
+    cross_check_mismatch: Option<Misconfiguration>,
     /// The timer that drops the current keys at their maximum age.
     expiry: Option<tokio::task::AbortHandle>,
 }
@@ -98,17 +100,87 @@ struct Status {
 /// The outcome of reading the discovery document only to cross-check an explicit issuer.
 enum CrossCheck {
     Confirmed,
-    Mismatch(String),
-    Unavailable(String),
+    Mismatch(Misconfiguration),
+    Unavailable(RefreshError),
 }
 
-/// Why one refresh failed.
-#[derive(Debug, Clone)]
-enum RefreshError {
-    /// Worth retrying.
-    Transient(String),
-    /// The issuer answered, but contradicts the configuration.
-    Misconfigured(String),
+/// Why refreshing the issuer's keys failed ([`Validator::refresh`](crate::Validator::refresh)).
+///
+/// Every variant but [`Misconfigured`](Self::Misconfigured) is worth retrying, and the key
+/// store does, with backoff; the last good keys stay in use meanwhile.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RefreshError {
+    /// The discovery document could not be fetched.
+    #[error("discovery: {0}")]
+    DiscoveryFetch(FetchError),
+    /// What was fetched is not a discovery document (not JSON, a required member missing),
+    /// e.g. a maintenance page.
+    #[error("{error} (from {url})")]
+    DiscoveryUnreadable {
+        /// Where it was fetched from.
+        url: Url,
+        /// What is wrong with it.
+        error: DiscoveryError,
+    },
+    /// The JWKS could not be fetched.
+    #[error("JWKS: {0}")]
+    JwksFetch(FetchError),
+    /// The JWKS is not a usable key set.
+    #[error("JWKS from {url}: {error}")]
+    Jwks {
+        /// Where it was fetched from.
+        url: Url,
+        /// What is wrong with it.
+        error: JwksError,
+    },
+    /// The issuer answered, but contradicts the configuration: retrying will not help.
+    #[error(transparent)]
+    Misconfigured(Misconfiguration),
+    /// The refresh did not finish within its wait limit.
+    #[error("the refresh did not finish in time")]
+    TimedOut,
+}
+
+/// The issuer contradicts the configuration; the message names the variable to fix.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Misconfiguration {
+    /// The discovery document is not for this issuer (e.g. it names a different location).
+    #[error("{error} (from {url}); check {var}", var = ENV_WELL_KNOWN_URL)]
+    Discovery {
+        /// Where it was fetched from.
+        url: Url,
+        /// What is wrong with it.
+        error: DiscoveryError,
+    },
+    /// The configured issuer differs from the discovery document's.
+    #[error(
+        "{issuer_var} is {expected:?} but the discovery document at {url} says the issuer is {found:?}; set {issuer_var} to the discovery issuer exactly (Maskinporten's ends with '/'), or fix {well_known_var}",
+        issuer_var = ENV_ISSUER,
+        well_known_var = ENV_WELL_KNOWN_URL
+    )]
+    IssuerMismatch {
+        /// The configured issuer.
+        expected: String,
+        /// The document's issuer.
+        found: String,
+        /// Where the document was fetched from.
+        url: Url,
+    },
+    /// The discovery document does not belong to the URL it was fetched from (RFC 8414
+    /// section 3.3).
+    #[error(transparent)]
+    Location(DiscoveryError),
+    /// The discovery document names no JWKS and none is configured.
+    #[error(
+        "the discovery document at {url} has no `jwks_uri`; set {var} to the issuer's JWKS endpoint",
+        var = ENV_JWKS_URI
+    )]
+    NoJwksUri {
+        /// Where the document was fetched from.
+        url: Url,
+    },
 }
 
 pub(crate) struct KeyStore {
@@ -190,7 +262,7 @@ impl KeyStore {
             .or(status.cross_check_mismatch.as_ref())
         {
             return Readiness::Misconfigured {
-                reason: reason.clone(),
+                reason: reason.to_string(),
             };
         }
         match &*self.current.load() {
@@ -201,7 +273,7 @@ impl KeyStore {
                     && self.schedule.is_aged_out(snapshot.fetched_at.elapsed()) =>
             {
                 Readiness::NotReady {
-                    reason: self.aged_out_reason(status.last_error.as_deref()),
+                    reason: self.aged_out_reason(status.last_error.as_ref()),
                 }
             }
             Some(snapshot) => Readiness::Ready {
@@ -209,10 +281,11 @@ impl KeyStore {
                 age: snapshot.fetched_at.elapsed(),
             },
             None => Readiness::NotReady {
-                reason: status
-                    .last_error
-                    .clone()
-                    .unwrap_or_else(|| "the issuer's keys have not been fetched yet".to_owned()),
+                reason: match &status.last_error {
+                    Some(error) => error.to_string(),
+                    None if status.aged_out => self.aged_out_reason(None),
+                    None => "the issuer's keys have not been fetched yet".to_owned(),
+                },
             },
         }
     }
@@ -241,7 +314,7 @@ impl KeyStore {
                     this.expire_old_keys();
                     schedule.after_misconfiguration(random_u64())
                 }
-                Some(Err(RefreshError::Transient(_))) | None => {
+                Some(Err(_)) | None => {
                     failures = failures.saturating_add(1);
                     this.expire_old_keys();
                     schedule.after_failure(failures, random_u64())
@@ -276,20 +349,18 @@ impl KeyStore {
                 "the issuer's keys reached the maximum key age without a successful refresh; dropping them"
             );
             let mut status = self.status();
-            if status.last_error.is_none() {
-                status.last_error = Some(self.aged_out_reason(None));
-            }
+            status.aged_out = true;
         }
     }
 
-    fn aged_out_reason(&self, last_error: Option<&str>) -> String {
+    fn aged_out_reason(&self, last_error: Option<&RefreshError>) -> String {
         let mut reason = format!(
             "the issuer's keys are older than the maximum key age ({} s) and no refresh has succeeded since",
             self.schedule.max_key_age.as_secs()
         );
         if let Some(error) = last_error {
             reason.push_str("; last error: ");
-            reason.push_str(error);
+            reason.push_str(&error.to_string());
         }
         reason
     }
@@ -355,12 +426,10 @@ impl KeyStore {
     }
 
     /// Forces a refresh now (joining one in flight) and waits for it.
-    pub(crate) async fn refresh_now(self: &Arc<Self>) -> Result<(), String> {
-        match self.refresh_shared().await {
-            Some(Ok(())) => Ok(()),
-            Some(Err(RefreshError::Transient(e) | RefreshError::Misconfigured(e))) => Err(e),
-            None => Err("the refresh did not finish in time".to_owned()),
-        }
+    pub(crate) async fn refresh_now(self: &Arc<Self>) -> Result<(), RefreshError> {
+        self.refresh_shared()
+            .await
+            .unwrap_or(Err(RefreshError::TimedOut))
     }
 
     /// Starts (or joins) a refresh and waits for it; `None` if it did not finish in time.
@@ -378,7 +447,7 @@ impl KeyStore {
         let status = self.status();
         Some(match (&status.misconfigured, &status.last_error) {
             (Some(reason), _) => Err(RefreshError::Misconfigured(reason.clone())),
-            (None, Some(error)) => Err(RefreshError::Transient(error.clone())),
+            (None, Some(error)) => Err(error.clone()),
             (None, None) => Ok(()),
         })
     }
@@ -404,17 +473,18 @@ impl KeyStore {
                     Ok(()) => {
                         status.last_error = None;
                         status.misconfigured = None;
+                        status.aged_out = false;
                         status.last_success = Some(SystemTime::now());
-                    }
-                    Err(RefreshError::Transient(error)) => {
-                        this.failures.fetch_add(1, Ordering::Relaxed);
-                        tracing::warn!(%error, "refreshing the issuer's keys failed; keeping the last good keys");
-                        status.last_error = Some(error);
                     }
                     Err(RefreshError::Misconfigured(error)) => {
                         this.failures.fetch_add(1, Ordering::Relaxed);
                         tracing::error!(%error, "issuer configuration mismatch");
                         status.misconfigured = Some(error);
+                    }
+                    Err(error) => {
+                        this.failures.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(%error, "refreshing the issuer's keys failed; keeping the last good keys");
+                        status.last_error = Some(error);
                     }
                 }
             }
@@ -477,9 +547,12 @@ impl KeyStore {
         self.fetches.fetch_add(1, Ordering::Relaxed);
         let document = get_document(&self.client, jwks_uri)
             .await
-            .map_err(|e| RefreshError::Transient(format!("JWKS: {e}")))?;
-        let (keys, warnings) = KeySet::from_jwks(&document, &self.algorithms)
-            .map_err(|e| RefreshError::Transient(format!("JWKS from {jwks_uri}: {e}")))?;
+            .map_err(RefreshError::JwksFetch)?;
+        let (keys, warnings) =
+            KeySet::from_jwks(&document, &self.algorithms).map_err(|error| RefreshError::Jwks {
+                url: jwks_uri.clone(),
+                error,
+            })?;
         for warning in &warnings {
             tracing::warn!(%warning, "ignoring a key in the issuer's JWKS");
         }
@@ -496,13 +569,13 @@ impl KeyStore {
             Ok(document) => document,
             Err(e) => {
                 self.failures.fetch_add(1, Ordering::Relaxed);
-                return CrossCheck::Unavailable(e.to_string());
+                return CrossCheck::Unavailable(RefreshError::DiscoveryFetch(e));
             }
         };
         match self.read_discovery(&document, well_known, Some(issuer)) {
             Ok(_) => CrossCheck::Confirmed,
             Err(RefreshError::Misconfigured(reason)) => CrossCheck::Mismatch(reason),
-            Err(RefreshError::Transient(reason)) => CrossCheck::Unavailable(reason),
+            Err(other) => CrossCheck::Unavailable(other),
         }
     }
 
@@ -528,6 +601,9 @@ impl KeyStore {
     /// (if any) exactly, and RFC 8414 section 3.3 (the document belongs to the URL it was
     /// fetched from). A document that is not one at all is worth retrying (a maintenance
     /// page); one that contradicts the configuration is not.
+    // A large `Err` (two URLs' worth) costs nothing here: at most once per refresh, off the
+    // validation path.
+    #[allow(clippy::result_large_err)]
     fn read_discovery(
         &self,
         document: &[u8],
@@ -536,24 +612,31 @@ impl KeyStore {
     ) -> Result<Discovery, RefreshError> {
         let discovery = Discovery::parse(document).map_err(|e| match e {
             DiscoveryError::NotJson(_) | DiscoveryError::Missing(_) => {
-                RefreshError::Transient(format!("{e} (from {well_known})"))
+                RefreshError::DiscoveryUnreadable {
+                    url: well_known.clone(),
+                    error: e,
+                }
             }
-            other => RefreshError::Misconfigured(format!(
-                "{other} (from {well_known}); check {ENV_WELL_KNOWN_URL}"
-            )),
+            other => RefreshError::Misconfigured(Misconfiguration::Discovery {
+                url: well_known.clone(),
+                error: other,
+            }),
         })?;
         // The configured issuer first: when it differs, that is the variable to fix.
         if let Some(expected) = expected_issuer
             && expected != discovery.issuer
         {
-            return Err(RefreshError::Misconfigured(format!(
-                "{ENV_ISSUER} is {expected:?} but the discovery document at {well_known} says the issuer is {:?}; set {ENV_ISSUER} to the discovery issuer exactly (Maskinporten's ends with '/'), or fix {ENV_WELL_KNOWN_URL}",
-                discovery.issuer,
-            )));
+            return Err(RefreshError::Misconfigured(
+                Misconfiguration::IssuerMismatch {
+                    expected: expected.to_owned(),
+                    found: discovery.issuer.clone(),
+                    url: well_known.clone(),
+                },
+            ));
         }
         discovery
             .check_location(well_known)
-            .map_err(|e| RefreshError::Misconfigured(e.to_string()))?;
+            .map_err(|e| RefreshError::Misconfigured(Misconfiguration::Location(e)))?;
         Ok(discovery)
     }
 
@@ -571,15 +654,15 @@ impl KeyStore {
         self.fetches.fetch_add(1, Ordering::Relaxed);
         let document = get_document(&self.client, well_known)
             .await
-            .map_err(|e| RefreshError::Transient(format!("discovery: {e}")))?;
+            .map_err(RefreshError::DiscoveryFetch)?;
         let discovery = self.read_discovery(&document, well_known, issuer)?;
         let jwks_uri = match (jwks_uri, discovery.jwks_uri) {
             (Some(configured), _) => configured.clone(),
             (None, Some(discovered)) => discovered,
             (None, None) => {
-                return Err(RefreshError::Misconfigured(format!(
-                    "the discovery document at {well_known} has no `jwks_uri`; set {ENV_JWKS_URI} to the issuer's JWKS endpoint"
-                )));
+                return Err(RefreshError::Misconfigured(Misconfiguration::NoJwksUri {
+                    url: well_known.clone(),
+                }));
             }
         };
         let resolved = (Arc::<str>::from(discovery.issuer.as_str()), jwks_uri);

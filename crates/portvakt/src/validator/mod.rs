@@ -19,7 +19,7 @@ use crate::algorithm::Algorithm;
 use crate::config::{Config, ConfigError};
 use crate::error::{ValidationError, printable};
 use crate::jws::{KeyLookup, split_compact, verify_parts};
-use crate::keys::{KeySet, KeyStats, KeyStore, Readiness};
+use crate::keys::{KeySet, KeyStats, KeyStore, Readiness, RefreshError};
 use crate::policy::Policy;
 use crate::token::{Claims, Verified, VerifiedToken, check_audience, parse_claims, past_expiry};
 
@@ -192,7 +192,7 @@ impl Validator {
     }
 
     /// Fetches keys now (joining a refresh in flight), e.g. after an operator rotated keys.
-    pub async fn refresh(&self) -> Result<(), String> {
+    pub async fn refresh(&self) -> Result<(), RefreshError> {
         self.inner.store.refresh_now().await
     }
 
