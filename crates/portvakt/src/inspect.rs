@@ -15,7 +15,7 @@ use crate::jws::{
     decode_header, decode_unverified_header, decode_unverified_payload, split_compact,
 };
 use crate::policy::Policy;
-use crate::token::{Claims, check_audience};
+use crate::token::{Claims, VerifiedToken, check_audience};
 use crate::validator::Validator;
 
 /// The outcome of one check.
@@ -69,68 +69,13 @@ impl Validator {
         let header = decode_unverified_header(token).ok();
         let payload = decode_unverified_payload(token).ok();
         let mut checks = Vec::new();
-        let passed = |name, detail: String| Check {
-            name,
-            outcome: Outcome::Passed(detail),
-        };
-        let failed = |name, detail: String| Check {
-            name,
-            outcome: Outcome::Failed(detail),
-        };
-        let skipped = |name, detail: &str| Check {
-            name,
-            outcome: Outcome::Skipped(detail.to_owned()),
-        };
-
-        // Format and header.
-        let format = if token.len() > self.max_token_size() {
-            Err(ValidationError::TokenTooLarge {
-                size: token.len(),
-                limit: self.max_token_size(),
-            })
-        } else {
-            split_compact(token).and_then(|parts| decode_header(parts.header, self.algorithms()))
-        };
-        let format_ok = match format {
-            Ok(h) => {
-                checks.push(passed(
-                    "format",
-                    format!("compact JWS, alg {}, kid `{}`", h.alg, printable(&h.kid)),
-                ));
-                true
-            }
-            Err(e) => {
-                checks.push(failed("format", e.to_string()));
-                false
-            }
-        };
-
-        // Signature: the validator's verdict, unless it failed on something later.
-        let signature_error = match &verdict {
-            Err(e) if is_signature_stage(e) => Some(e),
-            _ => None,
-        };
-        checks.push(match (format_ok, signature_error, &verdict) {
-            (false, _, _) => skipped("signature", "the token is not a well-formed JWS"),
-            (true, Some(e), _) => failed("signature", e.to_string()),
-            (true, None, Ok(v)) => passed(
-                "signature",
-                format!(
-                    "{} with the issuer's key `{}`",
-                    v.algorithm(),
-                    printable(v.kid())
-                ),
-            ),
-            (true, None, Err(_)) => {
-                passed("signature", "verified with the issuer's key".to_owned())
-            }
-        });
-        let verified_note = if signature_error.is_some() || !format_ok {
-            " (signature NOT verified)"
-        } else {
+        let format_ok = self.format_check(token, &mut checks);
+        let signature_verified = signature_check(format_ok, &verdict, &mut checks);
+        let verified_note = if signature_verified {
             ""
+        } else {
+            " (signature NOT verified)"
         };
-
         let claims = payload.clone().and_then(|map| Claims::from_map(map).ok());
         match &claims {
             None => {
@@ -139,117 +84,11 @@ impl Validator {
                 } else {
                     "the payload is not a JSON object"
                 };
-                for name in [
-                    "issuer",
-                    "expiry",
-                    "not-before",
-                    "issued-at",
-                    "audience",
-                    "scope",
-                ] {
+                for name in CLAIM_CHECKS {
                     checks.push(skipped(name, why));
                 }
             }
-            Some(claims) => {
-                let leeway = self.leeway_seconds();
-                checks.push(match (self.issuer(), claims.issuer()) {
-                    (_, None) => failed("issuer", "no `iss` claim".to_owned()),
-                    (None, Some(iss)) => skipped_owned(
-                        "issuer",
-                        format!("`{}`; the trusted issuer is not known yet", printable(iss)),
-                    ),
-                    (Some(trusted), Some(iss)) if trusted == iss => {
-                        passed("issuer", format!("{iss}{verified_note}"))
-                    }
-                    (Some(trusted), Some(iss)) => failed(
-                        "issuer",
-                        format!("`{}` is not the trusted issuer `{trusted}`", printable(iss)),
-                    ),
-                });
-                checks.push(match claims.expires_at() {
-                    None => failed("expiry", "no `exp` claim".to_owned()),
-                    Some(exp) if now >= exp.saturating_add(leeway) => failed(
-                        "expiry",
-                        format!(
-                            "expired {} ({} s ago, leeway {leeway} s)",
-                            utc(exp),
-                            now.saturating_sub(exp)
-                        ),
-                    ),
-                    Some(exp) => passed(
-                        "expiry",
-                        format!(
-                            "expires {} ({}){verified_note}",
-                            utc(exp),
-                            relative(exp.saturating_sub(now))
-                        ),
-                    ),
-                });
-                checks.push(match claims.not_before() {
-                    None => skipped(
-                        "not-before",
-                        "no `nbf` claim (Maskinporten does not set one)",
-                    ),
-                    Some(nbf) if now.saturating_add(leeway) < nbf => failed(
-                        "not-before",
-                        format!(
-                            "not valid before {} ({})",
-                            utc(nbf),
-                            relative(nbf.saturating_sub(now))
-                        ),
-                    ),
-                    Some(nbf) => passed("not-before", format!("valid since {}", utc(nbf))),
-                });
-                checks.push(match claims.issued_at() {
-                    None => skipped("issued-at", "no `iat` claim"),
-                    Some(iat) if iat > now.saturating_add(leeway) => failed(
-                        "issued-at",
-                        format!(
-                            "issued in the future: {} ({})",
-                            utc(iat),
-                            relative(iat.saturating_sub(now))
-                        ),
-                    ),
-                    Some(iat) => passed(
-                        "issued-at",
-                        format!(
-                            "issued {} ({})",
-                            utc(iat),
-                            relative(iat.saturating_sub(now))
-                        ),
-                    ),
-                });
-                let required_audience = policy.required_audience().or(self.required_audience());
-                checks.push(match required_audience {
-                    None => skipped_owned(
-                        "audience",
-                        format!("no audience required (token aud: {:?})", claims.audience()),
-                    ),
-                    Some(required) => match check_audience(claims, required) {
-                        Ok(()) => passed("audience", format!("restricted to `{required}`")),
-                        Err(e) => failed("audience", e.to_string()),
-                    },
-                });
-                let requirement = policy.scope_requirement();
-                // `requires_nothing`, not "names no scope": an empty any-of names none and
-                // still refuses every token, and the report must say so.
-                checks.push(if requirement.requires_nothing() {
-                    skipped_owned(
-                        "scope",
-                        format!("no scope required (token has `{}`)", claims.scopes()),
-                    )
-                } else if requirement.is_satisfied_by(claims.scopes()) {
-                    passed(
-                        "scope",
-                        format!("needs {requirement}; token has `{}`", claims.scopes()),
-                    )
-                } else {
-                    failed(
-                        "scope",
-                        format!("needs {requirement}; token has `{}`", claims.scopes()),
-                    )
-                });
-            }
+            Some(claims) => self.claim_checks(claims, policy, now, verified_note, &mut checks),
         }
 
         let (valid, error, error_description) = match &verdict {
@@ -264,6 +103,220 @@ impl Validator {
             header,
             claims: payload,
         }
+    }
+}
+
+/// The checks of the claims, in the order [`Inspection::checks`] lists them.
+const CLAIM_CHECKS: [&str; 6] = [
+    "issuer",
+    "expiry",
+    "not-before",
+    "issued-at",
+    "audience",
+    "scope",
+];
+
+impl Validator {
+    /// The `format` check: size, compact JWS, header. Whether it passed.
+    fn format_check(&self, token: &str, checks: &mut Vec<Check>) -> bool {
+        let format = if token.len() > self.max_token_size() {
+            Err(ValidationError::TokenTooLarge {
+                size: token.len(),
+                limit: self.max_token_size(),
+            })
+        } else {
+            split_compact(token).and_then(|parts| decode_header(parts.header, self.algorithms()))
+        };
+        match format {
+            Ok(h) => {
+                checks.push(passed(
+                    "format",
+                    format!("compact JWS, alg {}, kid `{}`", h.alg, printable(&h.kid)),
+                ));
+                true
+            }
+            Err(e) => {
+                checks.push(failed("format", e.to_string()));
+                false
+            }
+        }
+    }
+
+    /// The checks of [`CLAIM_CHECKS`], on claims read without trusting them.
+    fn claim_checks(
+        &self,
+        claims: &Claims,
+        policy: &Policy,
+        now: i64,
+        verified_note: &str,
+        checks: &mut Vec<Check>,
+    ) {
+        let leeway = self.leeway_seconds();
+        checks.push(self.issuer_check(claims, verified_note));
+        checks.push(expiry_check(claims, now, leeway, verified_note));
+        checks.push(not_before_check(claims, now, leeway));
+        checks.push(issued_at_check(claims, now, leeway));
+        let required_audience = policy.required_audience().or(self.required_audience());
+        checks.push(match required_audience {
+            None => skipped_owned(
+                "audience",
+                format!("no audience required (token aud: {:?})", claims.audience()),
+            ),
+            Some(required) => match check_audience(claims, required) {
+                Ok(()) => passed("audience", format!("restricted to `{required}`")),
+                Err(e) => failed("audience", e.to_string()),
+            },
+        });
+        checks.push(scope_check(claims, policy));
+    }
+
+    fn issuer_check(&self, claims: &Claims, verified_note: &str) -> Check {
+        match (self.issuer(), claims.issuer()) {
+            (_, None) => failed("issuer", "no `iss` claim".to_owned()),
+            (None, Some(iss)) => skipped_owned(
+                "issuer",
+                format!("`{}`; the trusted issuer is not known yet", printable(iss)),
+            ),
+            (Some(trusted), Some(iss)) if trusted == iss => {
+                passed("issuer", format!("{iss}{verified_note}"))
+            }
+            (Some(trusted), Some(iss)) => failed(
+                "issuer",
+                format!("`{}` is not the trusted issuer `{trusted}`", printable(iss)),
+            ),
+        }
+    }
+}
+
+/// The `signature` check: the validator's verdict, unless it failed on something later.
+/// Whether the signature is known to be good.
+fn signature_check(
+    format_ok: bool,
+    verdict: &Result<VerifiedToken, ValidationError>,
+    checks: &mut Vec<Check>,
+) -> bool {
+    let signature_error = match verdict {
+        Err(e) if is_signature_stage(e) => Some(e),
+        _ => None,
+    };
+    checks.push(match (format_ok, signature_error, verdict) {
+        (false, _, _) => skipped("signature", "the token is not a well-formed JWS"),
+        (true, Some(e), _) => failed("signature", e.to_string()),
+        (true, None, Ok(v)) => passed(
+            "signature",
+            format!(
+                "{} with the issuer's key `{}`",
+                v.algorithm(),
+                printable(v.kid())
+            ),
+        ),
+        (true, None, Err(_)) => passed("signature", "verified with the issuer's key".to_owned()),
+    });
+    format_ok && signature_error.is_none()
+}
+
+fn expiry_check(claims: &Claims, now: i64, leeway: i64, verified_note: &str) -> Check {
+    match claims.expires_at() {
+        None => failed("expiry", "no `exp` claim".to_owned()),
+        Some(exp) if now >= exp.saturating_add(leeway) => failed(
+            "expiry",
+            format!(
+                "expired {} ({} s ago, leeway {leeway} s)",
+                utc(exp),
+                now.saturating_sub(exp)
+            ),
+        ),
+        Some(exp) => passed(
+            "expiry",
+            format!(
+                "expires {} ({}){verified_note}",
+                utc(exp),
+                relative(exp.saturating_sub(now))
+            ),
+        ),
+    }
+}
+
+fn not_before_check(claims: &Claims, now: i64, leeway: i64) -> Check {
+    match claims.not_before() {
+        None => skipped(
+            "not-before",
+            "no `nbf` claim (Maskinporten does not set one)",
+        ),
+        Some(nbf) if now.saturating_add(leeway) < nbf => failed(
+            "not-before",
+            format!(
+                "not valid before {} ({})",
+                utc(nbf),
+                relative(nbf.saturating_sub(now))
+            ),
+        ),
+        Some(nbf) => passed("not-before", format!("valid since {}", utc(nbf))),
+    }
+}
+
+fn issued_at_check(claims: &Claims, now: i64, leeway: i64) -> Check {
+    match claims.issued_at() {
+        None => skipped("issued-at", "no `iat` claim"),
+        Some(iat) if iat > now.saturating_add(leeway) => failed(
+            "issued-at",
+            format!(
+                "issued in the future: {} ({})",
+                utc(iat),
+                relative(iat.saturating_sub(now))
+            ),
+        ),
+        Some(iat) => passed(
+            "issued-at",
+            format!(
+                "issued {} ({})",
+                utc(iat),
+                relative(iat.saturating_sub(now))
+            ),
+        ),
+    }
+}
+
+fn scope_check(claims: &Claims, policy: &Policy) -> Check {
+    let requirement = policy.scope_requirement();
+    // `requires_nothing`, not "names no scope": an empty any-of names none and still refuses
+    // every token, and the report must say so.
+    if requirement.requires_nothing() {
+        skipped_owned(
+            "scope",
+            format!("no scope required (token has `{}`)", claims.scopes()),
+        )
+    } else if requirement.is_satisfied_by(claims.scopes()) {
+        passed(
+            "scope",
+            format!("needs {requirement}; token has `{}`", claims.scopes()),
+        )
+    } else {
+        failed(
+            "scope",
+            format!("needs {requirement}; token has `{}`", claims.scopes()),
+        )
+    }
+}
+
+fn passed(name: &'static str, detail: String) -> Check {
+    Check {
+        name,
+        outcome: Outcome::Passed(detail),
+    }
+}
+
+fn failed(name: &'static str, detail: String) -> Check {
+    Check {
+        name,
+        outcome: Outcome::Failed(detail),
+    }
+}
+
+fn skipped(name: &'static str, detail: &str) -> Check {
+    Check {
+        name,
+        outcome: Outcome::Skipped(detail.to_owned()),
     }
 }
 

@@ -269,14 +269,33 @@ fn vet_jwk(jwk: &Value, algorithms: &[Algorithm]) -> Result<VerifyingKey, KeyWar
     let Some(kid) = kid else {
         return Err(skip("it has no `kid`, so no token can name it".to_owned()));
     };
+    check_usage(object).map_err(skip)?;
+    let declared_alg = declared_algorithm(object, algorithms).map_err(skip)?;
+    let modulus = big_unsigned(object, "n").map_err(skip)?;
+    let exponent = big_unsigned(object, "e").map_err(skip)?;
+    let bits = check_rsa_numbers(&modulus, &exponent).map_err(skip)?;
+    let parsed =
+        parse_for_algorithms(&modulus, &exponent, declared_alg, algorithms).map_err(skip)?;
+    Ok(VerifyingKey {
+        kid: Arc::from(kid),
+        declared_alg,
+        bits,
+        modulus: modulus.into_boxed_slice(),
+        exponent: exponent.into_boxed_slice(),
+        parsed,
+    })
+}
+
+/// `use` (absent or `sig`), `key_ops` (absent or with `verify`), and no private members.
+fn check_usage(object: &Map<String, Value>) -> Result<(), String> {
     match object.get("use") {
         None => {}
         Some(Value::String(u)) if u == "sig" => {}
         Some(other) => {
-            return Err(skip(format!(
+            return Err(format!(
                 "its `use` is {}, not `sig`",
                 printable(&other.to_string())
-            )));
+            ));
         }
     }
     if let Some(ops) = object.get("key_ops") {
@@ -284,62 +303,76 @@ fn vet_jwk(jwk: &Value, algorithms: &[Algorithm]) -> Result<VerifyingKey, KeyWar
             .as_array()
             .is_some_and(|ops| ops.iter().any(|op| op == "verify"));
         if !verifies {
-            return Err(skip("its `key_ops` do not include `verify`".to_owned()));
+            return Err("its `key_ops` do not include `verify`".to_owned());
         }
     }
     if ["d", "p", "q", "dp", "dq", "qi"]
         .iter()
         .any(|m| object.contains_key(*m))
     {
-        return Err(skip(
+        return Err(
             "it contains private key material; a JWKS must publish public keys only".to_owned(),
-        ));
+        );
     }
-    let declared_alg = match object.get("alg") {
-        None => None,
+    Ok(())
+}
+
+/// The key's own `alg`, if it declares one: it must be an allowed RSA signature algorithm.
+fn declared_algorithm(
+    object: &Map<String, Value>,
+    algorithms: &[Algorithm],
+) -> Result<Option<Algorithm>, String> {
+    match object.get("alg") {
+        None => Ok(None),
         Some(Value::String(name)) => match Algorithm::from_name(name) {
-            Some(alg) if algorithms.contains(&alg) => Some(alg),
-            Some(alg) => {
-                return Err(skip(format!(
-                    "it is for {alg}, which is not in the allowed algorithms"
-                )));
-            }
-            None => {
-                return Err(skip(format!(
-                    "its `alg` `{}` is not an RSA signature algorithm portvakt verifies",
-                    printable(name)
-                )));
-            }
+            Some(alg) if algorithms.contains(&alg) => Ok(Some(alg)),
+            Some(alg) => Err(format!(
+                "it is for {alg}, which is not in the allowed algorithms"
+            )),
+            None => Err(format!(
+                "its `alg` `{}` is not an RSA signature algorithm portvakt verifies",
+                printable(name)
+            )),
         },
-        Some(_) => return Err(skip("its `alg` is not a string".to_owned())),
-    };
-    let modulus = big_unsigned(object, "n").map_err(skip)?;
-    let exponent = big_unsigned(object, "e").map_err(skip)?;
-    let bits = bit_length(&modulus);
+        Some(_) => Err("its `alg` is not a string".to_owned()),
+    }
+}
+
+/// The RSA numbers themselves: modulus size and parity, exponent range and parity, and no
+/// ROCA fingerprint. Returns the modulus size in bits.
+fn check_rsa_numbers(modulus: &[u8], exponent: &[u8]) -> Result<usize, String> {
+    let bits = bit_length(modulus);
     if !(MIN_RSA_BITS..=MAX_RSA_BITS).contains(&bits) {
-        return Err(skip(format!(
+        return Err(format!(
             "its modulus is {bits} bits; portvakt accepts {MIN_RSA_BITS} to {MAX_RSA_BITS}"
-        )));
+        ));
     }
     if modulus.last().is_some_and(|b| b & 1 == 0) {
-        return Err(skip(
-            "its modulus is even, so it is not an RSA modulus".to_owned(),
-        ));
+        return Err("its modulus is even, so it is not an RSA modulus".to_owned());
     }
-    let exponent_bits = bit_length(&exponent);
+    let exponent_bits = bit_length(exponent);
     if !(2..=33).contains(&exponent_bits) || exponent.last().is_some_and(|b| b & 1 == 0) {
-        return Err(skip(
-            "its public exponent must be odd, at least 3 and at most 33 bits".to_owned(),
-        ));
+        return Err("its public exponent must be odd, at least 3 and at most 33 bits".to_owned());
     }
-    if super::roca::has_roca_fingerprint(&modulus) {
-        return Err(skip(
+    if super::roca::has_roca_fingerprint(modulus) {
+        return Err(
             "it was generated by the flawed Infineon library (ROCA, CVE-2017-15361) and can be factored".to_owned(),
-        ));
+        );
     }
+    Ok(bits)
+}
+
+/// The key parsed by aws-lc-rs once per algorithm it may verify: its declared `alg`, or
+/// every allowed one.
+fn parse_for_algorithms(
+    modulus: &[u8],
+    exponent: &[u8],
+    declared_alg: Option<Algorithm>,
+    algorithms: &[Algorithm],
+) -> Result<Vec<(Algorithm, ParsedPublicKey)>, String> {
     let components = RsaPublicKeyComponents {
-        n: &modulus[..],
-        e: &exponent[..],
+        n: modulus,
+        e: exponent,
     };
     let usable: Vec<Algorithm> = match declared_alg {
         Some(alg) => vec![alg],
@@ -349,20 +382,13 @@ fn vet_jwk(jwk: &Value, algorithms: &[Algorithm]) -> Result<VerifyingKey, KeyWar
     for alg in usable {
         let key = components
             .to_parsed_public_key(alg.verification())
-            .map_err(|e| skip(format!("aws-lc-rs rejected it: {e}")))?;
+            .map_err(|e| format!("aws-lc-rs rejected it: {e}"))?;
         parsed.push((alg, key));
     }
     if parsed.is_empty() {
-        return Err(skip("no algorithm is allowed".to_owned()));
+        return Err("no algorithm is allowed".to_owned());
     }
-    Ok(VerifyingKey {
-        kid: Arc::from(kid),
-        declared_alg,
-        bits,
-        modulus: modulus.into_boxed_slice(),
-        exponent: exponent.into_boxed_slice(),
-        parsed,
-    })
+    Ok(parsed)
 }
 
 /// A JWK "Base64urlUInt": strict base64url, big-endian. Leading zero octets are tolerated
