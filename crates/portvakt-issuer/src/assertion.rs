@@ -10,8 +10,8 @@
 
 use std::sync::Arc;
 
-use portvakt::ValidationError;
 use portvakt::jws::{decode_unverified_header, decode_unverified_payload, verify_compact};
+use portvakt::{ValidationError, printable};
 use serde_json::{Map, Value};
 
 use crate::clients::{ASSERTION_ALGORITHMS, ClientRegistry, RegisteredClient};
@@ -418,19 +418,6 @@ pub(crate) fn dedup<'a>(items: impl Iterator<Item = &'a str>) -> Vec<String> {
         if !out.iter().any(|s| s == item) {
             out.push(item.to_owned());
         }
-    }
-    out
-}
-
-/// Text from a request, made safe to echo: control characters escaped, at most 100 chars.
-pub(crate) fn printable(text: &str) -> String {
-    let mut out: String = text
-        .chars()
-        .take(100)
-        .flat_map(char::escape_debug)
-        .collect();
-    if text.chars().count() > 100 {
-        out.push_str("...");
     }
     out
 }

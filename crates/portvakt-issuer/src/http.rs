@@ -115,7 +115,7 @@ async fn token(State(issuer): State<Issuer>, headers: HeaderMap, body: Bytes) ->
                     ErrorCode::UnsupportedGrantType,
                     format!(
                         "grant_type \"{}\" is not supported; Maskinporten uses {JWT_BEARER}",
-                        crate::assertion::printable(other)
+                        portvakt::printable(other)
                     ),
                 ));
             }
@@ -183,7 +183,7 @@ fn dev_request(headers: &HeaderMap, body: &[u8]) -> Result<DevTokenRequest, OAut
     {
         return Err(OAuthError::request(format!(
             "unknown parameter `{}`; use orgno, scope, audience, on_behalf_of",
-            crate::assertion::printable(unknown)
+            portvakt::printable(unknown)
         )));
     }
     Ok(DevTokenRequest {

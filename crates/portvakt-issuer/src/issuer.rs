@@ -458,7 +458,7 @@ impl Issuer {
         if !portvakt_manifest::is_nine_digits(&request.orgno) {
             return Err(OAuthError::request(format!(
                 "orgno \"{}\" is not a nine-digit organization number",
-                assertion::printable(&request.orgno)
+                portvakt::printable(&request.orgno)
             )));
         }
         let scopes = assertion::dedup(request.scopes.iter().flat_map(|s| s.split_whitespace()));
@@ -472,7 +472,7 @@ impl Issuer {
             Some(aud) if Url::parse(aud).is_err() => {
                 return Err(OAuthError::request(format!(
                     "audience \"{}\" is not an absolute URI (e.g. https://api.example.no/)",
-                    assertion::printable(aud)
+                    portvakt::printable(aud)
                 )));
             }
             Some(aud) => Some(vec![aud.clone()]),
@@ -482,7 +482,7 @@ impl Issuer {
             Some(org) if !portvakt_manifest::is_nine_digits(org) => {
                 return Err(OAuthError::request(format!(
                     "on_behalf_of \"{}\" is not a nine-digit organization number",
-                    assertion::printable(org)
+                    portvakt::printable(org)
                 )));
             }
             Some(org) if org != request.orgno => Some(org),

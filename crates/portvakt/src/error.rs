@@ -15,9 +15,15 @@ use crate::scope::ScopeRequirement;
 /// The longest piece of attacker-controlled text we repeat in a message.
 const MAX_ECHO: usize = 64;
 
-/// Makes a value from a token safe to echo in a message or a log line: at most 64 characters,
-/// with control characters escaped, so a crafted `kid` cannot forge log lines or flood them.
-pub(crate) fn printable(value: &str) -> String {
+/// Makes a value from a token (or any request) safe to echo in a message or a log line: at
+/// most 64 characters, with control characters escaped, so a crafted `kid` cannot forge log
+/// lines or flood them. The local issuer uses it for what it echoes from assertions.
+///
+/// ```
+/// assert_eq!(portvakt::printable("a\nb"), "a\\nb");
+/// assert_eq!(portvakt::printable(&"x".repeat(100)), format!("{}…", "x".repeat(64)));
+/// ```
+pub fn printable(value: &str) -> String {
     let mut out = String::new();
     for (i, ch) in value.chars().enumerate() {
         if i == MAX_ECHO {

@@ -57,7 +57,7 @@ pub use config::{
     DEFAULT_MAX_TOKEN_SIZE, ENV_ALGORITHMS, ENV_AUDIENCE, ENV_ISSUER, ENV_JWKS_URI,
     ENV_WELL_KNOWN_URL, env_var,
 };
-pub use error::{ErrorClass, Segment, ValidationError};
+pub use error::{ErrorClass, Segment, ValidationError, printable};
 pub use fetch::FetchError;
 pub use jws::signing::{SigningError, SigningKey};
 pub use keys::jwk::{KeySet, KeyWarning, VerifyFailure, VerifyingKey};
