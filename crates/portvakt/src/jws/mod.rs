@@ -6,6 +6,7 @@
 //! compact-serialization functions.
 
 mod compact;
+mod pem;
 pub(crate) mod signing;
 
 pub use compact::{

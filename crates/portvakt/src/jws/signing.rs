@@ -30,6 +30,8 @@ pub enum SigningError {
 pub struct SigningKey {
     kid: String,
     pair: KeyPair,
+    /// Base64 DER certificates: when set, JWTs name the key by `x5c` instead of `kid`.
+    x5c: Vec<String>,
 }
 
 impl fmt::Debug for SigningKey {
@@ -46,10 +48,7 @@ impl SigningKey {
     pub fn generate(kid: impl Into<String>) -> Result<SigningKey, SigningError> {
         let pair =
             KeyPair::generate(KeySize::Rsa2048).map_err(|e| SigningError::Crypto(e.to_string()))?;
-        Ok(SigningKey {
-            kid: kid.into(),
-            pair,
-        })
+        Ok(SigningKey::from_parts(kid.into(), pair, Vec::new()))
     }
 
     /// Loads a private RSA JWK (`kty`, `kid`, `n`, `e`, `d`, `p`, `q`, `dp`, `dq`, `qi`).
@@ -108,10 +107,21 @@ impl SigningKey {
         let pair = KeyPair::from_components(&components).map_err(|e| {
             SigningError::BadJwk(format!("the key components are inconsistent: {e}"))
         })?;
-        Ok(SigningKey {
-            kid: kid.to_owned(),
-            pair,
-        })
+        Ok(SigningKey::from_parts(kid.to_owned(), pair, Vec::new()))
+    }
+
+    pub(crate) fn from_parts(kid: String, pair: KeyPair, x5c: Vec<String>) -> SigningKey {
+        SigningKey { kid, pair, x5c }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn key_pair(&self) -> &KeyPair {
+        &self.pair
+    }
+
+    /// The certificate chain (base64 DER) JWTs carry as `x5c`; empty for a `kid`-named key.
+    pub fn x5c(&self) -> &[String] {
+        &self.x5c
     }
 
     /// The key id.
@@ -157,9 +167,14 @@ impl SigningKey {
         }))
     }
 
-    /// Signs a JWT with header `{"kid": ..., "alg": ...}`, as Maskinporten's tokens have.
+    /// Signs a JWT with header `{"kid": ..., "alg": ...}`, as Maskinporten's tokens have, or
+    /// `{"alg": ..., "x5c": [...]}` for a key loaded with its certificate chain.
     pub fn sign_jwt(&self, alg: Algorithm, claims: &Value) -> Result<String, SigningError> {
-        let header = json!({"kid": self.kid, "alg": alg.name()});
+        let header = if self.x5c.is_empty() {
+            json!({"kid": self.kid, "alg": alg.name()})
+        } else {
+            json!({"alg": alg.name(), "x5c": self.x5c})
+        };
         self.sign_compact(
             alg,
             header.to_string().as_bytes(),
