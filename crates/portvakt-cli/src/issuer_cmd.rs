@@ -72,6 +72,23 @@ pub struct ServeArgs {
     /// Issuer identifier to use instead of http://ADDR/ (must end with `/`).
     #[arg(long, value_name = "URL")]
     pub issuer_url: Option<String>,
+    /// Start the local Digdir with no scopes (provision them with `portvakt provision apply`);
+    /// no manifest is read.
+    #[arg(long)]
+    pub empty: bool,
+    /// Persist the local Digdir's scopes and grants in FILE (JSON, written atomically after
+    /// every change); an existing file is loaded at start.
+    #[arg(long, value_name = "FILE")]
+    pub state: Option<PathBuf>,
+    /// Register an admin client for the admin API under /api/v1: ID:FILE, FILE its JWK with
+    /// `kid` (public or private). It gets idporten:scopes.read/write with the JWT-bearer grant.
+    /// Repeatable.
+    #[arg(long = "admin-client", value_name = "ID:FILE")]
+    pub admin_clients: Vec<String>,
+    /// NAIS cluster named in the descriptions of the scopes provisioned from the manifest at
+    /// start [default: NAIS_CLUSTER_NAME, else `local`].
+    #[arg(long, value_name = "NAME")]
+    pub cluster: Option<String>,
 }
 
 /// Runs `portvakt issuer`. Exit codes: 0 after a clean shutdown (Ctrl-C), 1 when the server
@@ -125,6 +142,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
         .clone()
         .or_else(crate::issuer_source::default_manifest)
     {
+        _ if args.empty => PathBuf::from("(none: --empty)"),
         Some(path) => path,
         None => {
             eprintln!(
@@ -137,25 +155,34 @@ async fn serve(args: ServeArgs) -> ExitCode {
         strict: false,
         prefix: args.prefix.clone(),
     };
-    let manifest = match Manifest::from_path_with(&path, &options) {
-        Ok(m) => m,
-        Err(e) => {
-            eprintln!("{}", render::read_error(&e));
-            return ExitCode::from(2);
+    let manifest = if args.empty {
+        None
+    } else {
+        match Manifest::from_path_with(&path, &options) {
+            Ok(m) => Some(m),
+            Err(e) => {
+                eprintln!("{}", render::read_error(&e));
+                return ExitCode::from(2);
+            }
         }
     };
-    for d in manifest.diagnostics() {
-        eprintln!("{}", render::diagnostic(d));
-    }
-    let mut config = match IssuerConfig::from_manifest(&manifest) {
-        Ok(config) => config,
-        Err(e) => {
-            eprintln!(
-                "{}",
-                render::summary(manifest.file(), manifest.diagnostics())
-            );
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
+    let mut config = match &manifest {
+        None => IssuerConfig::new(GrantsTable::default()),
+        Some(manifest) => {
+            for d in manifest.diagnostics() {
+                eprintln!("{}", render::diagnostic(d));
+            }
+            match IssuerConfig::from_manifest(manifest) {
+                Ok(config) => config,
+                Err(e) => {
+                    eprintln!(
+                        "{}",
+                        render::summary(manifest.file(), manifest.diagnostics())
+                    );
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
+            }
         }
     };
     let mut clients = ClientRegistry::new();
@@ -171,7 +198,35 @@ async fn serve(args: ServeArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     }
+    let naming = portvakt_provision::Naming {
+        prefix: args.prefix.clone(),
+        cluster: args
+            .cluster
+            .clone()
+            .unwrap_or_else(portvakt_provision::cluster_from_env),
+    };
+    match &manifest {
+        None => config.digdir = Some(portvakt_issuer::DigdirState::empty()),
+        Some(manifest) => {
+            if let Err(e) = config.provision_at_start(manifest, &naming) {
+                tracing::warn!("{e}; the local Digdir's scopes come from the grants table");
+            }
+        }
+    }
+    for spec in &args.admin_clients {
+        let Some((id, file)) = spec.split_once(':') else {
+            eprintln!("error: --admin-client {spec:?}: expected ID:FILE, e.g. admin:admin.jwk");
+            return ExitCode::from(2);
+        };
+        let registration = format!("{id}:{}:{file}", config.owner_orgno);
+        if let Err(e) = clients.add_spec(&registration) {
+            eprintln!("error: --admin-client {spec}: {e}");
+            return ExitCode::from(2);
+        }
+        config.admin_clients.insert(id.to_owned());
+    }
     config.clients = clients;
+    config.state_file = args.state.clone();
     config.development = !args.strict;
     config.rotate_every = args.rotate_every;
     config.grace = args.grace;
@@ -269,6 +324,14 @@ fn banner(issuer: &Issuer, manifest: &Path, args: &ServeArgs) -> String {
         )),
         None => out.push_str(&format!("  keys       {}\n", issuer.current_kid())),
     }
+    out.push_str(&format!(
+        "  admin API  {}api/v1 (a local Digdir, for `portvakt provision`){}\n",
+        issuer.issuer_url(),
+        args.state
+            .as_ref()
+            .map(|p| format!("; state in {}", p.display()))
+            .unwrap_or_default()
+    ));
     if issuer.clients().is_empty() {
         out.push_str("  clients    none registered (use --client or --clients-file for /token)\n");
     } else {

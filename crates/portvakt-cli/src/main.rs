@@ -7,7 +7,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use portvakt_cli::{inspect_cmd, issuer_cmd, manifest_cmd, serve, token_cmd};
+use portvakt_cli::{inspect_cmd, issuer_cmd, manifest_cmd, provision_cmd, serve, token_cmd};
 
 /// Secure an API with Maskinporten: validate tokens, run a local Maskinporten, lint nais.yaml.
 #[derive(Debug, Parser)]
@@ -32,6 +32,9 @@ enum Command {
     /// Check a NAIS manifest's Maskinporten scopes and list its grants.
     #[command(subcommand)]
     Manifest(manifest_cmd::ManifestCommand),
+    /// Provision the manifest's scopes and grants through Digdir's admin API: plan, then apply.
+    #[command(subcommand)]
+    Provision(provision_cmd::ProvisionCommand),
 }
 
 fn main() -> ExitCode {
@@ -43,6 +46,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve_exit(runtime().block_on(serve::run(args))),
         Command::Issuer(args) => runtime().block_on(issuer_cmd::run(args)),
         Command::Token(args) => runtime().block_on(token_cmd::run(args)),
+        Command::Provision(cmd) => runtime().block_on(provision_cmd::run(cmd)),
     }
 }
 
@@ -84,7 +88,9 @@ fn init_logging() {
     use std::io::IsTerminal as _;
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        EnvFilter::new("warn,portvakt=info,portvakt_cli=info,portvakt_issuer=info")
+        EnvFilter::new(
+            "warn,portvakt=info,portvakt_cli=info,portvakt_issuer=info,portvakt_provision=info",
+        )
     });
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

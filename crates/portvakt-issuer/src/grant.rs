@@ -1,32 +1,34 @@
-//! The grant decision (from the manifest) and the token it yields (shaped like Maskinporten's).
+//! The grant decision (from the local Digdir's scopes and grants) and the token it yields (shaped like Maskinporten's).
 
 use std::time::Duration;
 
 use portvakt::Algorithm;
 use portvakt::SigningKey;
-use portvakt_manifest::{DelegationSource, GrantError, GrantsTable};
+use portvakt_manifest::GrantError;
 use serde_json::{Map, Value, json};
 
+use crate::admin::DigdirState;
 use crate::error::{ErrorCode, OAuthError};
 use crate::keys::random_id;
 
 /// The ISO 6523 authority Maskinporten puts in `consumer` and `supplier`.
 pub const CONSUMER_AUTHORITY: &str = "iso6523-actorid-upis";
 
-/// What the manifest allows for one request.
+/// What the local Digdir allows for one request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Authorized {
     /// Token lifetime: the lowest `atMaxAge` of the scopes, capped by the client lifetime.
     pub(crate) lifetime: Duration,
     /// Set for delegated requests.
-    pub(crate) delegation_source: Option<DelegationSource>,
+    /// The scope's delegation source (an issuer URL), set for delegated requests.
+    pub(crate) delegation_source: Option<String>,
 }
 
 /// Checks every scope for the organization that will be the token's `consumer`: `consumer_org`
 /// when delegated (the legal party), else the client's own organization. Delegated requests
 /// additionally need every scope to have a delegation source.
 pub(crate) fn authorize(
-    grants: &GrantsTable,
+    digdir: &DigdirState,
     client_orgno: &str,
     consumer_org: Option<&str>,
     scopes: &[String],
@@ -36,8 +38,8 @@ pub(crate) fn authorize(
     let mut lifetime = client_lifetime;
     let mut delegation_source = None;
     for scope in scopes {
-        let grant = grants.check(consumer, scope).map_err(|e| grant_error(&e))?;
-        lifetime = lifetime.min(grant.at_max_age());
+        let grant = digdir.check(consumer, scope).map_err(|e| grant_error(&e))?;
+        lifetime = lifetime.min(grant.at_max_age);
         if let Some(on_behalf_of) = consumer_org {
             match grant.delegation_source {
                 Some(source) => delegation_source = Some(source),

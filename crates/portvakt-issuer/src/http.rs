@@ -27,7 +27,8 @@ impl Issuer {
         let mut router = Router::new()
             .route("/.well-known/oauth-authorization-server", get(metadata))
             .route("/jwk", get(jwks))
-            .route("/token", post(token));
+            .route("/token", post(token))
+            .nest("/api/v1", crate::admin::router());
         if self.is_development() {
             router = router
                 .route("/dev/token", post(dev_token))

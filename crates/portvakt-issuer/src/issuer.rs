@@ -1,12 +1,14 @@
 //! The issuer: configuration, state, issuance, rotation, and serving it over HTTP.
 
+use std::collections::BTreeSet;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use portvakt::{KeySet, SigningKey};
-use portvakt_manifest::{DelegationSource, GrantsTable, Manifest};
+use portvakt_manifest::{GrantsTable, Manifest};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::net::{TcpListener, ToSocketAddrs};
@@ -14,10 +16,11 @@ use tokio::sync::oneshot;
 use tokio::task::{AbortHandle, JoinHandle};
 use url::Url;
 
+use crate::admin::{ADMIN_SCOPES, DigdirState};
 use crate::assertion;
 use crate::clients::ClientRegistry;
 use crate::error::{ErrorCode, IssuerError, OAuthError};
-use crate::grant::{Mint, authorize};
+use crate::grant::{Authorized, Mint, authorize};
 use crate::keys::{KeyRing, Rotation, new_kid};
 use crate::replay::{DEFAULT_CAPACITY, ReplayCache};
 
@@ -63,6 +66,21 @@ pub struct IssuerConfig {
     pub issuer_url: Option<String>,
     /// The `delegation_source` claim for scopes delegated through Altinn.
     pub altinn_delegation_source: String,
+    /// The local Digdir's scopes and grants, which tokens are issued from. `None`: the
+    /// manifest provisioned at start (see [`IssuerConfig::from_manifest`]), else `grants`;
+    /// [`DigdirState::empty`] for `--empty`.
+    pub digdir: Option<DigdirState>,
+    /// Persists the local Digdir here (written atomically after every change); when the file
+    /// exists at start, its state is loaded instead of `digdir` or the manifest.
+    pub state_file: Option<PathBuf>,
+    /// Registered clients (by `client_id`) that may get the admin scopes
+    /// (`idporten:scopes.read`, `idporten:scopes.write`) with the JWT-bearer grant.
+    pub admin_clients: BTreeSet<String>,
+    /// The organization owning the local Digdir's scopes, and the only one `/dev/token` gives
+    /// admin scopes to (default NAV, 889640782).
+    pub owner_orgno: String,
+    /// The manifest's scopes as provisioning would create them (set by `from_manifest`).
+    seed: Option<portvakt_provision::Desired>,
 }
 
 impl fmt::Debug for IssuerConfig {
@@ -75,6 +93,8 @@ impl fmt::Debug for IssuerConfig {
             .field("grace", &self.grace)
             .field("max_token_lifetime", &self.max_token_lifetime)
             .field("issuer_url", &self.issuer_url)
+            .field("state_file", &self.state_file)
+            .field("admin_clients", &self.admin_clients)
             .finish_non_exhaustive()
     }
 }
@@ -93,7 +113,25 @@ impl IssuerConfig {
             signing_key: None,
             issuer_url: None,
             altinn_delegation_source: ALTINN_DELEGATION_SOURCE.to_owned(),
+            digdir: None,
+            state_file: None,
+            admin_clients: BTreeSet::new(),
+            owner_orgno: portvakt_provision::DEFAULT_DEV_ORGNO.to_owned(),
+            seed: None,
         }
+    }
+
+    /// Starts the local Digdir as provisioning `manifest` with `naming` would leave it (what
+    /// `from_manifest` does with the manifest's prefix and `NAIS_CLUSTER_NAME`, else `local`).
+    pub fn provision_at_start(
+        &mut self,
+        manifest: &Manifest,
+        naming: &portvakt_provision::Naming,
+    ) -> Result<(), IssuerError> {
+        let desired = portvakt_provision::desired(manifest, naming)
+            .map_err(|e| IssuerError::Setting(e.to_string()))?;
+        self.seed = Some(desired);
+        Ok(())
     }
 
     /// Development defaults for a manifest's grants; refuses a manifest with errors (the table
@@ -109,7 +147,14 @@ impl IssuerConfig {
                     .count(),
             });
         }
-        Ok(IssuerConfig::new(manifest.grants()))
+        let mut config = IssuerConfig::new(manifest.grants());
+        let naming = portvakt_provision::Naming {
+            prefix: manifest.options().prefix.clone(),
+            cluster: portvakt_provision::cluster_from_env(),
+        };
+        // A bare `spec:` fragment names no owner; its scopes then come from the grants table.
+        let _ = config.provision_at_start(manifest, &naming);
+        Ok(config)
     }
 }
 
@@ -160,7 +205,11 @@ pub(crate) struct State {
     rotate_every: Option<Duration>,
     grace: Duration,
     max_token_lifetime: Duration,
-    altinn_delegation_source: String,
+    pub(crate) altinn_delegation_source: String,
+    pub(crate) digdir: Mutex<DigdirState>,
+    pub(crate) state_file: Option<PathBuf>,
+    admin_clients: BTreeSet<String>,
+    pub(crate) owner_orgno: String,
     keys: Mutex<KeyRing>,
     replay: ReplayCache,
 }
@@ -234,6 +283,32 @@ impl Issuer {
                 "keys can be rotated at most once a second".to_owned(),
             ));
         }
+        for id in &config.admin_clients {
+            if config.clients.get(id).is_none() {
+                return Err(IssuerError::Setting(format!(
+                    "admin client {id} is not registered; register it with its key (--admin-client ID:FILE)"
+                )));
+            }
+        }
+        let digdir = match &config.state_file {
+            Some(path) if path.exists() => DigdirState::load(path)?,
+            _ => match (config.digdir, &config.seed) {
+                (Some(state), _) => state,
+                (None, Some(desired)) => DigdirState::provisioned(
+                    desired,
+                    &config.owner_orgno,
+                    &config.altinn_delegation_source,
+                )?,
+                (None, None) => DigdirState::from_grants(
+                    &config.grants,
+                    &config.owner_orgno,
+                    &config.altinn_delegation_source,
+                ),
+            },
+        };
+        if let Some(path) = &config.state_file {
+            digdir.save(path)?;
+        }
         let key = match config.signing_key {
             Some(key) => key,
             None => SigningKey::generate(new_kid("portvakt"))?,
@@ -249,6 +324,10 @@ impl Issuer {
                 grace: config.grace,
                 max_token_lifetime: config.max_token_lifetime,
                 altinn_delegation_source: config.altinn_delegation_source,
+                digdir: Mutex::new(digdir),
+                state_file: config.state_file,
+                admin_clients: config.admin_clients,
+                owner_orgno: config.owner_orgno,
                 keys: Mutex::new(KeyRing::new(key)),
                 replay: ReplayCache::new(DEFAULT_CAPACITY),
             }),
@@ -421,6 +500,7 @@ impl Issuer {
                 None => (client_orgno, None),
             };
             self.issue_checked(IssueParams {
+                dev: false,
                 client_id: request.client.client_id(),
                 consumer,
                 supplier,
@@ -497,6 +577,7 @@ impl Issuer {
             None => (request.orgno.as_str(), None),
         };
         self.issue_checked(IssueParams {
+            dev: true,
             client_id: &client_id,
             consumer,
             supplier,
@@ -510,35 +591,48 @@ impl Issuer {
 
     /// ` (consumers of S: A, B)` for an error message, when the first scope is known.
     fn consumer_hint(&self, scopes: &[String]) -> String {
-        let Some(grant) = scopes
-            .iter()
-            .flat_map(|s| s.split_whitespace())
-            .find_map(|s| self.state.grants.get(s))
-        else {
-            return String::new();
-        };
-        if grant.accessible_for_all {
-            return format!("; {} is accessible for all organizations", grant.scope);
-        }
-        let orgs: Vec<&str> = grant.consumers.iter().map(|c| c.orgno.as_str()).collect();
-        if orgs.is_empty() {
-            format!("; {} has no consumers", grant.scope)
-        } else {
-            format!("; consumers of {}: {}", grant.scope, orgs.join(", "))
-        }
+        self.digdir(|digdir| {
+            let Some(scope) = scopes
+                .iter()
+                .flat_map(|s| s.split_whitespace())
+                .find_map(|s| digdir.scopes().find(|r| r.full_name() == s))
+            else {
+                return String::new();
+            };
+            let name = scope.full_name();
+            if scope.accessible_for_all {
+                return format!("; {name} is accessible for all organizations");
+            }
+            let orgs: Vec<&str> = digdir
+                .access(&name)
+                .filter(|e| e.state == portvakt_provision::AccessState::Approved)
+                .map(|e| e.consumer_orgno.as_str())
+                .collect();
+            if orgs.is_empty() {
+                format!("; {name} has no consumers")
+            } else {
+                format!("; consumers of {name}: {}", orgs.join(", "))
+            }
+        })
     }
 
     fn issue_checked(&self, params: IssueParams<'_>) -> Result<TokenResponse, OAuthError> {
-        let authorized = authorize(
-            &self.state.grants,
-            params.supplier.unwrap_or(params.consumer),
-            params.supplier.map(|_| params.consumer),
-            params.scopes,
-            self.state.max_token_lifetime,
-        )?;
-        let delegation_source = authorized.delegation_source.map(|source| match source {
-            DelegationSource::Altinn => self.state.altinn_delegation_source.as_str(),
-        });
+        let authorized = if params
+            .scopes
+            .iter()
+            .any(|s| ADMIN_SCOPES.contains(&s.as_str()))
+        {
+            self.authorize_admin(&params)?
+        } else {
+            authorize(
+                &self.digdir_lock(),
+                params.supplier.unwrap_or(params.consumer),
+                params.supplier.map(|_| params.consumer),
+                params.scopes,
+                self.state.max_token_lifetime,
+            )?
+        };
+        let delegation_source = authorized.delegation_source.as_deref();
         let mint = Mint {
             issuer: &self.state.issuer,
             client_id: params.client_id,
@@ -573,7 +667,51 @@ impl Issuer {
     }
 }
 
+impl Issuer {
+    /// Admin scopes go only to registered admin clients, or in development mode through
+    /// `/dev/token` to the owner organization; never together with other scopes.
+    fn authorize_admin(&self, params: &IssueParams<'_>) -> Result<Authorized, OAuthError> {
+        if let Some(other) = params
+            .scopes
+            .iter()
+            .find(|s| !ADMIN_SCOPES.contains(&s.as_str()))
+        {
+            return Err(OAuthError::scope(format!(
+                "scope \"{other}\" cannot be asked for together with the admin scopes {}",
+                ADMIN_SCOPES.join(" ")
+            )));
+        }
+        let allowed = if params.dev {
+            params.supplier.is_none() && params.consumer == self.state.owner_orgno
+        } else {
+            params.supplier.is_none() && self.state.admin_clients.contains(params.client_id)
+        };
+        if !allowed {
+            let who = if params.dev {
+                format!(
+                    "organization {} (only {}, the owner of this Digdir, gets admin scopes from /dev/token)",
+                    params.consumer, self.state.owner_orgno
+                )
+            } else {
+                format!(
+                    "client {} (not an admin client; register it with --admin-client)",
+                    params.client_id
+                )
+            };
+            return Err(OAuthError::scope(format!(
+                "{who} may not have the admin scopes {}",
+                ADMIN_SCOPES.join(" ")
+            )));
+        }
+        Ok(Authorized {
+            lifetime: self.state.max_token_lifetime,
+            delegation_source: None,
+        })
+    }
+}
+
 struct IssueParams<'a> {
+    dev: bool,
     client_id: &'a str,
     consumer: &'a str,
     supplier: Option<&'a str>,

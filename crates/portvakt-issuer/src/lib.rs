@@ -40,6 +40,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod admin;
 mod assertion;
 mod clients;
 mod error;
@@ -49,6 +50,7 @@ mod issuer;
 mod keys;
 mod replay;
 
+pub use admin::{ADMIN_SCOPES, ALTINN, DigdirState};
 pub use assertion::{
     ACCEPTED_CLAIMS, AUTHORIZATION_DETAILS_TYPES, MAX_ASSERTION_BYTES, MAX_ASSERTION_LIFETIME_SECS,
     MAX_CLOCK_SKEW_SECS,
