@@ -1,10 +1,10 @@
 //! The desired state: what a checked manifest says should exist at Digdir, mapped the way NAIS's
 //! digdirator maps `spec.maskinporten.scopes.exposes[]`.
 
-use portvakt_manifest::{DelegationSource, Manifest, Visibility};
+use portvakt_manifest::{DelegationSource, Manifest};
 
 use crate::error::ProvisionError;
-use crate::types::{MASKINPORTEN_INTEGRATION, PRIVATE, PUBLIC, SELF_CONTAINED, ScopeRegistration};
+use crate::types::{MASKINPORTEN_INTEGRATION, SELF_CONTAINED, ScopeRegistration, visibility};
 
 /// `at_max_age` when the manifest gives none (NAIS's default).
 pub const DEFAULT_AT_MAX_AGE: u32 = 30;
@@ -141,7 +141,7 @@ pub fn desired(manifest: &Manifest, naming: &Naming) -> Result<Desired, Provisio
             app: name.clone(),
         };
         for s in &mp.exposes {
-            let full = portvakt_manifest::scope::fully_qualified(
+            let full = portvakt_manifest::scope_name::fully_qualified(
                 &naming.prefix,
                 &s.product,
                 s.separator,
@@ -167,13 +167,7 @@ pub fn desired(manifest: &Manifest, naming: &Naming) -> Result<Desired, Provisio
                     .collect(),
                 at_max_age: Some(s.at_max_age_seconds),
                 token_type: Some(SELF_CONTAINED.to_owned()),
-                visibility: Some(
-                    match s.visibility {
-                        Visibility::Public => PUBLIC,
-                        Visibility::Private => PRIVATE,
-                    }
-                    .to_owned(),
-                ),
+                visibility: Some(visibility(s.visibility).to_owned()),
                 accessible_for_all: s.accessible_for_all,
                 delegation_source: s.delegation_source.map(|d| match d {
                     DelegationSource::Altinn => d.as_str().to_owned(),

@@ -18,6 +18,14 @@ pub const SELF_CONTAINED: &str = "SELF_CONTAINED";
 pub const PUBLIC: &str = "PUBLIC";
 /// `visibility` of an unlisted scope.
 pub const PRIVATE: &str = "PRIVATE";
+/// Digdir's `visibility` for the manifest's.
+pub fn visibility(v: portvakt_manifest::Visibility) -> &'static str {
+    match v {
+        portvakt_manifest::Visibility::Public => PUBLIC,
+        portvakt_manifest::Visibility::Private => PRIVATE,
+    }
+}
+
 /// The scope an admin token needs to read the organization's scopes.
 pub const SCOPES_READ: &str = "idporten:scopes.read";
 /// The scope an admin token needs to change the organization's scopes.

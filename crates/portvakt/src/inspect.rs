@@ -362,7 +362,7 @@ fn relative(seconds: i64) -> String {
 
 /// Seconds since 1970 as an RFC 3339 UTC time (proleptic Gregorian, Howard Hinnant's
 /// days-to-civil algorithm), so no date crate is needed for one line of output.
-pub(crate) fn utc(seconds: i64) -> String {
+pub fn utc(seconds: i64) -> String {
     let days = seconds.div_euclid(86_400);
     let secs = seconds.rem_euclid(86_400);
     let z = days + 719_468;

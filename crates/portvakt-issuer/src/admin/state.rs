@@ -7,8 +7,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use portvakt_manifest::{GrantError, GrantsTable};
 use portvakt_provision::types::{
-    AccessEntry, AccessState, MASKINPORTEN_INTEGRATION, PRIVATE, PUBLIC, SELF_CONTAINED,
-    ScopeRegistration,
+    AccessEntry, AccessState, MASKINPORTEN_INTEGRATION, SELF_CONTAINED, ScopeRegistration,
+    visibility,
 };
 use portvakt_provision::{Desired, resolve_delegation_sources};
 use serde::{Deserialize, Serialize};
@@ -42,24 +42,7 @@ pub(crate) struct Granted {
 
 /// RFC 3339 UTC, seconds, as Digdir writes `created` and `last_updated`.
 pub(crate) fn timestamp(at: SystemTime) -> String {
-    let secs = at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()) as i64;
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    portvakt::inspect::utc(at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()) as i64)
 }
 
 impl DigdirState {
@@ -122,13 +105,7 @@ impl DigdirState {
                     .collect(),
                 at_max_age: Some(g.at_max_age_seconds),
                 token_type: Some(SELF_CONTAINED.to_owned()),
-                visibility: Some(
-                    match g.visibility {
-                        portvakt_manifest::Visibility::Public => PUBLIC,
-                        portvakt_manifest::Visibility::Private => PRIVATE,
-                    }
-                    .to_owned(),
-                ),
+                visibility: Some(visibility(g.visibility).to_owned()),
                 accessible_for_all: g.accessible_for_all,
                 delegation_source: g
                     .delegation_source
