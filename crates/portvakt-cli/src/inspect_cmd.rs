@@ -65,17 +65,7 @@ pub async fn run(args: InspectArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     }
-    let mut policy = Policy::new();
-    if !args.scopes.is_empty() {
-        policy = policy.scopes(if args.any_scope {
-            ScopeRequirement::any_of(args.scopes)
-        } else {
-            ScopeRequirement::all_of(args.scopes)
-        });
-    }
-    if let Some(audience) = args.audience {
-        policy = policy.require_audience(audience);
-    }
+    let policy = route_policy(args.scopes, args.any_scope, args.audience);
     let report = validator.inspect(&token, &policy).await;
     if args.json {
         match serde_json::to_string_pretty(&report) {
@@ -129,14 +119,36 @@ fn read_token(arg: Option<&str>) -> Result<String, String> {
             text
         }
     };
-    let trimmed = raw.trim();
-    let token = trimmed
+    match bare_token(&raw) {
+        "" => Err("no token given: pass it as an argument or on standard input (`portvakt token ... | portvakt inspect`)".to_owned()),
+        token => Ok(token.to_owned()),
+    }
+}
+
+/// The token in pasted text: surrounding white space and a leading `Bearer ` (a copied
+/// `Authorization` header) removed. Empty when there is none.
+pub fn bare_token(text: &str) -> &str {
+    let trimmed = text.trim();
+    trimmed
         .strip_prefix("Bearer ")
         .or_else(|| trimmed.strip_prefix("bearer "))
         .unwrap_or(trimmed)
-        .trim();
-    if token.is_empty() {
-        return Err("no token given: pass it as an argument or on standard input (`portvakt token ... | portvakt inspect`)".to_owned());
+        .trim()
+}
+
+/// The policy `--scope`, `--any-scope` and `--audience` describe: all of `scopes` (one of them
+/// with `any_scope`), and the audience when given. No scopes: any valid token.
+pub fn route_policy(scopes: Vec<String>, any_scope: bool, audience: Option<String>) -> Policy {
+    let mut policy = Policy::new();
+    if !scopes.is_empty() {
+        policy = policy.scopes(if any_scope {
+            ScopeRequirement::any_of(scopes)
+        } else {
+            ScopeRequirement::all_of(scopes)
+        });
     }
-    Ok(token.to_owned())
+    if let Some(audience) = audience {
+        policy = policy.require_audience(audience);
+    }
+    policy
 }

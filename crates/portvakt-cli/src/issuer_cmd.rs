@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand};
 use portvakt_issuer::{
-    ClientRegistry, DEFAULT_LISTEN, GrantsTable, Issuer, IssuerConfig, generate_client_key,
+    ClientRegistry, DEFAULT_LISTEN, GrantsTable, Issuer, IssuerConfig, IssuerError,
+    generate_client_key, issuer_url_for,
 };
 use portvakt_manifest::{CheckOptions, Manifest, render};
 
@@ -232,14 +233,34 @@ async fn serve(args: ServeArgs) -> ExitCode {
     config.grace = args.grace;
     config.issuer_url = args.issuer_url.clone();
 
-    let mut running = match Issuer::bind(args.listen.as_str(), config).await {
+    let listener = match tokio::net::TcpListener::bind(args.listen.as_str()).await {
+        Ok(listener) => listener,
+        Err(source) => {
+            let addr = args.listen.clone();
+            eprintln!("error: {}", IssuerError::Bind { addr, source });
+            return ExitCode::from(2);
+        }
+    };
+    let page = match dev_page(&listener, &config, manifest) {
+        Ok(page) => page,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    let page_url = page.as_ref().map(|(_, url)| url.clone());
+    let extra = page.map(|(router, _)| router).unwrap_or_default();
+    let mut running = match portvakt_issuer::serve_with(listener, config, extra).await {
         Ok(running) => running,
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::from(2);
         }
     };
-    eprint!("{}", banner(running.issuer(), &path, &args));
+    eprint!(
+        "{}",
+        banner(running.issuer(), &path, &args, page_url.as_deref())
+    );
 
     let failed = tokio::select! {
         () = until_signal() => None,
@@ -266,6 +287,42 @@ async fn serve(args: ServeArgs) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The development page at the issuer's root ([`crate::devpage`]) and its URL: only in
+/// development mode, on a loopback listener.
+fn dev_page(
+    listener: &tokio::net::TcpListener,
+    config: &IssuerConfig,
+    manifest: Manifest,
+) -> Result<Option<(axum::Router, String)>, String> {
+    let addr = listener
+        .local_addr()
+        .map_err(|e| format!("cannot read the listen address: {e}"))?;
+    if !config.development || !crate::devpage::serves_on(addr.ip()) {
+        return Ok(None);
+    }
+    let issuer_url = config
+        .issuer_url
+        .clone()
+        .unwrap_or_else(|| issuer_url_for(addr));
+    let validation = portvakt::Config::builder()
+        .well_known_url(format!(
+            "{issuer_url}.well-known/oauth-authorization-server"
+        ))
+        .build()
+        .map_err(|e| e.to_string())?;
+    let validator = portvakt::Validator::new(validation).map_err(|e| e.to_string())?;
+    let page = crate::devpage::DevPage {
+        manifest: std::sync::Arc::new(manifest),
+        issuer_url,
+        validator,
+        introspection: None,
+        proxy: None,
+        served_by: "portvakt issuer",
+        note: None,
+    };
+    Ok(Some((page.router(), format!("http://{addr}/"))))
 }
 
 /// Resolves on Ctrl-C, or SIGTERM on Unix.
@@ -302,7 +359,7 @@ fn example(grants: &GrantsTable) -> Option<(String, String)> {
         })
 }
 
-fn banner(issuer: &Issuer, manifest: &Path, args: &ServeArgs) -> String {
+fn banner(issuer: &Issuer, manifest: &Path, args: &ServeArgs, page: Option<&str>) -> String {
     let mut out = String::new();
     let mode = if issuer.is_development() {
         "development mode: /dev/token and /admin/rotate are on"
@@ -315,6 +372,9 @@ fn banner(issuer: &Issuer, manifest: &Path, args: &ServeArgs) -> String {
         issuer.well_known_url(),
         manifest.display()
     ));
+    if let Some(page) = page {
+        out.push_str(&format!("  page       {page}\n"));
+    }
     match args.rotate_every {
         Some(every) => out.push_str(&format!(
             "  keys       {} (rotated every {} s, old keys kept {} s)\n",

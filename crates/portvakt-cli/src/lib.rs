@@ -3,6 +3,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod devpage;
 pub mod duration;
 pub mod inspect_cmd;
 pub mod issuer_cmd;

@@ -88,21 +88,31 @@ pub async fn run(args: TokenArgs) -> ExitCode {
             println!("{}", token.as_str());
             ExitCode::SUCCESS
         }
-        Err(TokenError::Refused {
-            error, description, ..
-        }) => {
-            eprintln!(
-                "error: {error}: {}",
-                description
-                    .as_deref()
-                    .unwrap_or("(the issuer gave no description)")
-            );
-            ExitCode::FAILURE
-        }
         Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::from(2)
+            eprintln!("{}", error_text(&e));
+            if matches!(e, TokenError::Refused { .. }) {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::from(2)
+            }
         }
+    }
+}
+
+/// How `portvakt token` words a failure: `error: CODE: DESCRIPTION` when the issuer refused
+/// (e.g. `error: invalid_scope: organization 999999999 is not a consumer of scope "..."`),
+/// `error: WHAT` for usage, configuration and network errors.
+pub fn error_text(error: &TokenError) -> String {
+    match error {
+        TokenError::Refused {
+            error, description, ..
+        } => format!(
+            "error: {error}: {}",
+            description
+                .as_deref()
+                .unwrap_or("(the issuer gave no description)")
+        ),
+        e => format!("error: {e}"),
     }
 }
 
@@ -122,12 +132,23 @@ async fn jwt_bearer(
     client.token(request).await
 }
 
-/// The local issuer's `/dev/token`, found through its discovery document.
+/// The development shortcut of the issuer given with `--issuer` (default the local one).
 async fn dev_shortcut(
     args: &TokenArgs,
     request: &TokenRequest,
 ) -> Result<portvakt::client::AccessToken, TokenError> {
     let base = args.issuer.as_deref().unwrap_or(DEFAULT_ISSUER);
+    dev_token(base, args.orgno.as_deref(), request).await
+}
+
+/// A token from the local issuer at `base` through its development shortcut (`/dev/token`,
+/// found through its discovery document), as `portvakt token --orgno` gets one without
+/// `MASKINPORTEN_CLIENT_*`: the grants enforced, the refusal the issuer's.
+pub async fn dev_token(
+    base: &str,
+    orgno: Option<&str>,
+    request: &TokenRequest,
+) -> Result<portvakt::client::AccessToken, TokenError> {
     let well_known = well_known_for(base);
     let document = discover_raw(&well_known, std::time::Duration::from_secs(5))
         .await
@@ -149,7 +170,7 @@ async fn dev_shortcut(
             "the issuer's portvakt_dev_token_endpoint {endpoint:?} is not a URL: {e}"
         ))
     })?;
-    request_dev_token(&endpoint, args.orgno.as_deref(), request).await
+    request_dev_token(&endpoint, orgno, request).await
 }
 
 #[cfg(test)]

@@ -726,7 +726,19 @@ struct IssueParams<'a> {
 /// The issuer URL is `config.issuer_url`, else `http://ADDR/` of the listener.
 pub async fn serve(
     listener: TcpListener,
+    config: IssuerConfig,
+) -> Result<RunningIssuer, IssuerError> {
+    serve_with(listener, config, axum::Router::new()).await
+}
+
+/// Like [`serve`], with `extra` routes served beside the issuer's on the same listener (e.g.
+/// portvakt's development page at `/`). The issuer's own paths must not be among them (axum
+/// refuses overlapping routes with a panic at start-up); anything neither serves gets the
+/// issuer's JSON 404.
+pub async fn serve_with(
+    listener: TcpListener,
     mut config: IssuerConfig,
+    extra: axum::Router,
 ) -> Result<RunningIssuer, IssuerError> {
     let addr = listener.local_addr().map_err(|source| IssuerError::Bind {
         addr: "the listener".to_owned(),
@@ -744,7 +756,7 @@ pub async fn serve(
     } else {
         Issuer::new(config, &issuer_url)?
     };
-    let router = issuer.router();
+    let router = extra.merge(issuer.router());
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         axum::serve(listener, router)

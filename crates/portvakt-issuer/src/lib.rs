@@ -62,7 +62,7 @@ pub use http::JWT_BEARER;
 pub use issuer::{
     ALTINN_DELEGATION_SOURCE, CLIENT_AMR, DEFAULT_GRACE, DEFAULT_LISTEN,
     DEFAULT_MAX_TOKEN_LIFETIME, DEV_CLIENT_PREFIX, DevTokenRequest, Issuer, IssuerConfig,
-    RunningIssuer, TokenResponse, issuer_url_for, serve,
+    RunningIssuer, TokenResponse, issuer_url_for, serve, serve_with,
 };
 pub use keys::Rotation;
 pub use portvakt_manifest::{GrantsTable, Manifest};

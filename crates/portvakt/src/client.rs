@@ -634,24 +634,22 @@ pub async fn request_dev_token(
     let endpoint = checked_url("development token endpoint", dev_token_endpoint.as_str())
         .map_err(|e| TokenError::Config(e.to_string()))?;
     let scope = request.scope_string();
-    let mut form = url::form_urlencoded::Serializer::new(String::new());
-    if let Some(orgno) = orgno {
-        form.append_pair("orgno", orgno);
-    }
-    form.append_pair("scope", &scope);
-    if let Some(audience) = &request.audience {
-        form.append_pair("audience", audience);
-    }
-    if let Some(org) = &request.on_behalf_of {
-        form.append_pair("on_behalf_of", org);
-    }
-    post_form(
-        &http_client(DEFAULT_TIMEOUT)?,
-        &endpoint,
-        form.finish(),
-        &scope,
-    )
-    .await
+    // The serializer is not `Send`; finished before the await, the future is.
+    let body = {
+        let mut form = url::form_urlencoded::Serializer::new(String::new());
+        if let Some(orgno) = orgno {
+            form.append_pair("orgno", orgno);
+        }
+        form.append_pair("scope", &scope);
+        if let Some(audience) = &request.audience {
+            form.append_pair("audience", audience);
+        }
+        if let Some(org) = &request.on_behalf_of {
+            form.append_pair("on_behalf_of", org);
+        }
+        form.finish()
+    };
+    post_form(&http_client(DEFAULT_TIMEOUT)?, &endpoint, body, &scope).await
 }
 
 /// Fetches and parses a discovery document.
@@ -781,6 +779,16 @@ async fn post_form(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Regression: the form serializer was held across the await, so a server could not
+    /// `tokio::spawn` (or answer a request with) a development token request.
+    #[test]
+    fn the_token_futures_are_send() {
+        fn send<T: Send>(_: &T) {}
+        let url = Url::parse("http://127.0.0.1:1/dev/token").unwrap();
+        let request = TokenRequest::new(["s"]);
+        send(&request_dev_token(&url, Some("889640782"), &request));
+    }
 
     #[test]
     fn request_keys_ignore_order_and_repeats() {

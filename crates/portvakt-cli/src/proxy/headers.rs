@@ -245,11 +245,20 @@ fn wants_trailers(headers: &HeaderMap) -> bool {
 
 /// Rule 6: the identity headers from the verified token.
 fn set_identity(headers: &mut HeaderMap, token: &VerifiedToken) {
+    identity_headers(token, |name, value| {
+        headers.insert(name, value);
+    });
+}
+
+/// Calls `f` with each identity header the proxy sets for `token`, in the order of the table
+/// in the module documentation; a header is left out when the token has no such value (or one
+/// no header can carry). What the upstream would receive, also for the development page.
+pub fn identity_headers(token: &VerifiedToken, mut f: impl FnMut(HeaderName, HeaderValue)) {
     let mut set = |name: &'static str, value: Option<&str>| {
         if let Some(value) = value
             && let Ok(value) = HeaderValue::from_bytes(value.as_bytes())
         {
-            headers.insert(HeaderName::from_static(name), value);
+            f(HeaderName::from_static(name), value);
         }
     };
     set(HEADER_CONSUMER_ORGNO, token.consumer_orgno());

@@ -76,7 +76,7 @@
 //! # }
 //! ```
 
-mod answer;
+pub(crate) mod answer;
 pub mod headers;
 pub mod routes;
 

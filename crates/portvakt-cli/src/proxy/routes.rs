@@ -160,6 +160,16 @@ pub struct Route {
 }
 
 impl Route {
+    /// What the route requires, as `--check-policy` says it: `public`, `deny`, `any valid
+    /// token` or `token with ...`, and the consumers allowed.
+    pub fn describe_access(&self) -> String {
+        match &self.access {
+            Access::Public => "public".to_owned(),
+            Access::Deny => "deny".to_owned(),
+            Access::Token(policy) => describe(policy, self.consumers()),
+        }
+    }
+
     /// The methods this route matches; `None` matches any method.
     pub fn methods(&self) -> Option<&[Method]> {
         self.methods.as_deref()
@@ -811,14 +821,12 @@ impl PolicyFile {
                 || "*".to_owned(),
                 |m| m.iter().map(Method::as_str).collect::<Vec<_>>().join(","),
             );
-            let access = match &route.access {
-                Access::Public => "public".to_owned(),
-                Access::Deny => "deny".to_owned(),
-                Access::Token(policy) => describe(policy, route.consumers()),
-            };
             out.push_str(&format!(
-                "{}:{}: {methods} {} -> {access}\n",
-                self.file, route.line, route.pattern
+                "{}:{}: {methods} {} -> {}\n",
+                self.file,
+                route.line,
+                route.pattern,
+                route.describe_access()
             ));
         }
         out.push_str(&format!(

@@ -282,7 +282,23 @@ impl Sidecar {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let mut servers = tokio::task::JoinSet::new();
         let limits = args.listener_config();
-        let api = serve_api(listener, state.clone(), limits, stopped(stop_rx.clone()));
+        let mut router = api_router(state.clone());
+        if let Some(issuer) = &dev_issuer {
+            let proxy = self.proxy.as_ref().map(|(proxy_listener, proxy_state)| {
+                crate::devpage::ProxyTarget {
+                    url: format!("http://{}", local_addr(proxy_listener)),
+                    policy: proxy_state.policy().clone(),
+                }
+            });
+            router = router.merge(dev_page(issuer, &state, api_addr, proxy));
+        }
+        let api = serve_router(
+            listener,
+            router,
+            state.clone(),
+            limits,
+            stopped(stop_rx.clone()),
+        );
         servers.spawn(log_failure(api));
         if let Some(probe) = self.probe_listener {
             let router = probe_router(state.clone());
@@ -375,8 +391,23 @@ pub async fn serve_api<F>(
 where
     F: Future<Output = ()> + Send + 'static,
 {
-    let fast = introspect::fast_route(state.clone());
-    listener::serve_with_fast_route(listener, api_router(state), fast, limits, shutdown).await
+    serve_router(listener, api_router(state.clone()), state, limits, shutdown).await
+}
+
+/// [`serve_api`] with `router` (an [`api_router`] with more routes, such as the development
+/// page) in place of the plain [`api_router`].
+pub async fn serve_router<F>(
+    listener: TcpListener,
+    router: Router,
+    state: AppState,
+    limits: ListenerConfig,
+    shutdown: F,
+) -> std::io::Result<()>
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    let fast = introspect::fast_route(state);
+    listener::serve_with_fast_route(listener, router, fast, limits, shutdown).await
 }
 
 /// The API listener: introspection, OpenAPI, probes and metrics.
@@ -483,6 +514,34 @@ struct DevIssuer {
     running: Option<portvakt_issuer::RunningIssuer>,
     url: String,
     grants: Vec<GrantExample>,
+    manifest: std::sync::Arc<portvakt_manifest::Manifest>,
+}
+
+/// The development page on the API listener ([`crate::devpage`]); nothing when the listener is
+/// not on loopback.
+fn dev_page(
+    issuer: &DevIssuer,
+    state: &AppState,
+    api: SocketAddr,
+    proxy: Option<crate::devpage::ProxyTarget>,
+) -> Router {
+    if !crate::devpage::serves_on(api.ip()) {
+        tracing::warn!(listen = %api, "the development page is served only on a loopback address; not serving it");
+        return Router::new();
+    }
+    let note = issuer.running.is_none().then(|| {
+        format!("the issuer at {} was already running; it enforces the manifest it was started with, which may differ from this one", issuer.url)
+    });
+    crate::devpage::DevPage {
+        manifest: std::sync::Arc::clone(&issuer.manifest),
+        issuer_url: issuer.url.clone(),
+        validator: state.validator.clone(),
+        introspection: Some(format!("http://{api}")),
+        proxy,
+        served_by: "portvakt serve",
+        note,
+    }
+    .router()
 }
 
 /// Starts the local issuer in-process (or finds one already on the address) and returns the
@@ -500,6 +559,7 @@ async fn start_dev_issuer(args: &ServeArgs) -> Result<(ConfigBuilder, DevIssuer)
             "development mode needs a NAIS manifest for the local issuer: {e}; pass --manifest FILE, or set MASKINPORTEN_* to validate against a real issuer"
         ))
     })?;
+    let manifest = std::sync::Arc::new(manifest);
     let config = portvakt_issuer::IssuerConfig::from_manifest(&manifest).map_err(|e| {
         ServeError::DevIssuer(format!(
             "{e}; see `portvakt manifest check {}`",
@@ -533,6 +593,7 @@ async fn start_dev_issuer(args: &ServeArgs) -> Result<(ConfigBuilder, DevIssuer)
                     running: Some(running),
                     url,
                     grants,
+                    manifest,
                 },
             ))
         }
@@ -551,6 +612,7 @@ async fn start_dev_issuer(args: &ServeArgs) -> Result<(ConfigBuilder, DevIssuer)
                     running: None,
                     url,
                     grants: Vec::new(),
+                    manifest,
                 },
             ))
         }
@@ -587,7 +649,11 @@ fn dev_banner(api: SocketAddr, issuer: &DevIssuer) -> String {
     text.push_str(&format!(
         "  health / readiness  http://{api}/healthz  http://{api}/readyz\n"
     ));
-    text.push_str(&format!("  metrics             http://{api}/metrics\n\n"));
+    text.push_str(&format!("  metrics             http://{api}/metrics\n"));
+    if crate::devpage::serves_on(api.ip()) {
+        text.push_str(&format!("  development page    http://{api}/\n"));
+    }
+    text.push('\n');
     let example = issuer.grants.iter().find(|g| g.orgno.is_some());
     if let Some(GrantExample {
         scope,
@@ -605,10 +671,18 @@ fn dev_banner(api: SocketAddr, issuer: &DevIssuer) -> String {
             "  TOKEN=$(cargo run --release -q -- token --scope {scope} --orgno {orgno}{issuer_flag})\n"
         ));
         text.push_str(&format!(
-            "  curl -s http://{api}/api/v1/introspect -H 'Content-Type: application/json' -d \"{{\\\"identity_provider\\\":\\\"maskinporten\\\",\\\"token\\\":\\\"$TOKEN\\\"}}\"\n\n"
+            "  {}\n\n",
+            introspect_curl(&format!("http://{api}"))
         ));
     }
     text
+}
+
+/// The `curl` line that introspects `$TOKEN` at the sidecar `api` (`http://ADDR`).
+pub fn introspect_curl(api: &str) -> String {
+    format!(
+        "curl -s {api}/api/v1/introspect -H 'Content-Type: application/json' -d \"{{\\\"identity_provider\\\":\\\"maskinporten\\\",\\\"token\\\":\\\"$TOKEN\\\"}}\""
+    )
 }
 
 fn print_dev_banner(api: SocketAddr, issuer: &DevIssuer) {
@@ -712,6 +786,7 @@ mod tests {
                 scope: "nav:arbeid:some.scope.read".to_owned(),
                 orgno: Some("123456789".to_owned()),
             }],
+            manifest: std::sync::Arc::new(portvakt_manifest::Manifest::parse("", "nais.yaml")),
         };
         let banner = dev_banner(api, &issuer("http://127.0.0.1:7166/"));
         assert!(

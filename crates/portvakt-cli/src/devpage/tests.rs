@@ -1,0 +1,80 @@
+use super::*;
+
+#[test]
+fn only_loopback_hosts_reach_the_page() {
+    for host in [
+        "127.0.0.1:7164",
+        "127.0.0.1",
+        "localhost:7164",
+        "LOCALHOST",
+        "[::1]:7164",
+        "127.1.2.3:80",
+    ] {
+        assert!(is_loopback_host(host), "{host}");
+    }
+    for host in [
+        "",
+        "attacker.example:7164",
+        "192.168.1.10:7164",
+        "localhost.attacker.example",
+        "[::2]:7164",
+        "0.0.0.0:7164",
+    ] {
+        assert!(!is_loopback_host(host), "{host}");
+    }
+}
+
+#[test]
+fn example_paths_match_their_patterns() {
+    assert_eq!(mint::example_path("/api/v1/**"), "/api/v1/example");
+    assert_eq!(mint::example_path("/api/*/orders"), "/api/1/orders");
+    assert_eq!(mint::example_path("/internal/health"), "/internal/health");
+}
+
+#[test]
+fn cells_are_the_issuers_decisions() {
+    let manifest = portvakt_manifest::Manifest::parse(
+        r#"
+spec:
+  maskinporten:
+    enabled: true
+    scopes:
+      exposes:
+        - name: "a.read"
+          enabled: true
+          product: "arbeid"
+          consumers:
+            - orgno: "889640782"
+        - name: "b.open"
+          enabled: true
+          product: "arbeid"
+          accessibleForAll: true
+        - name: "c.off"
+          enabled: false
+          product: "arbeid"
+"#,
+        "nais.yaml",
+    );
+    let table = manifest.grants();
+    let state = |orgno, scope| grants::cell(&table, orgno, scope).0;
+    assert_eq!(
+        state("889640782", "nav:arbeid:a.read"),
+        grants::Cell::Granted
+    );
+    assert_eq!(
+        state("974761076", "nav:arbeid:a.read"),
+        grants::Cell::NotGranted
+    );
+    assert_eq!(
+        state("974761076", "nav:arbeid:b.open"),
+        grants::Cell::AccessibleForAll
+    );
+    assert_eq!(
+        state("889640782", "nav:arbeid:c.off"),
+        grants::Cell::Disabled
+    );
+    assert_eq!(
+        grants::cell(&table, "974761076", "nav:arbeid:a.read").1,
+        "organization 974761076 is not a consumer of scope \"nav:arbeid:a.read\""
+    );
+}
