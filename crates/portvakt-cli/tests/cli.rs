@@ -7,6 +7,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+mod common;
+
+use common::free_port;
+
 const READ: &str = "nav:arbeid:some.scope.read";
 const WRITE: &str = "nav:arbeid:some.scope.write";
 const REPORTS: &str = "nav:arbeid/reports.read";
@@ -75,14 +79,6 @@ impl Drop for Background {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn temp_file(name: &str, contents: &str) -> std::path::PathBuf {

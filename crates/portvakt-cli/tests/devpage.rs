@@ -11,10 +11,14 @@
 //! (`scripts/screenshots.sh`).
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+
+mod common;
+
+use common::{Process, free_port, get_status as status, portvakt, wait_for_status};
 
 const READ: &str = "nav:arbeid:some.scope.read";
 const WRITE: &str = "nav:arbeid:some.scope.write";
@@ -23,54 +27,8 @@ const GRANTED: &str = "123456789";
 const NOT_GRANTED: &str = "889640782";
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 const WAIT: Duration = Duration::from_secs(15);
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn repository_root() -> PathBuf {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
-}
-
-/// A child process, killed when dropped.
-struct Process(Child);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// `portvakt ARGS` from the repository root, with none of the variables it reads inherited from
-/// the test's environment except `envs`.
-fn portvakt(args: &[String], envs: &[(&str, String)]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_portvakt"));
-    command
-        .args(args)
-        .current_dir(repository_root())
-        .env_remove("BIND_ADDRESS")
-        .env_remove("PROBE_BIND_ADDRESS")
-        .env_remove("KUBERNETES_SERVICE_HOST")
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    for (name, _) in std::env::vars_os() {
-        let text = name.to_string_lossy();
-        if text.starts_with("MASKINPORTEN_") || text.starts_with("PORTVAKT_") {
-            command.env_remove(&name);
-        }
-    }
-    for (key, value) in envs {
-        command.env(key, value);
-    }
-    command
-}
+/// How long a child process may take to start serving.
+const BOOT: Duration = Duration::from_secs(30);
 
 fn spawn(args: &[String], envs: &[(&str, String)]) -> Process {
     Process(portvakt(args, envs).spawn().unwrap())
@@ -80,22 +38,10 @@ fn args(list: &[&str]) -> Vec<String> {
     list.iter().map(|s| (*s).to_owned()).collect()
 }
 
-async fn status(url: &str) -> Option<u16> {
-    reqwest::Client::new()
-        .get(url)
-        .timeout(Duration::from_secs(2))
-        .send()
-        .await
-        .ok()
-        .map(|r| r.status().as_u16())
-}
-
-async fn wait_for_status(url: &str, want: u16) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while status(url).await != Some(want) {
-        assert!(Instant::now() < deadline, "{url} never answered {want}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+/// POSTs `body` as JSON and reads the JSON answer.
+async fn post_json(client: &reqwest::Client, url: &str, body: Value) -> Value {
+    let answer = client.post(url).json(&body).send().await.unwrap();
+    answer.json().await.unwrap()
 }
 
 /// The sidecar in development mode with the proxy in front of an (absent) upstream.
@@ -123,7 +69,7 @@ async fn dev_sidecar() -> Sidecar {
         ],
         &[],
     );
-    wait_for_status(&format!("http://127.0.0.1:{api}/readyz"), 200).await;
+    wait_for_status(&format!("http://127.0.0.1:{api}/readyz"), 200, BOOT).await;
     Sidecar {
         _process: process,
         api,
@@ -199,15 +145,7 @@ impl Browser {
             },
             "goog:loggingPrefs": {"performance": "ALL", "browser": "ALL"},
         }}});
-        let created: Value = http
-            .post(format!("{base}/session"))
-            .json(&capabilities)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let created = post_json(&http, &format!("{base}/session"), capabilities).await;
         let session = created["value"]["sessionId"]
             .as_str()
             .unwrap_or_else(|| panic!("chromedriver did not start Chromium: {created}; {INSTALL}"))
@@ -302,6 +240,12 @@ impl Browser {
 
     async fn screenshot(&self, css: &str, file: &std::path::Path) {
         use base64::Engine as _;
+        // chromedriver clips an element screenshot to the viewport without scrolling to it.
+        self.script(
+            "document.querySelector(arguments[0]).scrollIntoView();",
+            json!([css]),
+        )
+        .await;
         let id = self.find(css).await;
         let png = self.get(&format!("/element/{id}/screenshot")).await;
         let bytes = base64::engine::general_purpose::STANDARD
@@ -333,6 +277,20 @@ async fn inspect(browser: &Browser, token: &str, route: &str) {
         )
         .await;
     browser.click("#inspect-submit").await;
+}
+
+/// The Inspect panel's proxy verdict for `method path`.
+async fn proxy_verdict(browser: &Browser, token: &str, method: &str, path: &str) -> String {
+    browser
+        .script(
+            "document.getElementById('route-method').value = arguments[0]; document.getElementById('route-path').value = arguments[1];",
+            json!([method, path]),
+        )
+        .await;
+    inspect(browser, token, "proxy").await;
+    browser
+        .wait_text("#proxy-verdict", "the proxy's verdict", |t| !t.is_empty())
+        .await
 }
 
 async fn check_outcome(browser: &Browser, name: &str) -> String {
@@ -412,6 +370,17 @@ async fn the_development_page_in_headless_chromium() {
         diagnostics.contains("line 25, column 22") && diagnostics.contains("[orgno-check-digit]"),
         "{diagnostics}"
     );
+    let shown = browser
+        .script(
+            "return ['route-scopes-fields', 'route-proxy-fields', 'grants-note'].map(id => getComputedStyle(document.getElementById(id)).display);",
+            json!([]),
+        )
+        .await;
+    assert_eq!(
+        shown,
+        json!(["none", "none", "none"]),
+        "hidden parts of the page"
+    );
     let routes = browser.text("#routes tbody").await;
     assert!(routes.contains("/api/v1/**"), "{routes}");
 
@@ -464,9 +433,6 @@ async fn the_development_page_in_headless_chromium() {
         browser
             .screenshot("#mint", &dir.join("devpage-mint.png"))
             .await;
-        browser
-            .screenshot("#inspect", &dir.join("devpage-inspect.png"))
-            .await;
     }
 
     // Mint for a consumer without the grant: the issuer's refusal, worded as the CLI words it.
@@ -514,31 +480,22 @@ async fn the_development_page_in_headless_chromium() {
     );
 
     // A path of the proxy policy: forwarded with identity headers, or refused with the reason.
-    browser.script("document.getElementById('route-path').value = '/api/v1/orders'; document.getElementById('route-method').value = 'GET';", json!([])).await;
-    inspect(&browser, &token, "proxy").await;
-    let forwarded = browser
-        .wait_text("#proxy-verdict", "the proxy's verdict", |t| !t.is_empty())
-        .await;
+    let forwarded = proxy_verdict(&browser, &token, "GET", "/api/v1/orders").await;
     assert!(
         forwarded.contains("Forwarded, with these identity headers"),
         "{forwarded}"
     );
+    if let Ok(dir) = std::env::var("PORTVAKT_SCREENSHOTS") {
+        let file = PathBuf::from(dir).join("devpage-inspect.png");
+        browser.screenshot("#inspect", &file).await;
+    }
     let headers = browser.text("#proxy-headers").await;
     assert!(
         headers.contains("x-portvakt-consumer-orgno: 123456789")
             && headers.contains(&format!("x-portvakt-scopes: {READ}")),
         "{headers}"
     );
-    browser
-        .script(
-            "document.getElementById('route-method').value = 'POST';",
-            json!([]),
-        )
-        .await;
-    inspect(&browser, &token, "proxy").await;
-    let refused = browser
-        .wait_text("#proxy-verdict", "the proxy's verdict", |t| !t.is_empty())
-        .await;
+    let refused = proxy_verdict(&browser, &token, "POST", "/api/v1/orders").await;
     assert!(
         refused.contains("Not forwarded: 403 insufficient_scope"),
         "{refused}"
@@ -665,7 +622,7 @@ async fn outside_development_mode_there_is_no_page() {
             format!("http://127.0.0.1:{}/", free_port()),
         )],
     );
-    wait_for_status(&format!("http://127.0.0.1:{api}/healthz"), 200).await;
+    wait_for_status(&format!("http://127.0.0.1:{api}/healthz"), 200, BOOT).await;
     for path in PAGE_PATHS {
         assert_eq!(
             status(&format!("http://127.0.0.1:{api}{path}")).await,
@@ -691,7 +648,7 @@ async fn outside_development_mode_there_is_no_page() {
         &[],
     );
     let well_known = format!("http://127.0.0.1:{strict}/.well-known/oauth-authorization-server");
-    wait_for_status(&well_known, 200).await;
+    wait_for_status(&well_known, 200, BOOT).await;
     for path in PAGE_PATHS {
         assert_eq!(
             status(&format!("http://127.0.0.1:{strict}{path}")).await,
@@ -712,7 +669,7 @@ async fn the_issuer_serves_the_page_with_its_security_headers() {
         &[],
     );
     let base = format!("http://127.0.0.1:{port}");
-    wait_for_status(&format!("{base}/"), 200).await;
+    wait_for_status(&format!("{base}/"), 200, BOOT).await;
     let page = reqwest::get(format!("{base}/")).await.unwrap();
     let csp = page.headers()["content-security-policy"]
         .to_str()
@@ -744,30 +701,25 @@ async fn the_issuer_serves_the_page_with_its_security_headers() {
 
     // The issuer's page mints with its own development shortcut and inspects against its keys.
     let client = reqwest::Client::new();
-    let minted: Value = client
-        .post(format!("{base}/dev/page/mint"))
-        .json(&json!({"orgno": GRANTED, "scopes": [READ]}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let minted = post_json(
+        &client,
+        &format!("{base}/dev/page/mint"),
+        json!({"orgno": GRANTED, "scopes": [READ]}),
+    )
+    .await;
     assert_eq!(minted["ok"], json!(true), "{minted}");
     assert_eq!(
         minted["curl"],
         json!([]),
         "no sidecar, no proxy: no curl line"
     );
-    let inspected: Value = client
-        .post(format!("{base}/dev/page/inspect"))
-        .json(&json!({"token": format!("Bearer {}", minted["token"].as_str().unwrap())}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let bearer = format!("Bearer {}", minted["token"].as_str().unwrap());
+    let inspected = post_json(
+        &client,
+        &format!("{base}/dev/page/inspect"),
+        json!({"token": bearer}),
+    )
+    .await;
     assert_eq!(inspected["inspection"]["valid"], json!(true), "{inspected}");
     let proxy_test = client
         .post(format!("{base}/dev/page/inspect"))

@@ -3,9 +3,12 @@
 //! readiness before and after the issuer appears, development mode, graceful shutdown.
 
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
+mod common;
+
+use common::{Process as Sidecar, free_port, get_status, wait_for_status};
 use portvakt::{Algorithm, Config, KeySet, SigningKey, Validator};
 use portvakt_cli::serve::introspect::AppState;
 use portvakt_cli::serve::listener::{self, ListenerConfig};
@@ -498,47 +501,12 @@ async fn the_api_disconnects_clients_that_do_not_send_a_request_in_time() {
 
 // --- The binary -------------------------------------------------------------------------
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-struct Sidecar(Child);
-
-impl Drop for Sidecar {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// `portvakt serve` from the repository root, with none of the variables it reads inherited
-/// from the test's environment except those in `envs`.
+/// `portvakt serve ARGS` from the repository root, with none of the variables it reads
+/// inherited from the test's environment except those in `envs`.
 fn serve_command(envs: &[(&str, String)], args: &[String]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_portvakt"));
-    command
-        .arg("serve")
-        .args(args)
-        .env_remove("BIND_ADDRESS")
-        .env_remove("PROBE_BIND_ADDRESS")
-        .env_remove("KUBERNETES_SERVICE_HOST")
-        .env_remove("RUST_LOG")
-        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    for (name, _) in std::env::vars_os() {
-        let text = name.to_string_lossy();
-        if text.starts_with("MASKINPORTEN_") || text.starts_with("PORTVAKT_") {
-            command.env_remove(&name);
-        }
-    }
-    for (key, value) in envs {
-        command.env(key, value);
-    }
-    command
+    let mut all = vec!["serve".to_owned()];
+    all.extend_from_slice(args);
+    common::portvakt(&all, envs)
 }
 
 fn spawn_serve(envs: &[(&str, String)], args: &[String]) -> Sidecar {
@@ -597,16 +565,6 @@ fn serve_exits(envs: &[(&str, String)], args: &[String]) -> (Option<i32>, String
     (status.code(), log.text())
 }
 
-async fn get_status(url: &str) -> Option<u16> {
-    reqwest::Client::new()
-        .get(url)
-        .timeout(Duration::from_secs(2))
-        .send()
-        .await
-        .ok()
-        .map(|r| r.status().as_u16())
-}
-
 /// Waits (up to 30 s) until the sidecar on `api` answers 200 on /readyz.
 async fn wait_until_ready(api: u16) {
     wait_for_status(
@@ -615,20 +573,6 @@ async fn wait_until_ready(api: u16) {
         Duration::from_secs(30),
     )
     .await;
-}
-
-async fn wait_for_status(url: &str, want: u16, within: Duration) {
-    let deadline = tokio::time::Instant::now() + within;
-    loop {
-        if get_status(url).await == Some(want) {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{url} never answered {want}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 #[tokio::test]

@@ -40,41 +40,42 @@ spec:
     enabled: true
     scopes:
       exposes:
-        - name: "a.read"
+        - name: "some.scope.read"
           enabled: true
           product: "arbeid"
           consumers:
             - orgno: "889640782"
-        - name: "b.open"
+        - name: "some.scope.open"
           enabled: true
           product: "arbeid"
           accessibleForAll: true
-        - name: "c.off"
+        - name: "some.scope.off"
           enabled: false
           product: "arbeid"
 "#,
         "nais.yaml",
     );
+    assert!(!manifest.has_errors(), "{:?}", manifest.diagnostics());
     let table = manifest.grants();
     let state = |orgno, scope| grants::cell(&table, orgno, scope).0;
     assert_eq!(
-        state("889640782", "nav:arbeid:a.read"),
+        state("889640782", "nav:arbeid:some.scope.read"),
         grants::Cell::Granted
     );
     assert_eq!(
-        state("974761076", "nav:arbeid:a.read"),
+        state("974761076", "nav:arbeid:some.scope.read"),
         grants::Cell::NotGranted
     );
     assert_eq!(
-        state("974761076", "nav:arbeid:b.open"),
+        state("974761076", "nav:arbeid:some.scope.open"),
         grants::Cell::AccessibleForAll
     );
     assert_eq!(
-        state("889640782", "nav:arbeid:c.off"),
+        state("889640782", "nav:arbeid:some.scope.off"),
         grants::Cell::Disabled
     );
     assert_eq!(
-        grants::cell(&table, "974761076", "nav:arbeid:a.read").1,
-        "organization 974761076 is not a consumer of scope \"nav:arbeid:a.read\""
+        grants::cell(&table, "974761076", "nav:arbeid:some.scope.read").1,
+        "organization 974761076 is not a consumer of scope \"nav:arbeid:some.scope.read\""
     );
 }

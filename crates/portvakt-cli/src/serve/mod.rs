@@ -396,16 +396,13 @@ where
 
 /// [`serve_api`] with `router` (an [`api_router`] with more routes, such as the development
 /// page) in place of the plain [`api_router`].
-pub async fn serve_router<F>(
+pub async fn serve_router(
     listener: TcpListener,
     router: Router,
     state: AppState,
     limits: ListenerConfig,
-    shutdown: F,
-) -> std::io::Result<()>
-where
-    F: Future<Output = ()> + Send + 'static,
-{
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let fast = introspect::fast_route(state);
     listener::serve_with_fast_route(listener, router, fast, limits, shutdown).await
 }

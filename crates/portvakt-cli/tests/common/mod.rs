@@ -1,0 +1,77 @@
+//! What the integration tests that run the `portvakt` binary share.
+
+#![allow(dead_code)] // each test file uses its own part
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// A port nothing listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `portvakt ARGS` from the repository root, quiet (stdio null), with none of the variables it
+/// reads inherited from the test's environment except those in `envs`.
+pub fn portvakt(args: &[String], envs: &[(&str, String)]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_portvakt"));
+    command
+        .args(args)
+        .env_remove("BIND_ADDRESS")
+        .env_remove("PROBE_BIND_ADDRESS")
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .env_remove("RUST_LOG")
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    for (name, _) in std::env::vars_os() {
+        let text = name.to_string_lossy();
+        if text.starts_with("MASKINPORTEN_") || text.starts_with("PORTVAKT_") {
+            command.env_remove(&name);
+        }
+    }
+    for (key, value) in envs {
+        command.env(key, value);
+    }
+    command
+}
+
+/// A child process, killed when dropped.
+pub struct Process(pub Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The status `GET url` answers, if it answers within 2 s.
+pub async fn get_status(url: &str) -> Option<u16> {
+    reqwest::Client::new()
+        .get(url)
+        .timeout(Duration::from_secs(2))
+        .send()
+        .await
+        .ok()
+        .map(|r| r.status().as_u16())
+}
+
+/// Waits until `GET url` answers `want`; fails the test after `within`.
+pub async fn wait_for_status(url: &str, want: u16, within: Duration) {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if get_status(url).await == Some(want) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{url} never answered {want}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
