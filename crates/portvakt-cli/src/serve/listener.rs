@@ -6,9 +6,39 @@
 //!   bytes of a connection and, on HTTP/1.1, an idle keep-alive connection waiting for its next
 //!   request. A slow or silent client (slowloris) cannot hold a connection longer than that.
 //! - At most [`ListenerConfig::max_connections`] connections (default 4096) are served at
-//!   once; further clients wait in the kernel's accept backlog until one closes, so memory stays
-//!   bounded however many clients connect. An HTTP/1.1 request's headers may take at most
-//!   [`MAX_HEADER_BYTES`] (64 KiB; more is answered 431).
+//!   once, so memory and file descriptors stay bounded however many clients connect. Idle
+//!   connections give way to new clients: when every slot is taken and another client
+//!   connects, the connection that has been idle longest is closed to make room. Idle means no
+//!   request in flight: a connection that has not finished its first request's headers, an
+//!   HTTP/1.1 keep-alive connection between requests, an HTTP/2 connection with no open stream;
+//!   and for at least [`MIN_IDLE`] (50 ms), so that a flood of new connections cannot evict
+//!   a client in the moment between its connecting and its request.
+//!   A request whose answer is still being sent (a streamed proxy response included) is never
+//!   cut short this way. The evicted connection is closed at once; one whose request arrived
+//!   in the meantime is shut down gracefully instead (HTTP/1.1: after that answer; HTTP/2:
+//!   `GOAWAY`), and dropped once idle for [`EVICTION_GRACE`]. Only when no connection is idle does the new client
+//!   wait, accepted, until one closes or becomes idle (later ones wait in the kernel's accept
+//!   backlog). So
+//!   thousands of idle or trickling (slowloris) connections cannot lock well-behaved clients
+//!   out; they only push each other out.
+//! - An HTTP/1.1 request's headers may take at most [`MAX_HEADER_BYTES`] (64 KiB; more is
+//!   answered 431) and 100 header fields (hyper's limit; more is answered 431).
+//! - HTTP/2 limits, set explicitly (hyper's defaults shown where they differ): at most
+//!   [`H2_MAX_CONCURRENT_STREAMS`] (128; hyper 200) streams open per connection, more are
+//!   refused with `REFUSED_STREAM`; a header block of at most [`MAX_HEADER_BYTES`] (64 KiB;
+//!   hyper 16 KiB, which a 16 KiB token would not fit) once decoded, counted while
+//!   `CONTINUATION` frames arrive, so a `CONTINUATION` flood is cut at that size; at most
+//!   [`H2_MAX_PENDING_ACCEPT_RESET_STREAMS`] (20) streams reset by the client before the
+//!   server has accepted them, and [`H2_MAX_LOCAL_ERROR_RESET_STREAMS`] (1024) streams the
+//!   server had to reset for a protocol error, before the connection is closed with `GOAWAY`
+//!   (`ENHANCE_YOUR_CALM`): the rapid-reset attack (CVE-2023-44487) costs the client its
+//!   connection. Flow-control windows stay hyper's (1 MiB per stream and per connection, which
+//!   bounds what a client can make the server buffer), frames at most 16 KiB, at most 400 KiB
+//!   queued for sending per stream.
+//! - A client must also read its answers: when a write to it makes no progress for
+//!   [`ListenerConfig::header_read_timeout`] (its socket buffer full because it does not read),
+//!   the connection is closed. A client that never reads cannot pin a connection, nor the
+//!   answer it would not take, for longer than that.
 //! - `TCP_NODELAY` on every accepted connection (small answers and streamed pieces would
 //!   otherwise wait for Nagle's algorithm).
 //! - With [`serve_with_fast_route`], one route is answered by a plain function before the
@@ -21,14 +51,16 @@
 //!   idle connections are closed, requests in flight are finished (HTTP/2 clients get a
 //!   `GOAWAY`), and [`serve`] returns once every connection has closed.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::{Pin, pin};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Body;
@@ -41,7 +73,7 @@ use hyper::server::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, watch};
 use tower::ServiceExt as _;
 
 /// How long a client may take to send a request's headers, by default.
@@ -54,6 +86,23 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
 /// default is about 400 KiB).
 pub const MAX_HEADER_BYTES: usize = 64 * 1024;
 
+/// HTTP/2 streams open at once per connection; more are refused (`REFUSED_STREAM`).
+pub const H2_MAX_CONCURRENT_STREAMS: u32 = 128;
+/// HTTP/2 streams a client may reset before the server accepted them, before `GOAWAY`.
+pub const H2_MAX_PENDING_ACCEPT_RESET_STREAMS: usize = 20;
+/// HTTP/2 streams the server may reset for a client's protocol error, before `GOAWAY`.
+pub const H2_MAX_LOCAL_ERROR_RESET_STREAMS: usize = 1024;
+/// How long an evicted connection, busy when it was told, may stay idle before it is dropped
+/// (an HTTP/2 client that never acknowledges the `GOAWAY`'s ping).
+pub const EVICTION_GRACE: Duration = Duration::from_secs(1);
+
+/// How long a connection must have been idle before it can be evicted: a new client gets a
+/// moment to send its first request, a keep-alive client its next one, however fast others
+/// connect.
+pub const MIN_IDLE: Duration = Duration::from_millis(50);
+/// While the listener is full and no connection is idle, how often it looks again.
+const EVICTION_RETRY: Duration = Duration::from_millis(50);
+
 /// The HTTP/2 connection preface a prior-knowledge client starts with.
 const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
@@ -63,7 +112,8 @@ pub struct ListenerConfig {
     /// How long a client may take from connecting (or, on a keep-alive connection, from the
     /// previous answer) until its request headers are complete; then the connection is closed.
     pub header_read_timeout: Duration,
-    /// Connections served at once; more wait in the accept backlog. At least 1.
+    /// Connections served at once. When all are taken, a new client makes the longest idle
+    /// one close; with none idle it waits. At least 1.
     pub max_connections: usize,
 }
 
@@ -205,7 +255,12 @@ where
         .header_read_timeout(header_read_timeout)
         .max_buf_size(MAX_HEADER_BYTES);
     let mut http2 = http2::Builder::new(TokioExecutor::new());
-    http2.timer(TokioTimer::new());
+    http2
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(H2_MAX_CONCURRENT_STREAMS)
+        .max_header_list_size(MAX_HEADER_BYTES as u32)
+        .max_pending_accept_reset_streams(H2_MAX_PENDING_ACCEPT_RESET_STREAMS)
+        .max_local_error_reset_streams(H2_MAX_LOCAL_ERROR_RESET_STREAMS);
     let protocols = Arc::new(Protocols {
         http1,
         http2,
@@ -215,17 +270,10 @@ where
     });
 
     let slots = Arc::new(Semaphore::new(max));
+    let registry = Arc::new(Registry::new());
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut shutdown = pin!(shutdown);
     'accept: loop {
-        let slot = tokio::select! {
-            biased;
-            () = &mut shutdown => break 'accept,
-            slot = Arc::clone(&slots).acquire_owned() => match slot {
-                Ok(slot) => slot,
-                Err(_) => break 'accept,
-            },
-        };
         let accepted = tokio::select! {
             biased;
             () = &mut shutdown => break 'accept,
@@ -234,7 +282,6 @@ where
         let (stream, peer) = match accepted {
             Ok(accepted) => accepted,
             Err(e) => {
-                drop(slot);
                 if !matches!(
                     e.kind(),
                     io::ErrorKind::ConnectionRefused
@@ -251,15 +298,40 @@ where
                 continue;
             }
         };
+        let slot = match Arc::clone(&slots).try_acquire_owned() {
+            Ok(slot) => slot,
+            Err(_) => {
+                // Full: the longest idle connection gives way. With none idle, wait, and look
+                // again now and then: a busy one becomes idle once its answer is sent.
+                let mut asked = registry.evict_longest_idle();
+                if !asked {
+                    tracing::debug!(%peer, max, "every connection is busy; the new one waits");
+                }
+                loop {
+                    tokio::select! {
+                        biased;
+                        () = &mut shutdown => break 'accept,
+                        slot = Arc::clone(&slots).acquire_owned() => match slot {
+                            Ok(slot) => break slot,
+                            Err(_) => break 'accept,
+                        },
+                        () = tokio::time::sleep(EVICTION_RETRY), if !asked => {
+                            asked = registry.evict_longest_idle();
+                        }
+                    }
+                }
+            }
+        };
         if let Err(e) = stream.set_nodelay(true) {
             tracing::debug!(error = %e, "cannot set TCP_NODELAY");
         }
         let router = router.clone();
         let protocols = Arc::clone(&protocols);
         let stop = stop_rx.clone();
+        let tracked = Registered::new(&registry, slot);
         tokio::spawn(async move {
-            connection(stream, peer, router, &protocols, stop).await;
-            drop(slot);
+            connection(stream, peer, router, &protocols, stop, &tracked).await;
+            drop(tracked);
         });
     }
     drop(listener);
@@ -269,20 +341,207 @@ where
     Ok(())
 }
 
+/// The connections of one listener, for choosing which idle one gives way.
+struct Registry {
+    started: Instant,
+    next_id: AtomicU64,
+    connections: Mutex<HashMap<u64, Arc<Tracked>>>,
+}
+
+/// What the accept loop knows of one connection.
+struct Tracked {
+    /// Requests whose answer has not been sent completely.
+    busy: AtomicUsize,
+    /// When `busy` last dropped to 0 (or the connection was accepted), in ms since
+    /// [`Registry::started`].
+    idle_since: AtomicU64,
+    /// Asked to give way; set once.
+    evicted: AtomicBool,
+    evict: Notify,
+}
+
+impl Registry {
+    fn new() -> Registry {
+        Registry {
+            started: Instant::now(),
+            next_id: AtomicU64::new(0),
+            connections: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn connections(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Arc<Tracked>>> {
+        self.connections
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Asks the connection idle the longest to close; `false` when none has been idle for
+    /// [`MIN_IDLE`]. A scan of
+    /// every connection, done only when the listener is full and a client is waiting.
+    fn evict_longest_idle(&self) -> bool {
+        let settled = self
+            .now_ms()
+            .saturating_sub(u64::try_from(MIN_IDLE.as_millis()).unwrap_or(u64::MAX));
+        let connections = self.connections();
+        let longest = connections
+            .values()
+            .filter(|c| c.busy.load(Ordering::Acquire) == 0 && !c.evicted.load(Ordering::Relaxed))
+            .map(|c| (c, c.idle_since.load(Ordering::Relaxed)))
+            .filter(|(_, since)| *since <= settled)
+            .min_by_key(|(_, since)| *since)
+            .map(|(c, _)| c);
+        match longest {
+            Some(connection) => {
+                connection.evicted.store(true, Ordering::Relaxed);
+                connection.evict.notify_one();
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// A connection's entry in the registry and its slot, both given back when it closes.
+struct Registered {
+    id: u64,
+    handle: Handle,
+    _slot: OwnedSemaphorePermit,
+}
+
+/// What a connection's requests hold to mark themselves in flight.
+#[derive(Clone)]
+struct Handle {
+    registry: Arc<Registry>,
+    tracked: Arc<Tracked>,
+}
+
+impl Registered {
+    fn new(registry: &Arc<Registry>, slot: OwnedSemaphorePermit) -> Registered {
+        let id = registry.next_id.fetch_add(1, Ordering::Relaxed);
+        let tracked = Arc::new(Tracked {
+            busy: AtomicUsize::new(0),
+            idle_since: AtomicU64::new(registry.now_ms()),
+            evicted: AtomicBool::new(false),
+            evict: Notify::new(),
+        });
+        registry.connections().insert(id, Arc::clone(&tracked));
+        Registered {
+            id,
+            handle: Handle {
+                registry: Arc::clone(registry),
+                tracked,
+            },
+            _slot: slot,
+        }
+    }
+
+    /// Completes when the accept loop asks this connection to give way.
+    async fn evicted(&self) {
+        self.handle.tracked.evict.notified().await;
+    }
+
+    fn is_idle(&self) -> bool {
+        self.handle.tracked.busy.load(Ordering::Acquire) == 0
+    }
+}
+
+impl Handle {
+    /// Marks a request in flight until the returned guard (attached to its answer's body) is
+    /// dropped.
+    fn busy(&self) -> Busy {
+        self.tracked.busy.fetch_add(1, Ordering::AcqRel);
+        Busy(self.clone())
+    }
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        self.handle.registry.connections().remove(&self.id);
+    }
+}
+
+/// One request in flight on a connection; dropped when its answer is sent or abandoned.
+struct Busy(Handle);
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        let Handle { registry, tracked } = &self.0;
+        if tracked.busy.fetch_sub(1, Ordering::AcqRel) == 1 {
+            tracked
+                .idle_since
+                .store(registry.now_ms(), Ordering::Relaxed);
+        }
+    }
+}
+
+/// An answer's body, holding its request's [`Busy`] until it has been sent.
+struct BusyBody {
+    inner: Body,
+    _busy: Busy,
+}
+
+impl hyper::body::Body for BusyBody {
+    type Data = hyper::body::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        Pin::new(&mut self.get_mut().inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+fn attach(response: Response, busy: Busy) -> Response {
+    response.map(|inner| Body::new(BusyBody { inner, _busy: busy }))
+}
+
 /// Completes once shutdown has begun (or the accept loop is gone).
 async fn stopped(stop: &mut watch::Receiver<bool>) {
     let _ = stop.wait_for(|stopped| *stopped).await;
 }
 
-/// Drives one connection until it closes, or until `stop` and its requests in flight are done.
+/// Drives one connection until it closes, or until `stop` and its requests in flight are done,
+/// or until it is evicted while idle (see the module documentation).
 macro_rules! drive {
-    ($conn:expr, $stop:expr) => {{
+    ($conn:expr, $stop:expr, $tracked:expr) => {{
         let mut conn = pin!($conn);
         let result = tokio::select! {
             result = conn.as_mut() => result,
             () = stopped(&mut $stop) => {
                 conn.as_mut().graceful_shutdown();
                 conn.await
+            }
+            () = $tracked.evicted() => {
+                tracing::debug!("listener full: closing an idle connection for a new client");
+                if $tracked.is_idle() {
+                    // No answer is owed (a request's headers half sent are lost, as at the
+                    // header read timeout): close now, so the new client need not wait.
+                    return;
+                }
+                // A request raced the eviction: let it finish, then close.
+                conn.as_mut().graceful_shutdown();
+                loop {
+                    match tokio::time::timeout(EVICTION_GRACE, conn.as_mut()).await {
+                        Ok(result) => break result,
+                        // Still idle after the grace: drop it. Busy again (a request that
+                        // raced the eviction): let it finish.
+                        Err(_) if $tracked.is_idle() => break Ok(()),
+                        Err(_) => {}
+                    }
+                }
             }
         };
         if let Err(e) = result {
@@ -297,11 +556,13 @@ async fn connection(
     router: Router,
     protocols: &Protocols,
     mut stop: watch::Receiver<bool>,
+    tracked: &Registered,
 ) {
     let mut first = [0u8; 24];
     let detected = tokio::select! {
         detected = tokio::time::timeout(protocols.header_read_timeout, read_preface(&mut stream, &mut first)) => detected,
         () = stopped(&mut stop) => return,
+        () = tracked.evicted() => return,
     };
     let (len, is_h2) = match detected {
         Ok(Ok((0, _))) => return,
@@ -320,25 +581,32 @@ async fn connection(
         start: 0,
         end: len,
         inner: stream,
+        write_timeout: protocols.header_read_timeout,
+        stalled: None,
     });
     let connect_info = protocols.connect_info;
     let fast_route = protocols.fast_route.clone();
+    let handle = tracked.handle.clone();
     let service = hyper::service::service_fn(move |mut request: http::Request<Incoming>| {
         if connect_info {
             request.extensions_mut().insert(ConnectInfo(peer));
         }
+        let busy = handle.busy();
         match &fast_route {
             Some(fast) if fast.matches(&request) => {
                 let answer = (fast.handler)(request);
-                Either::Left(async move { Ok::<_, Infallible>(answer.await) })
+                Either::Left(async move { Ok::<_, Infallible>(attach(answer.await, busy)) })
             }
-            _ => Either::Right(router.clone().oneshot(request.map(Body::new))),
+            _ => {
+                let answer = router.clone().oneshot(request.map(Body::new));
+                Either::Right(async move { answer.await.map(|answer| attach(answer, busy)) })
+            }
         }
     });
     if is_h2 {
-        drive!(protocols.http2.serve_connection(io, service), stop);
+        drive!(protocols.http2.serve_connection(io, service), stop, tracked);
     } else {
-        drive!(protocols.http1.serve_connection(io, service), stop);
+        drive!(protocols.http1.serve_connection(io, service), stop, tracked);
     }
 }
 
@@ -360,12 +628,42 @@ async fn read_preface(stream: &mut TcpStream, buf: &mut [u8; 24]) -> io::Result<
     Ok((len, true))
 }
 
-/// The connection, with the bytes read to tell the protocol replayed first.
+/// The connection, with the bytes read to tell the protocol replayed first, and a deadline on
+/// writes that make no progress.
 struct Prefixed {
     first: [u8; 24],
     start: usize,
     end: usize,
     inner: TcpStream,
+    write_timeout: Duration,
+    /// Armed when a write could not proceed; disarmed by the next write that does.
+    stalled: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl Prefixed {
+    /// Passes a write's outcome on, failing it once writes have made no progress for
+    /// `write_timeout`. Nothing is allocated while writes proceed.
+    fn watch<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        polled: Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
+        if polled.is_ready() {
+            self.stalled = None;
+            return polled;
+        }
+        let timeout = self.write_timeout;
+        let stalled = self
+            .stalled
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+        match stalled.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the client has not read its answer in time",
+            ))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
 }
 
 impl AsyncRead for Prefixed {
@@ -391,7 +689,9 @@ impl AsyncWrite for Prefixed {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.inner).poll_write(cx, buf);
+        this.watch(cx, polled)
     }
 
     fn poll_write_vectored(
@@ -399,7 +699,9 @@ impl AsyncWrite for Prefixed {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
+        this.watch(cx, polled)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -407,7 +709,9 @@ impl AsyncWrite for Prefixed {
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.inner).poll_flush(cx);
+        this.watch(cx, polled)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
