@@ -24,7 +24,11 @@ use serde_json::{Map, Value};
 use super::listener::FastRoute;
 use super::metrics::Metrics;
 
-/// The largest request body read; a token is at most 16 KiB by default.
+/// The largest request body read; a token is at most 16 KiB by default. A request that
+/// declares a larger `Content-Length` is answered 413 before any of its body is read, and on
+/// HTTP/1.1 the connection is closed (`Connection: close`): the client's remaining bytes are
+/// never read. A body without a declared length (chunked, or HTTP/2 without
+/// `content-length`) is read up to this size, then refused the same way.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// The one identity provider this sidecar validates.
@@ -372,11 +376,13 @@ where
     B::Error: std::error::Error + Send + Sync + 'static,
 {
     let (parts, body) = request.into_parts();
+    if body.size_hint().lower() > MAX_BODY_BYTES as u64 {
+        // Declared too large: refused before a byte of it is read.
+        return too_large(state, parts.version);
+    }
     let body: Bytes = match Limited::new(body, MAX_BODY_BYTES).collect().await {
         Ok(collected) => collected.to_bytes(),
-        Err(e) if e.is::<LengthLimitError>() => {
-            return request_error(state, RequestError::TooLarge);
-        }
+        Err(e) if e.is::<LengthLimitError>() => return too_large(state, parts.version),
         Err(e) => {
             // The client went away or broke the framing: nobody to answer, but say so.
             tracing::debug!(error = %e, "could not read an introspection request body");
@@ -428,6 +434,19 @@ where
             StatusCode::INTERNAL_SERVER_ERROR.into_response()
         }
     }
+}
+
+/// 413, closing an HTTP/1.1 connection: the rest of the body is never read, so the connection
+/// cannot carry another request. (HTTP/2 resets the stream instead; `Connection` is not allowed
+/// there.)
+fn too_large(state: &AppState, version: http::Version) -> Response {
+    let mut response = request_error(state, RequestError::TooLarge);
+    if version < http::Version::HTTP_2 {
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
 }
 
 fn request_error(state: &AppState, error: RequestError) -> Response {
