@@ -49,6 +49,22 @@ pub fn bad_path(error: &super::routes::PathError) -> Response {
     )
 }
 
+/// 413: the declared body is over the limit. On HTTP/1.1 the connection is closed, since the
+/// body is never read (`Connection` does not exist in HTTP/2, where the stream ends instead).
+pub fn too_large(limit: u64, version: http::Version) -> Response {
+    let mut response = json(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "too_large",
+        format!("the request body is larger than the proxy forwards ({limit} bytes)"),
+    );
+    if version < http::Version::HTTP_2 {
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
+}
+
 /// 502: the upstream could not be reached or failed before it answered.
 pub fn bad_gateway(description: &str) -> Response {
     json(

@@ -49,6 +49,7 @@
 //! | 401    | token invalid (signature, expiry, issuer ...)            | `Bearer realm="...", error="invalid_token", error_description="..."` |
 //! | 403    | scope missing / consumer not allowed                     | `Bearer realm="...", error="insufficient_scope", error_description="...", scope="..."` |
 //! | 403    | a `deny = true` route, or no route and `default = "deny"` | none                                                      |
+//! | 413    | declared body over [`ProxyConfig::max_body_bytes`] (connection closed) | none                                         |
 //! | 503    | signing keys not fetched yet (`Retry-After: 5`)          | none                                                       |
 //!
 //! Tokens are never logged.
@@ -57,8 +58,8 @@
 //!
 //! `portvakt_requests_total{endpoint="proxy", outcome=...}` with outcome `forwarded` (token
 //! validated), `public` (forwarded without a token), `missing_token`, `bad_request` (path or
-//! `Authorization` malformed), `invalid_token`, `forbidden` (scope or consumer), `denied` (deny
-//! route or default), `unavailable`, `bad_gateway`, `gateway_timeout`; every validation in
+//! `Authorization` malformed), `too_large` (declared body over the limit), `invalid_token`,
+//! `forbidden` (scope or consumer), `denied` (deny route or default), `unavailable`, `bad_gateway`, `gateway_timeout`; every validation in
 //! `portvakt_validations_total` and its duration histogram; the upstream's time to response
 //! headers in `portvakt_upstream_duration_seconds`.
 //!
@@ -129,9 +130,14 @@ pub struct ProxyConfig {
     /// How long a client may take to send its request headers (default 30 s); also how long an
     /// idle HTTP/1.1 keep-alive connection is kept. Used by [`serve`].
     pub header_read_timeout: Duration,
-    /// Client connections served at once (default 4096); more wait in the accept backlog.
-    /// Used by [`serve`].
+    /// Client connections served at once (default 4096); when all are taken, the longest idle
+    /// one gives way to a new client. Used by [`serve`].
     pub max_connections: usize,
+    /// The largest request body forwarded (default: no limit; the upstream's own applies).
+    /// A request declaring a larger `Content-Length` is answered 413 before any of its body
+    /// is read or anything is sent upstream; a body of undeclared length is cut at the limit
+    /// (the upstream sees the request aborted, the client gets 502).
+    pub max_body_bytes: Option<u64>,
 }
 
 impl ProxyConfig {
@@ -149,6 +155,7 @@ impl ProxyConfig {
             preserve_host: true,
             header_read_timeout: listener::DEFAULT_HEADER_READ_TIMEOUT,
             max_connections: listener::DEFAULT_MAX_CONNECTIONS,
+            max_body_bytes: None,
         }
     }
 }
@@ -261,6 +268,7 @@ struct Inner {
     in_flight: Arc<Semaphore>,
     request_timeout: Duration,
     header_rules: headers::HeaderRules,
+    max_body_bytes: Option<u64>,
     listener: ListenerConfig,
 }
 
@@ -315,6 +323,7 @@ impl ProxyState {
                 },
                 preserve_host: config.preserve_host,
             },
+            max_body_bytes: config.max_body_bytes,
             listener: ListenerConfig {
                 header_read_timeout: config.header_read_timeout,
                 max_connections: config.max_connections,
@@ -358,6 +367,13 @@ fn count(inner: &Inner, outcome: &'static str) {
 
 async fn handle(State(state): State<ProxyState>, request: Request) -> Response {
     let inner = &*state.0;
+    if let Some(limit) = inner.max_body_bytes
+        && hyper::body::Body::size_hint(request.body()).lower() > limit
+    {
+        tracing::debug!(method = %request.method(), limit, "proxy: declared body too large");
+        count(inner, "too_large");
+        return answer::too_large(limit, request.version());
+    }
     let path = match RequestPath::parse(request.uri().path()) {
         Ok(path) => path,
         Err(e) => {
@@ -463,6 +479,13 @@ fn upstream_request(
         .path_and_query(path_and_query);
     parts.uri = uri.build()?;
     parts.version = inner.header_rules.upstream_version;
+    let body = match inner.max_body_bytes {
+        Some(limit) => Body::new(http_body_util::Limited::new(
+            body,
+            usize::try_from(limit).unwrap_or(usize::MAX),
+        )),
+        None => body,
+    };
     Ok(http::Request::from_parts(parts, body))
 }
 

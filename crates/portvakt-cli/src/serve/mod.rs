@@ -85,6 +85,10 @@ pub struct ServeArgs {
     /// slot (within --upstream-timeout).
     #[arg(long, env = "PORTVAKT_MAX_IN_FLIGHT", default_value_t = 1024, value_parser = parse_limit, requires = "upstream")]
     pub max_in_flight: usize,
+    /// Enforcing reverse proxy: the largest request body forwarded, in bytes; a request
+    /// declaring more is answered 413 before its body is read (default: no limit).
+    #[arg(long, env = "PORTVAKT_MAX_BODY_BYTES", value_parser = parse_limit, requires = "upstream")]
+    pub max_body_bytes: Option<usize>,
     /// Check the policy file and exit (0 valid, 1 invalid).
     #[arg(long, requires = "policy")]
     pub check_policy: bool,
@@ -217,8 +221,7 @@ pub async fn run(args: ServeArgs) -> Result<(), ServeError> {
     if args.check_policy {
         return check_policy_only(&args);
     }
-    Sidecar::start(args).await?.serve().await;
-    Ok(())
+    Sidecar::start(args).await?.serve().await
 }
 
 /// The sidecar once everything that can fail at start-up has succeeded: validator, listeners,
@@ -268,8 +271,10 @@ impl Sidecar {
     }
 
     /// Serves every listener until SIGTERM/SIGINT, then drains them within
-    /// `--shutdown-timeout` and stops the local issuer.
-    async fn serve(self) {
+    /// `--shutdown-timeout` and stops the local issuer. Listening comes first, so /healthz
+    /// answers at once however slow the issuer is; a misconfiguration the issuer reveals in
+    /// the first seconds ([`await_issuer`]) still stops the sidecar with that error.
+    async fn serve(self) -> Result<(), ServeError> {
         let (args, state, listener) = (self.args, self.state, self.listener);
         let dev_issuer = self.dev_issuer;
         let api_addr = local_addr(&listener);
@@ -310,6 +315,10 @@ impl Sidecar {
             let proxy = crate::proxy::serve(proxy_listener, proxy_state, stopped(stop_rx.clone()));
             servers.spawn(log_failure(proxy));
         }
+        if let Err(e) = await_issuer(&state.validator).await {
+            let _ = stop_tx.send(true);
+            return Err(e);
+        }
 
         shutdown.await;
         tracing::info!("shutting down: finishing requests in flight");
@@ -328,18 +337,22 @@ impl Sidecar {
         {
             let _ = issuer.shutdown().await;
         }
+        Ok(())
     }
 }
 
-/// Builds the validator and gives the issuer a moment, so a configuration mismatch stops
-/// start-up with a clear message; an unreachable issuer does not: we serve, answer /readyz
-/// 503, and keep trying.
+/// Builds the validator; its keys are fetched in the background.
 async fn start_validator(
     builder: ConfigBuilder,
     args: &ServeArgs,
 ) -> Result<Validator, ServeError> {
     let config = builder.cache_bytes(args.token_cache_bytes).build()?;
-    let validator = Validator::new(config)?;
+    Ok(Validator::new(config)?)
+}
+
+/// Gives the issuer a moment, so a configuration mismatch stops start-up with a clear
+/// message; an unreachable issuer does not: we serve, answer /readyz 503, and keep trying.
+async fn await_issuer(validator: &Validator) -> Result<(), ServeError> {
     match validator.wait_until_ready(Duration::from_secs(3)).await {
         Readiness::Misconfigured { reason } => {
             return Err(ServeError::IssuerMisconfigured(reason));
@@ -349,7 +362,7 @@ async fn start_validator(
         }
         Readiness::Ready { keys, .. } => tracing::info!(keys, "issuer keys loaded"),
     }
-    Ok(validator)
+    Ok(())
 }
 
 async fn bind(addr: &str, flag: &'static str) -> Result<TcpListener, ServeError> {
@@ -711,6 +724,7 @@ async fn proxy_setup(
     config.max_in_flight = args.max_in_flight;
     config.header_read_timeout = args.header_read_timeout;
     config.max_connections = args.max_connections;
+    config.max_body_bytes = args.max_body_bytes.map(|n| n as u64);
     let proxy_state = crate::proxy::ProxyState::new(
         state.validator.clone(),
         std::sync::Arc::clone(&state.metrics),
