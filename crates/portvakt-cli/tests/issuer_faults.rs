@@ -7,7 +7,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use portvakt::{Algorithm, Config, SigningKey, Validator};
-use portvakt_cli::proxy::{self, ProxyConfig, ProxyState, policy::PolicyFile};
+use portvakt_cli::proxy::routes::PolicyFile;
+use portvakt_cli::proxy::{self, ProxyConfig, ProxyState};
 use portvakt_cli::serve::introspect::AppState;
 use portvakt_cli::serve::listener::ListenerConfig;
 use portvakt_cli::serve::metrics::Metrics;
