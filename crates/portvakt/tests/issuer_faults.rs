@@ -225,7 +225,7 @@ async fn held_keys_validate_during(v: &Validator, issuer: &str) -> String {
             "a held key stopped validating"
         );
     }
-    let error = refreshing.await.unwrap().unwrap_err();
+    let error = refreshing.await.unwrap().unwrap_err().to_string();
     assert!(v.readiness().is_ready(), "held keys dropped after: {error}");
     error
 }
