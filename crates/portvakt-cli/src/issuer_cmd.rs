@@ -294,8 +294,12 @@ async fn serve(args: ServeArgs) -> ExitCode {
 fn dev_page(
     listener: &tokio::net::TcpListener,
     config: &IssuerConfig,
-    manifest: Manifest,
+    manifest: Option<Manifest>,
 ) -> Result<Option<(axum::Router, String)>, String> {
+    // `--empty` has no manifest to show; the page needs one for its grants matrix.
+    let Some(manifest) = manifest else {
+        return Ok(None);
+    };
     let addr = listener
         .local_addr()
         .map_err(|e| format!("cannot read the listen address: {e}"))?;
