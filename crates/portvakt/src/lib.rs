@@ -67,3 +67,8 @@ pub use scope::{Conjunction, ScopeRequirement, ScopeSet};
 pub use token::claims::{Claims, Organization};
 pub use token::verified::VerifiedToken;
 pub use validator::{Stats, Validator};
+
+/// The crate's README (its dependency line and example), compiled as a doctest so it stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
