@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Args;
-use portvakt::inspect::Outcome;
+use portvakt::inspect::{Check, Inspection, Outcome};
 use portvakt::{Policy, Readiness, ScopeRequirement, Validator};
 
 use crate::issuer_source::IssuerSource;
@@ -55,18 +55,26 @@ pub async fn run(args: InspectArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match validator.wait_until_ready(Duration::from_secs(10)).await {
-        Readiness::Ready { .. } => {}
-        Readiness::NotReady { reason } | Readiness::Misconfigured { reason } => {
-            eprintln!(
-                "error: cannot check the signature, the issuer's keys are not available: {reason}"
-            );
-            eprintln!("hint: {}", args.issuer.hint());
-            return ExitCode::from(2);
+    let policy = route_policy(args.scopes, args.any_scope, args.audience);
+    // At once, before any key is held: a token that fails a check needing no key (format,
+    // header, times, scope, audience) is invalid whatever the issuer says, so it is reported
+    // without waiting for the issuer.
+    let mut report = validator.inspect(&token, &policy).await;
+    if !report.valid && !fails_without_keys(&report) {
+        match validator.wait_until_ready(Duration::from_secs(10)).await {
+            Readiness::Ready { .. } => report = validator.inspect(&token, &policy).await,
+            Readiness::NotReady { reason } | Readiness::Misconfigured { reason } => {
+                for check in report.checks.iter().filter(|c| !needs_keys(c)) {
+                    print_check(check);
+                }
+                eprintln!(
+                    "error: cannot check the signature, the issuer's keys are not available: {reason}"
+                );
+                eprintln!("hint: {}", args.issuer.hint());
+                return ExitCode::from(2);
+            }
         }
     }
-    let policy = route_policy(args.scopes, args.any_scope, args.audience);
-    let report = validator.inspect(&token, &policy).await;
     if args.json {
         match serde_json::to_string_pretty(&report) {
             Ok(text) => println!("{text}"),
@@ -77,12 +85,7 @@ pub async fn run(args: InspectArgs) -> ExitCode {
         }
     } else {
         for check in &report.checks {
-            let (mark, detail) = match &check.outcome {
-                Outcome::Passed(d) => ("pass", d),
-                Outcome::Failed(d) => ("FAIL", d),
-                Outcome::Skipped(d) => ("skip", d),
-            };
-            println!("{mark}  {:<11} {detail}", check.name);
+            print_check(check);
         }
         if let Some(header) = &report.header {
             println!("\nheader: {}", serde_json::Value::Object(header.clone()));
@@ -105,6 +108,28 @@ pub async fn run(args: InspectArgs) -> ExitCode {
     } else {
         ExitCode::from(1)
     }
+}
+
+/// The checks that need the issuer's keys (or its identity) to run.
+fn needs_keys(check: &Check) -> bool {
+    matches!(check.name, "signature" | "issuer")
+}
+
+/// Whether a check that needs no key failed: the token is invalid whatever the issuer says.
+fn fails_without_keys(report: &Inspection) -> bool {
+    report
+        .checks
+        .iter()
+        .any(|c| !needs_keys(c) && matches!(c.outcome, Outcome::Failed(_)))
+}
+
+fn print_check(check: &Check) {
+    let (mark, detail) = match &check.outcome {
+        Outcome::Passed(d) => ("pass", d),
+        Outcome::Failed(d) => ("FAIL", d),
+        Outcome::Skipped(d) => ("skip", d),
+    };
+    println!("{mark}  {:<11} {detail}", check.name);
 }
 
 fn read_token(arg: Option<&str>) -> Result<String, String> {

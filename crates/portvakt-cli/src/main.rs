@@ -39,7 +39,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
+    init_logging(matches!(cli.command, Command::Serve(_) | Command::Issuer(_)));
     match cli.command {
         Command::Manifest(cmd) => manifest_cmd::run(cmd),
         Command::Inspect(args) => runtime().block_on(inspect_cmd::run(args)),
@@ -83,14 +83,18 @@ fn runtime() -> tokio::runtime::Runtime {
 }
 
 /// Logs go to stderr: human-readable on a terminal, JSON otherwise (what log collectors
-/// parse). `RUST_LOG` filters, default `info` for portvakt and `warn` for the rest.
-fn init_logging() {
+/// parse). `RUST_LOG` filters. The servers (`serve`, `issuer`) log `info` for portvakt and
+/// `warn` for the rest by default; the one-shot commands only errors, since what they have to
+/// say is in their output and messages (a key store's background retries are not).
+fn init_logging(server: bool) {
     use std::io::IsTerminal as _;
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        EnvFilter::new(
-            "warn,portvakt=info,portvakt_cli=info,portvakt_issuer=info,portvakt_provision=info",
-        )
+        EnvFilter::new(if server {
+            "warn,portvakt=info,portvakt_cli=info,portvakt_issuer=info,portvakt_provision=info"
+        } else {
+            "error"
+        })
     });
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -424,12 +424,70 @@ fn token_on_behalf_of_another_organization() {
     );
 }
 
+/// A token of the right shape with a made-up signature: header `{"kid":"k","alg":"RS256"}`,
+/// Maskinporten's claims, `exp` in 2100.
+const WELL_FORMED: &str = "eyJraWQiOiJrIiwiYWxnIjoiUlMyNTYifQ.eyJpc3MiOiJodHRwOi8vMTI3LjAuMC4xLyIsInNjb3BlIjoibmF2OmFyYmVpZDpzb21lLnNjb3BlLnJlYWQiLCJleHAiOjQxMDI0NDQ4MDAsImlhdCI6MTc2NDYzMzYwMCwianRpIjoiaiIsImNsaWVudF9pZCI6ImMiLCJjb25zdW1lciI6eyJhdXRob3JpdHkiOiJpc282NTIzLWFjdG9yaWQtdXBpcyIsIklEIjoiMDE5Mjo4ODk2NDA3ODIifX0.c2lnbmF0dXJl";
+
+#[test]
+fn inspect_reports_a_malformed_token_without_waiting_for_the_issuer() {
+    // No issuer listens there: the format check needs none, so the answer is "invalid" (1),
+    // not "the issuer's keys are not available" (2), and no retry is logged.
+    let port = free_port();
+    let (code, stdout, stderr) = run(portvakt().args([
+        "inspect",
+        "not.a.token",
+        "--issuer",
+        &format!("http://127.0.0.1:{port}"),
+    ]));
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    assert!(stdout.starts_with("FAIL  format"), "{stdout}");
+    assert!(stdout.contains("\nINVALID ("), "{stdout}");
+    assert_eq!(stderr, "", "nothing logged");
+}
+
+#[test]
+fn the_built_in_manifest_is_the_guides_example_and_is_used_outside_the_repository() {
+    let example = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/nais.yaml"
+    ))
+    .unwrap();
+    assert_eq!(portvakt_cli::issuer_source::GUIDE_EXAMPLE, example);
+
+    // A directory with no nais.yaml: the local issuer runs on the built-in example and says so.
+    let dir = temp_file("README", "not a manifest").parent().unwrap().to_owned();
+    let port = free_port();
+    let stderr_path = dir.join("stderr");
+    let mut child = portvakt()
+        .current_dir(&dir)
+        .args(["issuer", "--listen", &format!("127.0.0.1:{port}")])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&stderr_path).unwrap())
+        .spawn()
+        .unwrap();
+    // The banner is printed once the issuer listens.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let stderr = loop {
+        let stderr = std::fs::read_to_string(&stderr_path).unwrap();
+        if stderr.contains("\n  discovery ") || Instant::now() > deadline {
+            break stderr;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        stderr.contains("manifest   the NAIS guide's example (built in: no ./nais.yaml here"),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn inspect_without_a_reachable_issuer_is_a_configuration_error() {
     let port = free_port();
-    let (code, _, stderr) = run(portvakt().args([
+    let (code, stdout, stderr) = run(portvakt().args([
         "inspect",
-        "a.b.c",
+        WELL_FORMED,
         "--issuer",
         &format!("http://127.0.0.1:{port}"),
     ]));
@@ -439,6 +497,10 @@ fn inspect_without_a_reachable_issuer_is_a_configuration_error() {
         "{stderr}"
     );
     assert!(stderr.contains("portvakt issuer"), "{stderr}");
+    // The checks that need no key are reported; the key store's retries are not logged.
+    assert!(stdout.starts_with("pass  format"), "{stdout}");
+    assert!(stdout.contains("pass  expiry"), "{stdout}");
+    assert_eq!(stderr.lines().count(), 2, "only the error and the hint: {stderr}");
     let (code, _, stderr) = run(portvakt()
         .args(["inspect", "a.b.c"])
         .env("MASKINPORTEN_JWKS_URI", "http://example.com/jwk")
