@@ -2,7 +2,7 @@
 //! All behaviour lives in `portvakt-issuer` (tested there); this module reads arguments, prints
 //! the banner, and picks the exit code.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -12,6 +12,8 @@ use portvakt_issuer::{
     generate_client_key, issuer_url_for,
 };
 use portvakt_manifest::{CheckOptions, Manifest, render};
+
+use crate::issuer_source::ManifestSource;
 
 /// `portvakt issuer [--manifest FILE] [--listen ADDR] ...` or `portvakt issuer generate-client`.
 #[derive(Debug, Clone, Args)]
@@ -138,19 +140,11 @@ The private JWK above is a secret. Save it, e.g. `... > client.jwk`, then
 }
 
 async fn serve(args: ServeArgs) -> ExitCode {
-    let path = match args
-        .manifest
-        .clone()
-        .or_else(crate::issuer_source::default_manifest)
-    {
-        _ if args.empty => PathBuf::from("(none: --empty)"),
-        Some(path) => path,
-        None => {
-            eprintln!(
-                "error: no manifest: neither ./nais.yaml nor examples/nais.yaml exists\n  = help: pass the application's NAIS manifest with --manifest FILE"
-            );
-            return ExitCode::from(2);
-        }
+    let source = ManifestSource::choose(args.manifest.as_deref());
+    let described = if args.empty {
+        "(none: --empty)".to_owned()
+    } else {
+        source.describe()
     };
     let options = CheckOptions {
         strict: false,
@@ -159,7 +153,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
     let manifest = if args.empty {
         None
     } else {
-        match Manifest::from_path_with(&path, &options) {
+        match source.load(&options) {
             Ok(m) => Some(m),
             Err(e) => {
                 eprintln!("{}", render::read_error(&e));
@@ -259,7 +253,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
     };
     eprint!(
         "{}",
-        banner(running.issuer(), &path, &args, page_url.as_deref())
+        banner(running.issuer(), &described, &args, page_url.as_deref())
     );
 
     let failed = tokio::select! {
@@ -363,7 +357,7 @@ fn example(grants: &GrantsTable) -> Option<(String, String)> {
         })
 }
 
-fn banner(issuer: &Issuer, manifest: &Path, args: &ServeArgs, page: Option<&str>) -> String {
+fn banner(issuer: &Issuer, manifest: &str, args: &ServeArgs, page: Option<&str>) -> String {
     let mut out = String::new();
     let mode = if issuer.is_development() {
         "development mode: /dev/token and /admin/rotate are on"
@@ -374,7 +368,7 @@ fn banner(issuer: &Issuer, manifest: &Path, args: &ServeArgs, page: Option<&str>
         "portvakt issuer: a local Maskinporten ({mode})\n  issuer     {}\n  discovery  {}\n  manifest   {}\n",
         issuer.issuer_url(),
         issuer.well_known_url(),
-        manifest.display()
+        manifest
     ));
     if let Some(page) = page {
         out.push_str(&format!("  page       {page}\n"));

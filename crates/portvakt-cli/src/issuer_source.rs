@@ -1,10 +1,11 @@
 //! Where commands that validate find the issuer: the `MASKINPORTEN_*` environment NAIS
 //! injects, or else `--issuer` (default: the local development issuer).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::Args;
 use portvakt::{Config, ConfigBuilder};
+use portvakt_manifest::{CheckOptions, Manifest, ReadError};
 
 /// The local development issuer's address (`portvakt issuer`, and `portvakt serve` in
 /// development mode).
@@ -53,12 +54,49 @@ impl IssuerSource {
     }
 }
 
-/// The manifest the local issuer enforces when none is named: `./nais.yaml` when it exists
-/// (the app's own), else `examples/nais.yaml` (the NAIS guide's example, in this repository);
-/// `None` when neither exists.
-pub fn default_manifest() -> Option<PathBuf> {
-    ["nais.yaml", "examples/nais.yaml"]
-        .into_iter()
-        .map(PathBuf::from)
-        .find(|p| p.is_file())
+/// The NAIS guide's example manifest (a copy of `examples/nais.yaml`; a test keeps the two
+/// equal), built into the binary so the local issuer runs anywhere, also outside this
+/// repository.
+pub const GUIDE_EXAMPLE: &str = include_str!("guide-example.yaml");
+
+/// The manifest the local issuer enforces.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ManifestSource {
+    /// A file: `--manifest FILE`, else `./nais.yaml` (the app's own).
+    File(PathBuf),
+    /// No `--manifest` and no `./nais.yaml`: [`GUIDE_EXAMPLE`].
+    GuideExample,
+}
+
+impl ManifestSource {
+    /// `explicit` (`--manifest`), else `./nais.yaml` when it exists, else the built-in example.
+    pub fn choose(explicit: Option<&Path>) -> ManifestSource {
+        match explicit {
+            Some(path) => ManifestSource::File(path.to_owned()),
+            None if Path::new("nais.yaml").is_file() => {
+                ManifestSource::File(PathBuf::from("nais.yaml"))
+            }
+            None => ManifestSource::GuideExample,
+        }
+    }
+
+    /// Reads and checks the manifest.
+    pub fn load(&self, options: &CheckOptions) -> Result<Manifest, ReadError> {
+        match self {
+            ManifestSource::File(path) => Manifest::from_path_with(path, options),
+            ManifestSource::GuideExample => Ok(Manifest::parse_with(
+                GUIDE_EXAMPLE,
+                "nais.yaml (built-in example)",
+                options,
+            )),
+        }
+    }
+
+    /// For banners and messages: the file, or what the built-in example is and why it is used.
+    pub fn describe(&self) -> String {
+        match self {
+            ManifestSource::File(path) => path.display().to_string(),
+            ManifestSource::GuideExample => "the NAIS guide's example (built in: no ./nais.yaml here; pass --manifest FILE for your own)".to_owned(),
+        }
+    }
 }

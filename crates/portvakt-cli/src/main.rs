@@ -39,7 +39,10 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(matches!(cli.command, Command::Serve(_) | Command::Issuer(_)));
+    init_logging(matches!(
+        cli.command,
+        Command::Serve(_) | Command::Issuer(_)
+    ));
     match cli.command {
         Command::Manifest(cmd) => manifest_cmd::run(cmd),
         Command::Inspect(args) => runtime().block_on(inspect_cmd::run(args)),
@@ -51,11 +54,12 @@ fn main() -> ExitCode {
 }
 
 /// `portvakt serve`'s exit code: 0 when it served until told to stop (or the policy checked
-/// out), 1 when `--check-policy` found the policy invalid, 2 for every configuration error.
+/// out), with `-- CMD` the app's status (its exit code, or 128 + the signal that ended it), 1 when `--check-policy` found the policy invalid, 2 for every configuration error.
 /// The error is printed here, once.
-fn serve_exit(result: Result<(), serve::ServeError>) -> ExitCode {
-    let Err(error) = result else {
-        return ExitCode::SUCCESS;
+fn serve_exit(result: Result<u8, serve::ServeError>) -> ExitCode {
+    let error = match result {
+        Ok(status) => return ExitCode::from(status),
+        Err(error) => error,
     };
     match error {
         serve::ServeError::PolicyInvalid(report) => {

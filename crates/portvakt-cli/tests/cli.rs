@@ -455,7 +455,10 @@ fn the_built_in_manifest_is_the_guides_example_and_is_used_outside_the_repositor
     assert_eq!(portvakt_cli::issuer_source::GUIDE_EXAMPLE, example);
 
     // A directory with no nais.yaml: the local issuer runs on the built-in example and says so.
-    let dir = temp_file("README", "not a manifest").parent().unwrap().to_owned();
+    let dir = temp_file("README", "not a manifest")
+        .parent()
+        .unwrap()
+        .to_owned();
     let port = free_port();
     let stderr_path = dir.join("stderr");
     let mut child = portvakt()
@@ -500,7 +503,11 @@ fn inspect_without_a_reachable_issuer_is_a_configuration_error() {
     // The checks that need no key are reported; the key store's retries are not logged.
     assert!(stdout.starts_with("pass  format"), "{stdout}");
     assert!(stdout.contains("pass  expiry"), "{stdout}");
-    assert_eq!(stderr.lines().count(), 2, "only the error and the hint: {stderr}");
+    assert_eq!(
+        stderr.lines().count(),
+        2,
+        "only the error and the hint: {stderr}"
+    );
     let (code, _, stderr) = run(portvakt()
         .args(["inspect", "a.b.c"])
         .env("MASKINPORTEN_JWKS_URI", "http://example.com/jwk")

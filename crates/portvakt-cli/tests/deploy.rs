@@ -46,7 +46,10 @@ fn kubernetes_validate() -> Command {
 
 #[test]
 fn nais_applications_pass_manifest_check_strict() {
-    for file in ["nais/proxy-in-container.yaml", "nais/app-calls-introspection.yaml"] {
+    for file in [
+        "nais/proxy-in-container.yaml",
+        "nais/app-calls-introspection.yaml",
+    ] {
         let output = Command::new(env!("CARGO_BIN_EXE_portvakt"))
             .args(["manifest", "check", "--strict"])
             .arg(deploy(file))
@@ -77,8 +80,14 @@ fn nais_proxy_variant_runs_the_app_behind_the_proxy_on_its_service_port() {
     };
     assert_eq!(command[..2], ["/portvakt", "serve"]);
     let separator = command.iter().position(|a| *a == "--").unwrap();
-    assert!(separator + 1 < command.len(), "the app's command follows `--`");
-    assert_eq!(flag("--proxy-listen"), format!("0.0.0.0:{}", app["spec"]["port"]));
+    assert!(
+        separator + 1 < command.len(),
+        "the app's command follows `--`"
+    );
+    assert_eq!(
+        flag("--proxy-listen"),
+        format!("0.0.0.0:{}", app["spec"]["port"])
+    );
     assert!(flag("--upstream").starts_with("http://127.0.0.1:"));
     // The policy it names is the repository's example, which must be valid.
     assert_eq!(flag("--policy"), "/app/policy.toml");
@@ -186,7 +195,10 @@ fn kubernetes_sidecar_is_native_unprivileged_and_probed_on_the_probe_port() {
             .unwrap()
             .to_owned()
     };
-    assert_eq!(env("PROBE_BIND_ADDRESS"), format!("0.0.0.0:{}", port("probes")));
+    assert_eq!(
+        env("PROBE_BIND_ADDRESS"),
+        format!("0.0.0.0:{}", port("probes"))
+    );
     let args: Vec<&str> = sidecar["args"]
         .as_array()
         .unwrap()
@@ -216,7 +228,10 @@ fn kubernetes_sidecar_is_native_unprivileged_and_probed_on_the_probe_port() {
     // The Service targets the proxy, by the port's name.
     let service = &yaml_documents(&deploy("kubernetes/service.yaml"))[0];
     assert_eq!(service["spec"]["ports"][0]["targetPort"], "proxy");
-    assert_eq!(service["spec"]["selector"], deployment["spec"]["selector"]["matchLabels"]);
+    assert_eq!(
+        service["spec"]["selector"],
+        deployment["spec"]["selector"]["matchLabels"]
+    );
 }
 
 #[test]
@@ -224,5 +239,8 @@ fn the_policy_config_map_is_the_example_policy() {
     let config_map = &yaml_documents(&deploy("kubernetes/policy-configmap.yaml"))[0];
     let policy = config_map["data"]["policy.toml"].as_str().unwrap();
     let example = std::fs::read_to_string(repo().join("examples/policy.toml")).unwrap();
-    assert_eq!(policy, example, "regenerate the ConfigMap from examples/policy.toml");
+    assert_eq!(
+        policy, example,
+        "regenerate the ConfigMap from examples/policy.toml"
+    );
 }

@@ -74,6 +74,7 @@ async fn sidecar_with(validator: Validator, limits: ListenerConfig) -> String {
     let state = AppState {
         validator,
         metrics: Metrics::new(),
+        upstream: None,
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -91,6 +92,7 @@ async fn router_only(validator: Validator) -> String {
     let state = AppState {
         validator,
         metrics: Metrics::new(),
+        upstream: None,
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

@@ -49,4 +49,12 @@ pub enum ServeError {
     /// A proxy limit or timeout is zero.
     #[error(transparent)]
     ProxyLimits(#[from] crate::proxy::ProxyError),
+    /// The command after `--` cannot be started.
+    #[cfg(unix)]
+    #[error(transparent)]
+    App(super::child::SpawnError),
+    /// The command after `--` cannot be started (no Unix processes here).
+    #[cfg(not(unix))]
+    #[error("{0}")]
+    App(String),
 }

@@ -41,6 +41,8 @@ pub struct AppState {
     pub validator: Validator,
     /// Metrics.
     pub metrics: Arc<Metrics>,
+    /// With `--upstream`: `/readyz` also needs the upstream to accept connections.
+    pub upstream: Option<super::upstream_ready::UpstreamReadiness>,
 }
 
 /// What a caller asked to introspect. Borrows from the request body where it can: the token

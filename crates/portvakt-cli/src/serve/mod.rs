@@ -14,11 +14,15 @@
 //!   refuses too, unless `--dev` (or `PORTVAKT_DEV=true`) asks for development mode
 //!   explicitly: the local issuer mints tokens for anyone who can reach its loopback port.
 
+#[cfg(unix)]
+pub mod child;
 mod error;
 pub mod introspect;
 pub mod listener;
 pub mod metrics;
+pub mod upstream_ready;
 
+use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -104,9 +108,15 @@ pub struct ServeArgs {
     /// backlog until one closes.
     #[arg(long, env = "PORTVAKT_MAX_CONNECTIONS", default_value_t = listener::DEFAULT_MAX_CONNECTIONS, value_parser = parse_limit)]
     pub max_connections: usize,
-    /// How long in-flight requests may take to finish after SIGTERM/SIGINT (e.g. 10s).
+    /// How long in-flight requests may take to finish after SIGTERM/SIGINT (e.g. 10s); with
+    /// a command after `--`, also how long the app may then take to exit before SIGKILL.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub shutdown_timeout: Duration,
+    /// The app to run behind the proxy, as portvakt's child process: `-- java -jar app.jar`.
+    /// portvakt forwards SIGTERM/SIGINT (after draining) and SIGHUP to it, reaps orphaned
+    /// processes, and exits with its status; when it exits, portvakt drains and exits.
+    #[arg(last = true, value_name = "CMD")]
+    pub command: Vec<OsString>,
 }
 
 impl ServeArgs {
@@ -215,11 +225,13 @@ fn mode_from_env(dev_flag: bool) -> Result<Mode, String> {
     choose_mode(&vars, in_kubernetes, dev_flag)
 }
 
-/// Runs the sidecar until SIGTERM/SIGINT, or with `--check-policy` checks the policy and
-/// returns. The error says why it could not start; `main` prints it and decides the exit code.
-pub async fn run(args: ServeArgs) -> Result<(), ServeError> {
+/// Runs the sidecar until SIGTERM/SIGINT (or, with `-- CMD`, until the app exits), or with
+/// `--check-policy` checks the policy and returns. `Ok` holds the exit status: 0, or the app's
+/// ([`child::ChildExit::status`]). The error says why it could not start; `main` prints it and
+/// decides the exit code.
+pub async fn run(args: ServeArgs) -> Result<u8, ServeError> {
     if args.check_policy {
-        return check_policy_only(&args);
+        return check_policy_only(&args).map(|()| 0);
     }
     Sidecar::start(args).await?.serve().await
 }
@@ -233,6 +245,8 @@ struct Sidecar {
     probe_listener: Option<TcpListener>,
     proxy: Option<(TcpListener, crate::proxy::ProxyState)>,
     dev_issuer: Option<DevIssuer>,
+    /// The command after `--`, running.
+    app: Option<App>,
 }
 
 impl Sidecar {
@@ -250,9 +264,10 @@ impl Sidecar {
             (ConfigBuilder::from_env()?, None)
         };
         let validator = start_validator(builder, &args).await?;
-        let state = AppState {
+        let mut state = AppState {
             validator,
             metrics: Metrics::new(),
+            upstream: None,
         };
         let listener = bind(&args.listen, "--listen / BIND_ADDRESS").await?;
         let probe_listener = match &args.probe_listen {
@@ -260,6 +275,16 @@ impl Sidecar {
             None => None,
         };
         let proxy = proxy_setup(&args, &state).await?;
+        if proxy.is_some() {
+            state.upstream = args
+                .upstream
+                .as_deref()
+                .and_then(|url| url::Url::parse(url).ok())
+                .and_then(|url| upstream_ready::UpstreamReadiness::new(&url));
+        }
+        // The app starts once everything portvakt serves is bound, so a configuration error
+        // stops start-up before the app runs.
+        let app = start_app(&args.command)?;
         Ok(Sidecar {
             args,
             state,
@@ -267,14 +292,17 @@ impl Sidecar {
             probe_listener,
             proxy,
             dev_issuer,
+            app,
         })
     }
 
-    /// Serves every listener until SIGTERM/SIGINT, then drains them within
-    /// `--shutdown-timeout` and stops the local issuer. Listening comes first, so /healthz
-    /// answers at once however slow the issuer is; a misconfiguration the issuer reveals in
-    /// the first seconds ([`await_issuer`]) still stops the sidecar with that error.
-    async fn serve(self) -> Result<(), ServeError> {
+    /// Serves every listener until SIGTERM/SIGINT or the app's exit, then drains them within
+    /// `--shutdown-timeout`, stops the local issuer, and stops the app (the same signal, then
+    /// within `--shutdown-timeout` SIGKILL). Listening comes first, so /healthz answers at once
+    /// however slow the issuer is; a misconfiguration the issuer reveals in the first seconds
+    /// ([`await_issuer`]) still stops the sidecar with that error. `Ok` holds the exit status:
+    /// the app's, or 0.
+    async fn serve(self) -> Result<u8, ServeError> {
         let (args, state, listener) = (self.args, self.state, self.listener);
         let dev_issuer = self.dev_issuer;
         let api_addr = local_addr(&listener);
@@ -320,7 +348,14 @@ impl Sidecar {
             return Err(e);
         }
 
-        shutdown.await;
+        let app = self.app;
+        let signal = tokio::select! {
+            signal = shutdown => signal,
+            exit = app_exited(app.as_ref()) => {
+                tracing::info!(%exit, "the app exited; stopping");
+                STOP_SIGNAL
+            }
+        };
         tracing::info!("shutting down: finishing requests in flight");
         let _ = stop_tx.send(true);
         let drained = tokio::time::timeout(args.shutdown_timeout, async {
@@ -337,8 +372,60 @@ impl Sidecar {
         {
             let _ = issuer.shutdown().await;
         }
-        Ok(())
+        Ok(match app {
+            Some(app) => stop_app(app, signal, args.shutdown_timeout).await,
+            None => 0,
+        })
     }
+}
+
+/// SIGTERM and SIGINT, passed on to the app (their numbers where there are no Unix signals).
+#[cfg(unix)]
+const STOP_SIGNAL: i32 = libc::SIGTERM;
+#[cfg(unix)]
+const INTERRUPT_SIGNAL: i32 = libc::SIGINT;
+#[cfg(not(unix))]
+const STOP_SIGNAL: i32 = 15;
+#[cfg(not(unix))]
+const INTERRUPT_SIGNAL: i32 = 2;
+
+#[cfg(unix)]
+type App = child::Child;
+#[cfg(not(unix))]
+type App = std::convert::Infallible;
+
+/// Starts the command after `--`, if there is one.
+fn start_app(command: &[OsString]) -> Result<Option<App>, ServeError> {
+    if command.is_empty() {
+        return Ok(None);
+    }
+    #[cfg(unix)]
+    return child::Child::spawn(command)
+        .map(Some)
+        .map_err(ServeError::App);
+    #[cfg(not(unix))]
+    Err(ServeError::App(
+        "running an app after `--` needs a Unix system".to_owned(),
+    ))
+}
+
+/// Completes when the app exits; never without one.
+async fn app_exited(app: Option<&App>) -> String {
+    match app {
+        #[cfg(unix)]
+        Some(app) => app.exited().await.to_string(),
+        #[cfg(not(unix))]
+        Some(never) => match *never {},
+        None => std::future::pending().await,
+    }
+}
+
+/// Signals the app (unless it has exited), waits within `timeout`, and returns its status.
+async fn stop_app(app: App, signal: i32, timeout: Duration) -> u8 {
+    #[cfg(unix)]
+    return app.stop(signal, timeout).await.status();
+    #[cfg(not(unix))]
+    match app {}
 }
 
 /// Builds the validator; its keys are fetched in the background.
@@ -444,7 +531,12 @@ async fn healthz(axum::extract::State(state): axum::extract::State<AppState>) ->
 }
 
 async fn readyz(axum::extract::State(state): axum::extract::State<AppState>) -> Response {
-    let readiness = state.validator.readiness();
+    let mut readiness = state.validator.readiness();
+    if let (true, Some(upstream)) = (readiness.is_ready(), &state.upstream) {
+        if let Err(reason) = upstream.check().await {
+            readiness = Readiness::NotReady { reason };
+        }
+    }
     state.metrics.request(
         "readyz",
         if readiness.is_ready() {
@@ -491,7 +583,8 @@ async fn openapi(axum::extract::State(state): axum::extract::State<AppState>) ->
         .into_response()
 }
 
-async fn shutdown_signal() {
+/// Completes on SIGTERM or SIGINT (Ctrl-C), with the signal's number (passed on to the app).
+async fn shutdown_signal() -> i32 {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };
@@ -507,8 +600,8 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     let terminate = std::future::pending::<()>();
     tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
+        () = ctrl_c => INTERRUPT_SIGNAL,
+        () = terminate => STOP_SIGNAL,
     }
 }
 
@@ -522,6 +615,8 @@ struct GrantExample {
 /// on the address), its URL, and a summary of its grants for the banner.
 struct DevIssuer {
     running: Option<portvakt_issuer::RunningIssuer>,
+    /// Where its grants come from ([`crate::issuer_source::ManifestSource::describe`]).
+    manifest_source: String,
     url: String,
     grants: Vec<GrantExample>,
     manifest: std::sync::Arc<portvakt_manifest::Manifest>,
@@ -557,23 +652,19 @@ fn dev_page(
 /// Starts the local issuer in-process (or finds one already on the address) and returns the
 /// validator configuration that trusts it.
 async fn start_dev_issuer(args: &ServeArgs) -> Result<(ConfigBuilder, DevIssuer), ServeError> {
-    let manifest_path = args
-        .manifest
-        .clone()
-        .or_else(crate::issuer_source::default_manifest)
-        .ok_or_else(|| {
-            ServeError::DevIssuer("development mode needs a NAIS manifest for the local issuer, and neither ./nais.yaml nor examples/nais.yaml exists; pass --manifest FILE, or set MASKINPORTEN_* to validate against a real issuer".to_owned())
+    let source = crate::issuer_source::ManifestSource::choose(args.manifest.as_deref());
+    let manifest = source
+        .load(&portvakt_manifest::CheckOptions::default())
+        .map_err(|e| {
+            ServeError::DevIssuer(format!(
+                "development mode needs a NAIS manifest for the local issuer: {e}; pass --manifest FILE, or set MASKINPORTEN_* to validate against a real issuer"
+            ))
         })?;
-    let manifest = portvakt_manifest::Manifest::from_path(&manifest_path).map_err(|e| {
-        ServeError::DevIssuer(format!(
-            "development mode needs a NAIS manifest for the local issuer: {e}; pass --manifest FILE, or set MASKINPORTEN_* to validate against a real issuer"
-        ))
-    })?;
     let manifest = std::sync::Arc::new(manifest);
     let config = portvakt_issuer::IssuerConfig::from_manifest(&manifest).map_err(|e| {
         ServeError::DevIssuer(format!(
             "{e}; see `portvakt manifest check {}`",
-            manifest_path.display()
+            manifest.file()
         ))
     })?;
     let grants: Vec<GrantExample> = manifest
@@ -601,6 +692,7 @@ async fn start_dev_issuer(args: &ServeArgs) -> Result<(ConfigBuilder, DevIssuer)
                 builder,
                 DevIssuer {
                     running: Some(running),
+                    manifest_source: source.describe(),
                     url,
                     grants,
                     manifest,
@@ -620,6 +712,7 @@ async fn start_dev_issuer(args: &ServeArgs) -> Result<(ConfigBuilder, DevIssuer)
                 Config::builder().issuer(url.clone()),
                 DevIssuer {
                     running: None,
+                    manifest_source: String::new(),
                     url,
                     grants: Vec::new(),
                     manifest,
@@ -640,6 +733,7 @@ fn dev_banner(api: SocketAddr, issuer: &DevIssuer) -> String {
     text.push_str("\nportvakt serve: development mode (no MASKINPORTEN_* variables set)\n");
     if issuer.running.is_some() {
         text.push_str(&format!("  local Maskinporten  {url}\n"));
+        text.push_str(&format!("    grants from {}\n", issuer.manifest_source));
         for GrantExample { scope, orgno } in &issuer.grants {
             match orgno {
                 Some(orgno) => {
@@ -792,6 +886,7 @@ mod tests {
         let api: SocketAddr = "127.0.0.1:7164".parse().unwrap();
         let issuer = |url: &str| DevIssuer {
             running: None,
+            manifest_source: String::new(),
             url: url.to_owned(),
             grants: vec![GrantExample {
                 scope: "nav:arbeid:some.scope.read".to_owned(),
