@@ -38,4 +38,4 @@ REVISION=$(git rev-parse HEAD 2>/dev/null || echo unknown)
 "${BUILDAH[@]}" bud -q --isolation chroot --layers=false \
   --build-arg VERSION="$VERSION" --build-arg REVISION="$REVISION" \
   -f Containerfile -t "$IMAGE:$VERSION" -t "$IMAGE:latest" "$CONTEXT" >/dev/null
-echo "built $IMAGE:$VERSION ($("${BUILDAH[@]}" images --noheading --format '{{.Size}}' "$IMAGE:$VERSION"))"
+echo "built $IMAGE:$VERSION ($("${BUILDAH[@]}" images --noheading --format '{{.Size}}' "$IMAGE:$VERSION" | head -1))"

@@ -12,7 +12,7 @@
 #      and a token is introspected as active.
 # Prints the image size, the binary size and the sidecar's peak memory.
 #
-# Usage: sudo scripts/check-image.sh   (root: buildah's vfs storage, mounts, chroot)
+# Usage: sudo scripts/check-image.sh [--no-build]   (root: buildah's vfs storage, mounts, chroot)
 # Needs: buildah, openssl, curl, python3, unshare and chroot (util-linux, coreutils).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,7 +31,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-scripts/build-image.sh "${IMAGE%:*}"
+# --no-build: check the image built last (e.g. right after scripts/build-image.sh).
+if [[ ${1:-} != --no-build ]]; then scripts/build-image.sh "${IMAGE%:*}"; fi
 CTR=$("${BUILDAH[@]}" from -q "$IMAGE")
 ROOT=$("${BUILDAH[@]}" mount "$CTR")
 config() { "${BUILDAH[@]}" inspect --type image --format "$1" "$IMAGE"; }
@@ -106,12 +107,13 @@ if [[ $BUNDLE != image ]]; then
 fi
 mount -o remount,bind,ro "$ROOT"
 if touch "$ROOT/write-probe" 2>/dev/null; then echo "the root filesystem is writable" >&2; exit 1; fi
+CHROOT=$(command -v chroot)
 exec env -i \
   MASKINPORTEN_WELL_KNOWN_URL="${ISSUER_URL}.well-known/oauth-authorization-server" \
   MASKINPORTEN_ISSUER="$ISSUER_URL" \
   MASKINPORTEN_JWKS_URI="${ISSUER_URL}jwk" \
   BIND_ADDRESS="127.0.0.1:$API_PORT" PROBE_BIND_ADDRESS="127.0.0.1:$PROBE_PORT" \
-  chroot --userspec="$USER_SPEC" "$ROOT" "$@"
+  "$CHROOT" --userspec="$USER_SPEC" "$ROOT" "$@"
 INNER
   POD=$!
 }
@@ -132,7 +134,7 @@ run_pod image >"$WORK/pod.log" 2>&1
 wait_serving
 readyz=$(curl -s "http://127.0.0.1:$PROBE_PORT/readyz")
 case "$readyz" in
-  *'"ready":false'*certif*) echo "ok: with the image's CA bundle the test CA is refused: ${readyz:0:160}" ;;
+  *'"ready":false'*certif*) echo "ok: with the image's CA bundle the test CA is refused: ...${readyz: -110}" ;;
   *) echo "expected not ready for an unknown CA, got: $readyz" >&2; cat "$WORK/pod.log" >&2; exit 1 ;;
 esac
 stop_pod
@@ -142,8 +144,10 @@ run_pod "$WORK/bundle-with-test-ca.crt" >"$WORK/pod.log" 2>&1
 wait_serving
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$PROBE_PORT/readyz" >/dev/null && break; sleep 0.1; done
 curl -sf "http://127.0.0.1:$PROBE_PORT/readyz" >/dev/null || { echo "not ready:" >&2; curl -s "http://127.0.0.1:$PROBE_PORT/readyz" >&2; cat "$WORK/pod.log" >&2; exit 1; }
-SERVE=$(pgrep -f -n -x "/portvakt serve") || SERVE=
-[[ -n $SERVE ]] && echo "running as: $(ps -o uid=,gid=,groups= -p "$SERVE" | tr -s ' ')"
+SERVE=$(pgrep -f -n -x "/portvakt serve") || { echo "no /portvakt serve process" >&2; exit 1; }
+ids=$(ps -o uid=,gid=,supgid= -p "$SERVE" | tr -s ' ' | sed 's/^ //')
+[[ $ids == "1069 1069"* ]] || { echo "serve runs as uid/gid '$ids', not 1069 1069" >&2; exit 1; }
+echo "running as uid, gid, supplementary groups: $ids"
 TOKEN=$(curl -sf -d orgno=123456789 -d scope=nav:arbeid:some.scope.read "http://127.0.0.1:$ISSUER_PORT/dev/token" |
   python3 -c 'import json, sys; print(json.load(sys.stdin)["access_token"])')
 for _ in $(seq 200); do
@@ -154,6 +158,6 @@ case "$answer" in
   '{"active":true,'*"\"iss\":\"$ISSUER_URL\""*) echo "ok: ready over https via /etc/hosts, token introspected as active" ;;
   *) echo "unexpected answer: ${answer:0:200}" >&2; cat "$WORK/pod.log" >&2; exit 1 ;;
 esac
-[[ -n $SERVE ]] && echo "peak memory after 200 introspections: $(sed -n 's/^VmHWM:\s*//p' "/proc/$SERVE/status")"
+echo "peak memory after 200 introspections: $(sed -n 's/^VmHWM:\s*//p' "/proc/$SERVE/status")"
 stop_pod
-echo "binary: $(stat -c %s "$ROOT/portvakt") bytes; image: $("${BUILDAH[@]}" images --noheading --format '{{.Size}}' "$IMAGE")"
+echo "binary: $(stat -c %s "$ROOT/portvakt") bytes; image: $("${BUILDAH[@]}" images --noheading --format '{{.Size}}' "$IMAGE" | head -1)"
