@@ -54,7 +54,8 @@ fn main() -> ExitCode {
 }
 
 /// `portvakt serve`'s exit code: 0 when it served until told to stop (or the policy checked
-/// out), with `-- CMD` the app's status (its exit code, or 128 + the signal that ended it), 1 when `--check-policy` found the policy invalid, 2 for every configuration error.
+/// out), with `-- CMD` the app's status (its exit code, or 128 + the signal that ended it), 1
+/// when `--check-policy` found the policy invalid, 2 for every configuration error.
 /// The error is printed here, once.
 fn serve_exit(result: Result<u8, serve::ServeError>) -> ExitCode {
     let error = match result {
