@@ -15,6 +15,7 @@
 //!   explicitly: the local issuer mints tokens for anyone who can reach its loopback port.
 
 #[cfg(unix)]
+#[allow(unsafe_code)]
 pub mod child;
 mod error;
 pub mod introspect;
