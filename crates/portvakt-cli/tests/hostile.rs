@@ -64,6 +64,7 @@ async fn api(limits: ListenerConfig) -> SocketAddr {
     let state = AppState {
         validator: validator(),
         metrics: Metrics::new(),
+        upstream: None,
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

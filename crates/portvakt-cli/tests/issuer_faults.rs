@@ -226,6 +226,7 @@ async fn past_the_maximum_key_age_tokens_are_refused_503_and_readiness_goes_fals
     let state = AppState {
         validator: validator.clone(),
         metrics: Metrics::new(),
+        upstream: None,
     };
     let api_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let api = api_listener.local_addr().unwrap();
