@@ -453,10 +453,7 @@ pub(crate) fn load(source: &str) -> Result<Vec<Document>, YamlError> {
                 Ok((event, span)) => builder.on_event(event, span)?,
                 Err(e) => {
                     return Err(YamlError {
-                        pos: Pos {
-                            line: e.marker().line(),
-                            column: e.marker().col() + 1,
-                        },
+                        pos: within(source, e.marker().line(), e.marker().col() + 1),
                         message: e.info().to_owned(),
                     });
                 }
@@ -472,6 +469,21 @@ pub(crate) fn load(source: &str) -> Result<Vec<Document>, YamlError> {
     })
 }
 
+/// The parser's error position, kept inside the file: at the end of input it can name the
+/// line after the last one (found by the `manifest` fuzz target), which an editor cannot jump
+/// to. Such a position becomes the end of the last line.
+fn within(source: &str, line: usize, column: usize) -> Pos {
+    let lines = source.split('\n').count();
+    if (1..=lines).contains(&line) {
+        return Pos { line, column };
+    }
+    let last = source.rsplit('\n').next().unwrap_or("");
+    Pos {
+        line: lines,
+        column: last.chars().count() + 1,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -480,6 +492,23 @@ mod tests {
         let mut docs = load(src).expect("valid yaml");
         assert_eq!(docs.len(), 1);
         docs.remove(0).root
+    }
+
+    #[test]
+    fn an_error_at_the_end_of_input_points_at_the_last_line() {
+        let crash = include_bytes!(
+            "../../../fuzz/regressions/manifest/crash-52b8735eb809202c314c3e373131beb03e6a8e2a"
+        );
+        let source = String::from_utf8_lossy(crash);
+        let lines = source.split('\n').count();
+        let error = load(&source).unwrap_err();
+        assert!(
+            (1..=lines).contains(&error.pos.line),
+            "{:?} of {lines}",
+            error.pos
+        );
+        assert_eq!(within("a\nbc", 3, 1), Pos { line: 2, column: 3 });
+        assert_eq!(within("a\nbc", 2, 2), Pos { line: 2, column: 2 });
     }
 
     #[test]

@@ -200,7 +200,16 @@ pub fn parse_request<'a>(
         .map(|ct| ct.split(';').next().unwrap_or("").trim())
         .unwrap_or_default();
     let parsed = if media.eq_ignore_ascii_case("application/json") {
-        serde_json::from_slice::<JsonBody>(body).map_err(|e| {
+        // JSON is UTF-8 (RFC 8259 section 8.1). serde_json checks it only in the strings it
+        // keeps, so a byte that is not UTF-8 in an ignored member would be accepted (found by
+        // the `introspect` fuzz target); checking the whole body first refuses it.
+        let text = std::str::from_utf8(body).map_err(|e| {
+            RequestError::Body(format!(
+                "request body is not UTF-8 (byte {}), so not JSON",
+                e.valid_up_to()
+            ))
+        })?;
+        serde_json::from_str::<JsonBody>(text).map_err(|e| {
             RequestError::Body(format!(
                 "request body is not a JSON object with string fields: {e}"
             ))
@@ -472,6 +481,13 @@ mod tests {
 
     const JSON: Option<&str> = Some("application/json");
     const FORM: Option<&str> = Some("application/x-www-form-urlencoded");
+
+    #[test]
+    fn json_that_is_not_utf8_is_refused_even_in_an_ignored_member() {
+        let body = b"{\"identity_provider\":\"maskinporten\",\"x\":\"\xeb\",\"token\":\"t\"}";
+        let error = parse_request(JSON, body).unwrap_err();
+        assert!(error.to_string().contains("not UTF-8"), "{error}");
+    }
 
     #[test]
     fn json_and_form_requests() {

@@ -177,32 +177,42 @@ impl KeySet {
         Ok((set, warnings))
     }
 
-    /// Vets each JWK, keeping the usable ones. Two keys with the same `kid` are both dropped:
-    /// which one a token meant is ambiguous, and guessing is how key confusion starts.
+    /// Vets each JWK, keeping the usable ones. Keys whose `kid` appears more than once in the
+    /// set are all dropped, also when only one of them would pass vetting: which one a token
+    /// meant is ambiguous, and guessing is how key confusion starts (found by the `jwks` fuzz
+    /// target: a broken key beside a good one of the same `kid` left the good one in use).
     pub fn from_jwks_values<'a, I>(jwks: I, algorithms: &[Algorithm]) -> (KeySet, Vec<KeyWarning>)
     where
         I: IntoIterator<Item = &'a Value>,
     {
-        let mut warnings = Vec::new();
-        let mut keys: HashMap<Arc<str>, Arc<VerifyingKey>> = HashMap::new();
-        let mut duplicates: Vec<Arc<str>> = Vec::new();
-        for jwk in jwks {
-            match vet_jwk(jwk, algorithms) {
-                Ok(key) => {
-                    let kid = Arc::clone(&key.kid);
-                    if keys.insert(Arc::clone(&kid), Arc::new(key)).is_some() {
-                        duplicates.push(kid);
-                    }
-                }
-                Err(warning) => warnings.push(warning),
+        let jwks: Vec<&Value> = jwks.into_iter().collect();
+        let mut listed: HashMap<&str, usize> = HashMap::new();
+        for jwk in &jwks {
+            if let Some(kid) = jwk.get("kid").and_then(Value::as_str) {
+                *listed.entry(kid).or_default() += 1;
             }
         }
-        for kid in duplicates {
-            if keys.remove(&kid).is_some() {
-                warnings.push(KeyWarning {
-                    kid: Some(printable(&kid)),
-                    reason: "the kid appears more than once in the set; all keys with it are ignored as ambiguous".to_owned(),
-                });
+        let mut warnings = Vec::new();
+        let mut keys: HashMap<Arc<str>, Arc<VerifyingKey>> = HashMap::new();
+        let mut ambiguous: Vec<&str> = Vec::new();
+        for jwk in jwks {
+            if let Some(kid) = jwk.get("kid").and_then(Value::as_str)
+                && listed.get(kid).is_some_and(|&n| n > 1)
+            {
+                if !ambiguous.contains(&kid) {
+                    ambiguous.push(kid);
+                    warnings.push(KeyWarning {
+                        kid: Some(printable(kid)),
+                        reason: "the kid appears more than once in the set; all keys with it are ignored as ambiguous".to_owned(),
+                    });
+                }
+                continue;
+            }
+            match vet_jwk(jwk, algorithms) {
+                Ok(key) => {
+                    keys.insert(Arc::clone(&key.kid), Arc::new(key));
+                }
+                Err(warning) => warnings.push(warning),
             }
         }
         (KeySet { keys }, warnings)
@@ -451,6 +461,21 @@ mod tests {
             "{}",
             warnings[1]
         );
+    }
+
+    #[test]
+    fn a_kid_listed_twice_is_dropped_even_when_one_entry_is_broken() {
+        let good = crate::SigningKey::generate("twice").unwrap().public_jwk();
+        let mut broken = good.clone();
+        broken["n"] = json!("AQAB");
+        let other = crate::SigningKey::generate("other").unwrap().public_jwk();
+        for pair in [[&broken, &good], [&good, &broken], [&good, &good]] {
+            let (set, warnings) =
+                KeySet::from_jwks_values(pair.into_iter().chain([&other]), &[Algorithm::RS256]);
+            assert_eq!(set.kids(), ["other"], "{warnings:?}");
+            assert_eq!(warnings.len(), 1, "one warning for the kid: {warnings:?}");
+            assert!(warnings[0].to_string().contains("more than once"));
+        }
     }
 
     #[test]
