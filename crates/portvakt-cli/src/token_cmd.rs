@@ -31,7 +31,7 @@ pub struct TokenArgs {
     /// MASKINPORTEN_CLIENT_* set, the organization is the client's own).
     #[arg(long, value_name = "ORGNO")]
     pub orgno: Option<String>,
-    /// Ask for an audience-restricted token (`aud`), e.g. https://my-api.ekstern.dev.nav.no/.
+    /// Ask for an audience-restricted token (`aud`), e.g. `https://my-api.ekstern.dev.nav.no/`.
     #[arg(long, value_name = "URI")]
     pub audience: Option<String>,
     /// Ask for a delegated token on behalf of this organization (`consumer_org`): the token's

@@ -44,15 +44,19 @@ async fn post_json(client: &reqwest::Client, url: &str, body: Value) -> Value {
     answer.json().await.unwrap()
 }
 
-/// The sidecar in development mode with the proxy in front of an (absent) upstream.
+/// The sidecar in development mode with the proxy in front of an upstream that only accepts
+/// connections (`/readyz` waits for the upstream to accept them; the page never calls it).
 struct Sidecar {
     _process: Process,
+    _upstream: std::net::TcpListener,
     api: u16,
     issuer: u16,
 }
 
 async fn dev_sidecar() -> Sidecar {
-    let (api, issuer, proxy, upstream) = (free_port(), free_port(), free_port(), free_port());
+    let (api, issuer, proxy) = (free_port(), free_port(), free_port());
+    let upstream_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let upstream = upstream_listener.local_addr().unwrap().port();
     let process = spawn(
         &[
             "serve".to_owned(),
@@ -72,6 +76,7 @@ async fn dev_sidecar() -> Sidecar {
     wait_for_status(&format!("http://127.0.0.1:{api}/readyz"), 200, BOOT).await;
     Sidecar {
         _process: process,
+        _upstream: upstream_listener,
         api,
         issuer,
     }

@@ -28,8 +28,11 @@ pub mod payload;
 pub mod policy;
 pub mod token;
 
+/// A target's entry point.
+pub type Target = fn(&[u8]);
+
 /// Every target by name (the names of `fuzz/fuzz_targets/*.rs` and of the corpus folders).
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("token", token::run),
     ("jwks", jwks::run),
     ("payload", payload::run),

@@ -533,10 +533,10 @@ async fn healthz(axum::extract::State(state): axum::extract::State<AppState>) ->
 
 async fn readyz(axum::extract::State(state): axum::extract::State<AppState>) -> Response {
     let mut readiness = state.validator.readiness();
-    if let (true, Some(upstream)) = (readiness.is_ready(), &state.upstream) {
-        if let Err(reason) = upstream.check().await {
-            readiness = Readiness::NotReady { reason };
-        }
+    if let (true, Some(upstream)) = (readiness.is_ready(), &state.upstream)
+        && let Err(reason) = upstream.check().await
+    {
+        readiness = Readiness::NotReady { reason };
     }
     state.metrics.request(
         "readyz",
