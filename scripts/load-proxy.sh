@@ -1,35 +1,49 @@
 #!/usr/bin/env bash
-# Overhead of portvakt's enforcing reverse proxy, measured with wrk on loopback:
-#   - against a trivial upstream directly (examples/echo_upstream.rs: 200 "ok"), and
-#   - through `portvakt serve --upstream` with one valid token repeated (the common case: a
-#     consumer reuses its token for its lifetime), on a route of examples/policy.toml that needs
-#     nav:arbeid:some.scope.read,
-# first with CONNECTIONS connections (default 32: the machine is saturated, so latency is mostly
-# queueing behind the CPU the extra hop costs), then with one connection (the latency one
-# request gains by going through the proxy). Prints requests/s, median and p99 of each, and
-# what the proxy adds. Both sides get the same Authorization header, so only the proxy differs.
+# The enforcing proxy against nginx as a plain reverse proxy, side by side in one run, with wrk
+# on loopback (docs/BENCHMARKS.md, "The enforcing proxy"):
+#   upstream   nginx answering 200 "ok" (the upstream of both proxies), measured directly
+#   nginx      nginx as a plain reverse proxy to it (validates nothing; keepalive upstream pool)
+#   portvakt   portvakt serve --upstream, a route of examples/policy.toml that needs
+#              nav:arbeid:some.scope.read, one valid token repeated
+#   distinct   the same, DISTINCT valid tokens cycled (more than one second of wrk's requests
+#              spread over, fewer than the verified-token cache holds)
+#   one-lua    the same, one token, sent by the same Lua script as `distinct` (wrk's Lua costs
+#              it CPU these 2 cores share, so `distinct` is compared with this, not `portvakt`)
+# first with CONNECTIONS connections, then with one (upstream-1, nginx-1, portvakt-1: the
+# latency one request gains by the hop). ROUNDS rounds; in each, every case runs once, one
+# after the other, so the VM's drift touches them alike; medians of the rounds are compared as
+# ratios. Every portvakt answer is checked: wrk saw only 2xx, and the proxy's own counter of
+# forwarded requests covers every answer wrk read. Also prints each proxy's CPU time per
+# request (from /proc/<pid>/stat around each run; nginx: its workers), which the VM's drift
+# moves less than requests/s.
 #
-# Usage: scripts/load-proxy.sh [DURATION=10s] [CONNECTIONS=32] [THREADS=2]
-# Needs: wrk (apt-get install wrk), curl, python3. Tokens from the local issuer live about 90 s
-# (atMaxAge 30 s + 60 s leeway); a fresh one is minted for each proxy run, so keep DURATION
-# under a minute.
+# Usage: scripts/load-proxy.sh [DURATION=10s] [ROUNDS=3] [CONNECTIONS=32] [DISTINCT=5000]
+# Needs: wrk, nginx (installed with apt-get when missing), curl, python3.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${1:-10s}
-CONNECTIONS=${2:-32}
-THREADS=${3:-2}
+ROUNDS=${2:-3}
+CONNECTIONS=${3:-32}
+DISTINCT=${4:-5000}
 UPSTREAM=127.0.0.1:18080
+NGINX=127.0.0.1:18082
 PROXY=127.0.0.1:17167
 API=127.0.0.1:17164
 ISSUER=127.0.0.1:17166
 PATH_UNDER_TEST=/api/v1/items
 WORK=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
+trap 'kill $(jobs -p) 2>/dev/null || true; for p in "$WORK"/*/nginx.pid; do [ -f "$p" ] && kill "$(cat "$p")" 2>/dev/null; done; rm -rf "$WORK"' EXIT
 
-command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; exit 2; }
-cargo build --release -q -p portvakt-cli --bin portvakt --example echo_upstream
+install() { # $@: Debian packages
+  local sudo=""
+  [ "$(id -u)" = 0 ] || sudo=sudo
+  $sudo apt-get update -qq && $sudo apt-get install -y -qq "$@" >/dev/null
+}
+command -v wrk >/dev/null || install wrk
+command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || install nginx
+NGINX_BIN=$(command -v nginx || echo /usr/sbin/nginx)
+cargo build --release -q -p portvakt-cli --bin portvakt
 BIN=target/release/portvakt
-ECHO=target/release/examples/echo_upstream
 # Development mode needs every MASKINPORTEN_* variable unset.
 for v in $(compgen -e | grep "^MASKINPORTEN_" || true); do unset "$v"; done
 
@@ -43,74 +57,206 @@ wait_for() { # $1: URL, $2: what, $3: log file
   exit 1
 }
 
-"$ECHO" "$UPSTREAM" 2>"$WORK/upstream.log" &
-wait_for "http://$UPSTREAM/" "the upstream" "$WORK/upstream.log"
+# Two nginx processes: the upstream, and the plain reverse proxy to it (apart, so that each
+# one's CPU is its own). One worker per core (as portvakt has one proxy thread per core);
+# keep-alive without a request limit on both sides, as portvakt's; no access log (portvakt
+# keeps none).
+nginx_conf() { # $1: name, $2: server block -> $WORK/$1/nginx.conf
+  mkdir -p "$WORK/$1"
+  cat >"$WORK/$1/nginx.conf" <<NGINX
+worker_processes auto;
+pid $WORK/$1/nginx.pid;
+error_log $WORK/$1/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $WORK/$1/body;
+  proxy_temp_path $WORK/$1/proxy;
+  fastcgi_temp_path $WORK/$1/fastcgi;
+  uwsgi_temp_path $WORK/$1/uwsgi;
+  scgi_temp_path $WORK/$1/scgi;
+  keepalive_requests 100000000;
+  keepalive_timeout 60s;
+  $2
+}
+NGINX
+  "$NGINX_BIN" -p "$WORK/$1" -c "$WORK/$1/nginx.conf" 2>"$WORK/$1/start.log" ||
+    { cat "$WORK/$1/start.log" >&2; exit 1; }
+}
+nginx_conf upstream "server { listen $UPSTREAM; location / { default_type text/plain; return 200 \"ok\"; } }"
+nginx_conf proxy "upstream app { server $UPSTREAM; keepalive 64; keepalive_requests 100000000; }
+  server {
+    listen $NGINX;
+    location / {
+      proxy_pass http://app;
+      proxy_http_version 1.1;
+      proxy_set_header Connection \"\";
+      proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+      proxy_set_header X-Forwarded-Proto http;
+    }
+  }"
+wait_for "http://$UPSTREAM/" "nginx (the upstream)" "$WORK/upstream/error.log"
+wait_for "http://$NGINX/" "nginx (the plain proxy)" "$WORK/proxy/error.log"
+workers() { pgrep -P "$(cat "$WORK/$1/nginx.pid")" | tr '\n' ' '; }
 
+# The guide's manifest with atMaxAge 600 s (the default is 30 s): tokens then live the local
+# issuer's longest lifetime, 120 s (+ 60 s leeway); fresh_tokens mints again when the set is
+# older than 100 s.
+sed '/- name:/{n;s/^\( *\)enabled: true$/&\n\1atMaxAge: 600/}' examples/nais.yaml >"$WORK/nais.yaml"
+grep -q "atMaxAge: 600" "$WORK/nais.yaml" || { echo "could not set atMaxAge in the manifest" >&2; exit 1; }
 RUST_LOG=warn "$BIN" serve --listen "$API" --dev-issuer-listen "$ISSUER" \
-  --manifest examples/nais.yaml \
+  --manifest "$WORK/nais.yaml" \
   --upstream "http://$UPSTREAM" --policy examples/policy.toml --proxy-listen "$PROXY" \
   2>"$WORK/serve.log" &
+PORTVAKT=$!
 for _ in $(seq 100); do
   curl -sf "http://$API/readyz" >/dev/null && break
   sleep 0.1
 done
 curl -sf "http://$API/readyz" >/dev/null || { echo "portvakt serve is not ready" >&2; cat "$WORK/serve.log" >&2; exit 1; }
-wait_for "http://$PROXY/" "the proxy (portvakt serve --proxy-listen)" "$WORK/serve.log"
 
-mint_token() {
-  curl -sf -d orgno=123456789 -d scope=nav:arbeid:some.scope.read "http://$ISSUER/dev/token" |
-    python3 -c 'import json, sys; print(json.load(sys.stdin)["access_token"])'
+MINTED=-1000
+fresh_tokens() { # mints DISTINCT tokens when the set is older than 100 s
+  ((SECONDS - MINTED > 100)) || return 0
+  python3 - "$DISTINCT" "http://$ISSUER/dev/token" >"$WORK/tokens.txt" <<'PY'
+import json, sys, urllib.request, urllib.parse
+count, url = int(sys.argv[1]), sys.argv[2]
+body = urllib.parse.urlencode({"orgno": "123456789", "scope": "nav:arbeid:some.scope.read"}).encode()
+for _ in range(count):
+    with urllib.request.urlopen(url, data=body) as r:
+        print(json.load(r)["access_token"])
+PY
+  head -n 1 "$WORK/tokens.txt" >"$WORK/one.txt"
+  TOKEN=$(cat "$WORK/one.txt")
+  MINTED=$SECONDS
 }
+fresh_tokens
 
 # The proxy must refuse without a token and forward with one.
 status=$(curl -s -o /dev/null -w '%{http_code}' "http://$PROXY$PATH_UNDER_TEST")
 [ "$status" = 401 ] || { echo "expected 401 without a token through the proxy, got $status" >&2; exit 1; }
-TOKEN=$(mint_token)
 answer=$(curl -s -w ' %{http_code}' -H "Authorization: Bearer $TOKEN" "http://$PROXY$PATH_UNDER_TEST")
 [ "$answer" = "ok 200" ] || { echo "expected 'ok 200' through the proxy, got '$answer'" >&2; exit 1; }
 
-run() { # $1: name, $2: base URL, $3: connections, $4: threads -> wrk output in $WORK/$1.txt
-  echo "== $1: wrk -t$4 -c$3 -d$DURATION --latency $2$PATH_UNDER_TEST"
-  wrk -t"$4" -c"$3" -d"$DURATION" --latency \
-    -H "Authorization: Bearer $TOKEN" "$2$PATH_UNDER_TEST" | tee "$WORK/$1.txt"
-  if grep -q "Non-2xx" "$WORK/$1.txt"; then
-    echo "error: $1 had non-2xx answers" >&2
-    exit 1
-  fi
+# Requests formatted once, at start (wrk.format per request would cost wrk, and so the proxy
+# on these shared cores, more CPU than the proxy spends on a cached token).
+cat >"$WORK/cycle.lua" <<LUA
+local requests = {}
+for line in io.lines(os.getenv("TOKENS")) do
+  requests[#requests + 1] = wrk.format("GET", "$PATH_UNDER_TEST", { ["Authorization"] = "Bearer " .. line })
+end
+local i = 0
+request = function()
+  i = i % #requests + 1
+  return requests[i]
+end
+LUA
+
+forwarded() { # the proxy's count of forwarded requests
+  curl -sf "http://$API/metrics" |
+    awk '/^portvakt_requests_total\{endpoint="proxy",outcome="forwarded"\}/ { n += $NF } END { print n + 0 }'
 }
 
-# Warm up both paths (connections, pool, caches), then measure.
-wrk -t"$THREADS" -c"$CONNECTIONS" -d2s -H "Authorization: Bearer $TOKEN" "http://$UPSTREAM$PATH_UNDER_TEST" >/dev/null
-wrk -t"$THREADS" -c"$CONNECTIONS" -d2s -H "Authorization: Bearer $TOKEN" "http://$PROXY$PATH_UNDER_TEST" >/dev/null
-run direct "http://$UPSTREAM" "$CONNECTIONS" "$THREADS"
-TOKEN=$(mint_token)
-run proxy "http://$PROXY" "$CONNECTIONS" "$THREADS"
-run direct-1 "http://$UPSTREAM" 1 1
-TOKEN=$(mint_token)
-run proxy-1 "http://$PROXY" 1 1
+ticks() { # $@: pids -> their utime + stime, in clock ticks
+  local total=0 pid
+  for pid in "$@"; do
+    total=$((total + $(awk '{ print $14 + $15 }' "/proc/$pid/stat")))
+  done
+  echo "$total"
+}
 
-python3 - "$WORK" "$CONNECTIONS" <<'PY'
+run() { # $1: case, $2: base URL, $3: connections, $4: "lua" tokens file or "", $5...: pids to time
+  local name=$1 url=$2 connections=$3 lua=$4
+  shift 4
+  local threads=2
+  [ "$connections" -ge 2 ] || threads=1
+  local args=(-t"$threads" -c"$connections" -d"$DURATION" --latency)
+  if [ -n "$lua" ]; then
+    args+=(-s "$WORK/cycle.lua")
+  else
+    args+=(-H "Authorization: Bearer $TOKEN")
+  fi
+  local before_fwd before_cpu after_cpu
+  before_fwd=$(forwarded)
+  before_cpu=$(ticks "$@")
+  TOKENS=$lua wrk "${args[@]}" "$url$PATH_UNDER_TEST" >"$WORK/wrk.txt"
+  after_cpu=$(ticks "$@")
+  if grep -qE "Non-2xx|Socket errors" "$WORK/wrk.txt"; then
+    cat "$WORK/wrk.txt" >&2
+    echo "FAILED: $name: wrk saw errors" >&2
+    exit 1
+  fi
+  local completed
+  completed=$(awk '/requests in/ { print $1 }' "$WORK/wrk.txt")
+  if [ "$url" = "http://$PROXY" ]; then
+    local fwd=$(($(forwarded) - before_fwd))
+    if [ "$fwd" -lt "$completed" ]; then
+      echo "FAILED: $name: wrk read $completed answers, the proxy forwarded $fwd" >&2
+      exit 1
+    fi
+  fi
+  python3 - "$name" "$WORK/wrk.txt" "$((after_cpu - before_cpu))" "$(getconf CLK_TCK)" "$completed" >>"$WORK/results.txt" <<'PY'
 import re, sys
-
-work, connections = sys.argv[1], sys.argv[2]
-
-def micros(text):
-    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()
+name, path, ticks, hz, completed = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+text = open(path).read()
+def micros(t):
+    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", t).groups()
     return float(value) * {"us": 1, "ms": 1000, "s": 1000000}[unit]
+p50 = micros(re.search(r"^\s+50%\s+(\S+)", text, re.M).group(1))
+p99 = micros(re.search(r"^\s+99%\s+(\S+)", text, re.M).group(1))
+rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
+cpu = ticks * 1e6 / hz / completed if completed else 0.0
+print(name, rps, p50, p99, cpu)
+PY
+  tail -n 1 "$WORK/results.txt" | awk '{ printf "%-11s %9.0f req/s  median %6.0f us  p99 %6.0f us  CPU %5.1f us/request\n", $1, $2, $3, $4, $5 }'
+}
 
-def read(name):
-    text = open(f"{work}/{name}.txt").read()
-    p50 = micros(re.search(r"^\s+50%\s+(\S+)", text, re.M).group(1))
-    p99 = micros(re.search(r"^\s+99%\s+(\S+)", text, re.M).group(1))
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
-    return p50, p99, rps
+# Warm up every path (connections, pools, caches).
+for url in "http://$UPSTREAM" "http://$NGINX" "http://$PROXY"; do
+  wrk -t2 -c"$CONNECTIONS" -d2s -H "Authorization: Bearer $TOKEN" "$url$PATH_UNDER_TEST" >/dev/null
+done
+for round in $(seq "$ROUNDS"); do
+  echo "== round $round of $ROUNDS (wrk -c$CONNECTIONS and -c1, $DURATION each)"
+  fresh_tokens
+  run upstream "http://$UPSTREAM" "$CONNECTIONS" "" $(workers upstream)
+  run nginx "http://$NGINX" "$CONNECTIONS" "" $(workers proxy)
+  run portvakt "http://$PROXY" "$CONNECTIONS" "" "$PORTVAKT"
+  run one-lua "http://$PROXY" "$CONNECTIONS" "$WORK/one.txt" "$PORTVAKT"
+  run distinct "http://$PROXY" "$CONNECTIONS" "$WORK/tokens.txt" "$PORTVAKT"
+  run upstream-1 "http://$UPSTREAM" 1 "" $(workers upstream)
+  run nginx-1 "http://$NGINX" 1 "" $(workers proxy)
+  run portvakt-1 "http://$PROXY" 1 "" "$PORTVAKT"
+done
+echo "portvakt's verified-token cache after the rounds:"
+curl -sf "http://$API/metrics" | grep -E '^portvakt_token_cache_(hits|misses|entries)' | sed 's/^/  /'
 
+echo "== medians of $ROUNDS rounds"
+python3 - "$WORK/results.txt" "$CONNECTIONS" <<'PY'
+import collections, statistics, sys
+rows = collections.defaultdict(list)
+for line in open(sys.argv[1]):
+    name, *values = line.split()
+    rows[name].append([float(v) for v in values])
+c = sys.argv[2]
+def med(name, i):
+    return statistics.median(r[i] for r in rows[name])
+print(f"| | req/s at {c} connections | median at {c} | p99 at {c} | median at 1 connection | p99 at 1 | CPU per request |")
+print("|---|---|---|---|---|---|---|")
+for name, title in (("upstream", "nginx upstream alone"), ("nginx", "nginx, plain reverse proxy"),
+                    ("portvakt", "portvakt serve --upstream (one token)")):
+    print(f"| {title} | {med(name, 0):,.0f} | {med(name, 1):,.0f} us | {med(name, 2):,.0f} us | "
+          f"{med(name + '-1', 1):,.0f} us | {med(name + '-1', 2):,.0f} us | {med(name, 3):.1f} us |")
+print(f"| portvakt, {c} conn., one token by Lua | {med('one-lua', 0):,.0f} | {med('one-lua', 1):,.0f} us | {med('one-lua', 2):,.0f} us | | | {med('one-lua', 3):.1f} us |")
+print(f"| portvakt, {c} conn., distinct tokens by Lua | {med('distinct', 0):,.0f} | {med('distinct', 1):,.0f} us | {med('distinct', 2):,.0f} us | | | {med('distinct', 3):.1f} us |")
 print()
-print(f"{'':22} {'median':>11} {'p99':>11} {'requests/s':>11}")
-for suffix, label in (("", f"{connections} connections"), ("-1", "1 connection")):
-    direct, proxy = read("direct" + suffix), read("proxy" + suffix)
-    for name, (p50, p99, rps) in (("direct", direct), ("proxy", proxy)):
-        print(f"{name + ', ' + label:22} {p50:9.0f}us {p99:9.0f}us {rps:11.0f}")
-    print(f"{'proxy adds':22} {proxy[0] - direct[0]:9.0f}us {proxy[1] - direct[1]:9.0f}us")
-    print()
+ratio = med("portvakt", 0) / med("nginx", 0)
+added_p = med("portvakt-1", 1) - med("upstream-1", 1)
+added_n = med("nginx-1", 1) - med("upstream-1", 1)
+distinct = med("distinct", 0) / med("one-lua", 0)
+print(f"throughput at {c} connections, portvakt / nginx: {ratio:.2f} (goal >= 0.90)")
+print(f"added median latency at 1 connection: portvakt {added_p:.0f} us, nginx {added_n:.0f} us (goal: portvakt <= nginx)")
+print(f"p99 at {c} connections: portvakt {med('portvakt', 2):,.0f} us, nginx {med('nginx', 2):,.0f} us (goal: portvakt <= nginx)")
+print(f"distinct tokens / one token (both by Lua): {distinct:.2f} (goal >= 0.90)")
+per_round = [p[0] / n[0] for p, n in zip(rows["portvakt"], rows["nginx"])]
+print("throughput ratio per round: " + ", ".join(f"{r:.2f}" for r in per_round))
 PY

@@ -75,6 +75,19 @@ fn serve_exit(result: Result<u8, serve::ServeError>) -> ExitCode {
 }
 
 fn runtime() -> tokio::runtime::Runtime {
+    // Tokio reads TOKIO_WORKER_THREADS itself, and panics on a value that is not a positive
+    // number: say what is wrong instead.
+    if let Some(value) = std::env::var_os("TOKIO_WORKER_THREADS")
+        && value
+            .to_str()
+            .and_then(|v| v.parse::<usize>().ok())
+            .is_none_or(|n| n == 0)
+    {
+        eprintln!(
+            "error: TOKIO_WORKER_THREADS={value:?} is not a positive whole number; unset it (one worker thread per core) or set e.g. TOKIO_WORKER_THREADS=2"
+        );
+        std::process::exit(2);
+    }
     match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

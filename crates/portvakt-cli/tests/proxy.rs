@@ -1655,3 +1655,131 @@ async fn every_refusal_is_counted_under_its_outcome() {
         "{metrics}"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Worker threads (`ProxyConfig::workers`): each its own runtime and accept loop on one socket.
+
+/// Many clients at once through two worker threads: every one is authorized and forwarded with
+/// its identity, and every request is counted once.
+#[tokio::test]
+async fn worker_threads_serve_every_connection() {
+    let h = harness_with(POLICY, |c| c.workers = 2).await;
+    let token = token(READ);
+    let mut clients = Vec::new();
+    for _ in 0..24 {
+        // A client of its own per task: a connection each, spread over both workers.
+        let http = reqwest::Client::builder().no_proxy().build().unwrap();
+        let url = h.url("/api/read/items");
+        let token = token.clone();
+        clients.push(tokio::spawn(async move {
+            let mut seen = Vec::new();
+            for _ in 0..5 {
+                let response = http.get(&url).bearer_auth(&token).send().await.unwrap();
+                assert_eq!(response.status(), 200);
+                let echo = json_of(response).await;
+                seen.push(echo["headers"]["x-portvakt-consumer-orgno"].clone());
+            }
+            seen
+        }));
+    }
+    for client in clients {
+        for orgno in client.await.unwrap() {
+            assert_eq!(orgno, json!(["889640782"]));
+        }
+    }
+    assert_eq!(h.upstream_hits(), 24 * 5);
+    let metrics = h.metrics.render(&h.validator);
+    assert!(
+        metrics.contains(r#"portvakt_requests_total{endpoint="proxy",outcome="forwarded"} 120"#),
+        "{metrics}"
+    );
+}
+
+/// `max_connections` is for all worker threads together: with a cap of 1 on two workers, a new
+/// client still takes the place of the idle one, whichever thread holds it.
+#[tokio::test]
+async fn worker_threads_share_the_connection_cap() {
+    let h = harness_with(POLICY, |c| {
+        c.workers = 2;
+        c.max_connections = 1;
+    })
+    .await;
+    let addr = h.proxy;
+    tokio::task::spawn_blocking(move || {
+        let request = b"GET /public/x HTTP/1.1\r\nHost: api\r\n\r\n";
+        let mut previous: Option<std::net::TcpStream> = None;
+        for _ in 0..6 {
+            let mut next = std::net::TcpStream::connect(addr).unwrap();
+            next.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            next.write_all(request).unwrap();
+            assert!(
+                read_response(&mut next)
+                    .unwrap()
+                    .starts_with("HTTP/1.1 200")
+            );
+            if let Some(mut idle) = previous.take() {
+                idle.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+                assert_eq!(
+                    idle.read(&mut [0u8; 16]).unwrap(),
+                    0,
+                    "the idle connection was closed for the new one"
+                );
+            }
+            // Past MIN_IDLE, so that it may give way to the next.
+            std::thread::sleep(Duration::from_millis(80));
+            previous = Some(next);
+        }
+    })
+    .await
+    .unwrap();
+}
+
+/// On shutdown, every worker thread stops accepting, lets the requests in flight finish, and
+/// `serve` returns once all have drained.
+#[tokio::test]
+async fn worker_threads_drain_on_shutdown() {
+    let (upstream_addr, _upstream) = start_upstream().await;
+    let policy = PolicyFile::parse(POLICY, "test.toml").unwrap();
+    let mut config = ProxyConfig::new(format!("http://{upstream_addr}").parse().unwrap(), policy);
+    config.workers = 2;
+    let state = ProxyState::new(validator(), Metrics::new(), config).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let served = tokio::spawn(proxy::serve(listener, state, async move {
+        let _ = stop_rx.await;
+    }));
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    // Requests that take 200 ms upstream, in flight when shutdown begins.
+    let in_flight: Vec<_> = (0..4)
+        .map(|_| {
+            let request = http.get(format!("http://{addr}/public/concurrent")).send();
+            tokio::spawn(request)
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    stop_tx.send(()).unwrap();
+    for request in in_flight {
+        let response = request.await.unwrap().unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.text().await.unwrap(), "done");
+    }
+    tokio::time::timeout(Duration::from_secs(5), served)
+        .await
+        .expect("serve returned after draining")
+        .unwrap()
+        .unwrap();
+    assert!(
+        std::net::TcpStream::connect(addr).is_err(),
+        "nothing listens after shutdown"
+    );
+}
+
+#[tokio::test]
+async fn zero_workers_is_refused() {
+    let policy = PolicyFile::parse(POLICY, "test.toml").unwrap();
+    let mut config = ProxyConfig::new("http://127.0.0.1:9".parse().unwrap(), policy);
+    config.workers = 0;
+    let error = ProxyState::new(validator(), Metrics::new(), config).unwrap_err();
+    assert_eq!(error.to_string(), "workers must be at least 1");
+}

@@ -30,6 +30,21 @@
 //! response body then streams without a deadline. Timeout: 504; connection refused or broken:
 //! 502; both with a JSON body.
 //!
+//! ## Worker threads
+//!
+//! With [`ProxyConfig::workers`] `N` above 1 (`portvakt serve` takes one per core,
+//! `--proxy-workers`), the proxy runs on `N` threads of its own, each a single-threaded Tokio
+//! runtime with its own accept loop on a clone of the one listening socket and its own upstream
+//! connection pool. A connection is served, start to end, by the thread that accepted it: its
+//! requests, their upstream exchanges and the answers never cross threads, so no thread wakes
+//! another. A work-stealing runtime moved each exchange between threads, which cost a futex
+//! wake and a context switch per hop: on 2 cores a quarter of the proxy's CPU, at the same
+//! throughput per core (docs/BENCHMARKS.md). Shared by all threads: the validator and its
+//! cache, the metrics, the policy, [`ProxyConfig::max_in_flight`] and
+//! [`ProxyConfig::max_connections`] (with the choice of which idle connection gives way). The
+//! cost: a thread with many slow upstream exchanges does not hand its other connections to an
+//! idle one (a new connection goes to whichever thread takes it first).
+//!
 //! ## Client connections
 //!
 //! [`serve`] uses the sidecar's accept loop ([`crate::serve::listener`]): HTTP/1.1 and HTTP/2
@@ -138,6 +153,12 @@ pub struct ProxyConfig {
     /// is read or anything is sent upstream; a body of undeclared length is cut at the limit
     /// (the upstream sees the request aborted, the client gets 502).
     pub max_body_bytes: Option<u64>,
+    /// Threads the proxy runs on (default 1: the caller's runtime). With more, [`serve`] runs
+    /// one single-threaded runtime per thread, each accepting from the same listening socket
+    /// and keeping its own upstream connections, so a request, its upstream exchange and its
+    /// answer stay on one thread (see "Worker threads" above). `portvakt serve` uses one per
+    /// core (`--proxy-workers`).
+    pub workers: usize,
 }
 
 impl ProxyConfig {
@@ -156,6 +177,7 @@ impl ProxyConfig {
             header_read_timeout: listener::DEFAULT_HEADER_READ_TIMEOUT,
             max_connections: listener::DEFAULT_MAX_CONNECTIONS,
             max_body_bytes: None,
+            workers: 1,
         }
     }
 }
@@ -265,11 +287,38 @@ struct Inner {
     realm: Arc<str>,
     authority: Authority,
     client: Client<HttpConnector, Body>,
+    upstream_client: UpstreamClient,
     in_flight: Arc<Semaphore>,
     request_timeout: Duration,
     header_rules: headers::HeaderRules,
     max_body_bytes: Option<u64>,
     listener: ListenerConfig,
+    workers: usize,
+}
+
+/// How the upstream client is built: once per worker thread, so that each thread's upstream
+/// connections are driven by its own runtime.
+#[derive(Debug, Clone, Copy)]
+struct UpstreamClient {
+    connect_timeout: Duration,
+    pool_max_idle_per_host: usize,
+    pool_idle_timeout: Duration,
+    http2: bool,
+}
+
+impl UpstreamClient {
+    fn build(self) -> Client<HttpConnector, Body> {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(self.connect_timeout));
+        connector.set_keepalive(Some(Duration::from_secs(60)));
+        Client::builder(TokioExecutor::new())
+            .pool_timer(TokioTimer::new())
+            .pool_max_idle_per_host(self.pool_max_idle_per_host)
+            .pool_idle_timeout(self.pool_idle_timeout)
+            .http2_only(self.http2)
+            .build(connector)
+    }
 }
 
 impl ProxyState {
@@ -287,6 +336,9 @@ impl ProxyState {
         if config.max_connections == 0 {
             return Err(ProxyError::ZeroLimit("max_connections"));
         }
+        if config.workers == 0 {
+            return Err(ProxyError::ZeroLimit("workers"));
+        }
         for (name, timeout) in [
             ("request_timeout", config.request_timeout),
             ("connect_timeout", config.connect_timeout),
@@ -296,23 +348,20 @@ impl ProxyState {
                 return Err(ProxyError::ZeroTimeout(name));
             }
         }
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(config.connect_timeout));
-        connector.set_keepalive(Some(Duration::from_secs(60)));
-        let client = Client::builder(TokioExecutor::new())
-            .pool_timer(TokioTimer::new())
-            .pool_max_idle_per_host(config.pool_max_idle_per_host)
-            .pool_idle_timeout(config.pool_idle_timeout)
-            .http2_only(config.upstream_http2)
-            .build(connector);
+        let upstream_client = UpstreamClient {
+            connect_timeout: config.connect_timeout,
+            pool_max_idle_per_host: config.pool_max_idle_per_host,
+            pool_idle_timeout: config.pool_idle_timeout,
+            http2: config.upstream_http2,
+        };
         Ok(ProxyState(Arc::new(Inner {
             validator,
             metrics,
             realm: Arc::from(config.policy.realm()),
             policy: config.policy,
             authority,
-            client,
+            client: upstream_client.build(),
+            upstream_client,
             in_flight: Arc::new(Semaphore::new(config.max_in_flight)),
             request_timeout: config.request_timeout,
             header_rules: headers::HeaderRules {
@@ -328,7 +377,30 @@ impl ProxyState {
                 header_read_timeout: config.header_read_timeout,
                 max_connections: config.max_connections,
             },
+            workers: config.workers,
         })))
+    }
+
+    /// The same proxy for another worker thread: everything shared (validator and its cache,
+    /// metrics, policy, the in-flight limit) but the upstream client, whose connections are
+    /// driven by the runtime that opened them. Call it on the thread that will use it.
+    fn for_worker(&self) -> ProxyState {
+        let inner = &*self.0;
+        ProxyState(Arc::new(Inner {
+            validator: inner.validator.clone(),
+            metrics: Arc::clone(&inner.metrics),
+            policy: inner.policy.clone(),
+            realm: Arc::clone(&inner.realm),
+            authority: inner.authority.clone(),
+            client: inner.upstream_client.build(),
+            upstream_client: inner.upstream_client,
+            in_flight: Arc::clone(&inner.in_flight),
+            request_timeout: inner.request_timeout,
+            header_rules: inner.header_rules,
+            max_body_bytes: inner.max_body_bytes,
+            listener: inner.listener,
+            workers: inner.workers,
+        }))
     }
 
     /// The policy in force.
@@ -342,9 +414,95 @@ impl ProxyState {
 /// connection cap of the [`ProxyConfig`], `TCP_NODELAY` on every accepted connection (responses
 /// are streamed in pieces, which Nagle's algorithm would delay), and the peer address for
 /// `X-Forwarded-For`. See [`crate::serve::listener`].
+///
+/// With [`ProxyConfig::workers`] above 1, the connections are served on that many threads of
+/// their own, each a single-threaded runtime (see "Worker threads" above); `serve` returns
+/// once every one of them has drained.
 pub async fn serve<F>(
     listener: tokio::net::TcpListener,
     state: ProxyState,
+    shutdown: F,
+) -> std::io::Result<()>
+where
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    let admission = listener::Admission::new(state.0.listener.max_connections);
+    if state.0.workers <= 1 {
+        return serve_worker(listener, state, &admission, shutdown).await;
+    }
+    let socket = listener.into_std()?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut workers = Vec::with_capacity(state.0.workers);
+    for n in 0..state.0.workers {
+        let socket = socket.try_clone()?;
+        let state = state.clone();
+        let admission = Arc::clone(&admission);
+        let mut stop = stop_rx.clone();
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+        let spawned = std::thread::Builder::new()
+            .name(format!("portvakt-proxy-{n}"))
+            .spawn(move || {
+                let result = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .and_then(|runtime| {
+                        runtime.block_on(async move {
+                            let listener = tokio::net::TcpListener::from_std(socket)?;
+                            let stopped = async move {
+                                let _ = stop.wait_for(|stopped| *stopped).await;
+                            };
+                            serve_worker(listener, state.for_worker(), &admission, stopped).await
+                        })
+                    });
+                let _ = done_tx.send(result);
+            });
+        if let Err(e) = spawned {
+            let _ = stop_tx.send(true);
+            return Err(e);
+        }
+        workers.push(done_rx);
+    }
+    drop(socket);
+    // A worker that fails (its runtime cannot start) stops them all.
+    let mut first_error = None;
+    let mut done = futures_util::future::select_all(workers);
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => {
+                let _ = stop_tx.send(true);
+                break;
+            }
+            (result, _, rest) = &mut done => {
+                if let Ok(Err(e)) = result {
+                    first_error.get_or_insert(e);
+                }
+                let _ = stop_tx.send(true);
+                if rest.is_empty() {
+                    return first_error.map_or(Ok(()), Err);
+                }
+                done = futures_util::future::select_all(rest);
+            }
+        }
+    }
+    // Shutdown: every worker drains its connections, then ends.
+    loop {
+        let (result, _, rest) = (&mut done).await;
+        if let Ok(Err(e)) = result {
+            first_error.get_or_insert(e);
+        }
+        if rest.is_empty() {
+            return first_error.map_or(Ok(()), Err);
+        }
+        done = futures_util::future::select_all(rest);
+    }
+}
+
+/// One accept loop of the proxy, on the current runtime.
+async fn serve_worker<F>(
+    listener: tokio::net::TcpListener,
+    state: ProxyState,
+    admission: &Arc<listener::Admission>,
     shutdown: F,
 ) -> std::io::Result<()>
 where
@@ -357,7 +515,7 @@ where
         let state = state.clone();
         Box::pin(async move { handle(State(state), request.map(Body::new)).await })
     });
-    listener::serve_handler_with_connect_info(listener, handler, limits, shutdown).await
+    listener::serve_handler_admitted(listener, handler, limits, admission, shutdown).await
 }
 
 /// Counts a request under `proxy` with this outcome.

@@ -194,7 +194,8 @@ pub async fn serve<F>(
 where
     F: Future<Output = ()> + Send + 'static,
 {
-    accept_loop(listener, router, None, config, false, shutdown).await
+    let admission = Admission::new(config.max_connections);
+    accept_loop(listener, router, None, config, false, admission, shutdown).await
 }
 
 /// [`serve`], with `fast_route` answered ahead of `router`.
@@ -208,7 +209,17 @@ pub async fn serve_with_fast_route<F>(
 where
     F: Future<Output = ()> + Send + 'static,
 {
-    accept_loop(listener, router, Some(fast_route), config, false, shutdown).await
+    let admission = Admission::new(config.max_connections);
+    accept_loop(
+        listener,
+        router,
+        Some(fast_route),
+        config,
+        false,
+        admission,
+        shutdown,
+    )
+    .await
 }
 
 /// Serves every request with `handler` (a [`FastRoute::any`]), with the peer address in its
@@ -222,15 +233,66 @@ pub async fn serve_handler_with_connect_info<F>(
 where
     F: Future<Output = ()> + Send + 'static,
 {
+    let admission = Admission::new(config.max_connections);
+    serve_handler_admitted(listener, handler, config, &admission, shutdown).await
+}
+
+/// [`serve_handler_with_connect_info`], counting connections against `admission`, which
+/// several accept loops may share: the enforcing proxy runs one accept loop per worker thread
+/// on clones of one listening socket, and [`ListenerConfig::max_connections`] (and which idle
+/// connection gives way) is for all of them together. `admission` decides the limit;
+/// `config.max_connections` is not read.
+pub async fn serve_handler_admitted<F>(
+    listener: TcpListener,
+    handler: FastRoute,
+    config: ListenerConfig,
+    admission: &Arc<Admission>,
+    shutdown: F,
+) -> io::Result<()>
+where
+    F: Future<Output = ()> + Send + 'static,
+{
     accept_loop(
         listener,
         Router::new(),
         Some(handler),
         config,
         true,
+        Arc::clone(admission),
         shutdown,
     )
     .await
+}
+
+/// The connection slots of a listener, and the registry that picks which idle connection gives
+/// way when they are all taken. One per listener; shared by the accept loops of one listener
+/// ([`serve_handler_admitted`]).
+pub struct Admission {
+    max: usize,
+    slots: Arc<Semaphore>,
+    registry: Arc<Registry>,
+}
+
+impl Admission {
+    /// Slots for `max_connections` connections (at least 1).
+    pub fn new(max_connections: usize) -> Arc<Admission> {
+        // `acquire_many` takes a u32; no one needs more connections than that.
+        let max = max_connections.clamp(1, Semaphore::MAX_PERMITS.min(u32::MAX as usize));
+        Arc::new(Admission {
+            max,
+            slots: Arc::new(Semaphore::new(max)),
+            registry: Arc::new(Registry::new()),
+        })
+    }
+}
+
+impl std::fmt::Debug for Admission {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Admission")
+            .field("max", &self.max)
+            .field("free", &self.slots.available_permits())
+            .finish_non_exhaustive()
+    }
 }
 
 async fn accept_loop<F>(
@@ -239,15 +301,13 @@ async fn accept_loop<F>(
     fast_route: Option<FastRoute>,
     config: ListenerConfig,
     connect_info: bool,
+    admission: Arc<Admission>,
     shutdown: F,
 ) -> io::Result<()>
 where
     F: Future<Output = ()> + Send + 'static,
 {
-    // `acquire_many` takes a u32; no one needs more connections than that.
-    let max = config
-        .max_connections
-        .clamp(1, Semaphore::MAX_PERMITS.min(u32::MAX as usize));
+    let max = admission.max;
     let header_read_timeout = config.header_read_timeout.max(Duration::from_millis(1));
     let mut http1 = http1::Builder::new();
     http1
@@ -269,8 +329,8 @@ where
         fast_route,
     });
 
-    let slots = Arc::new(Semaphore::new(max));
-    let registry = Arc::new(Registry::new());
+    let slots = Arc::clone(&admission.slots);
+    let registry = Arc::clone(&admission.registry);
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut shutdown = pin!(shutdown);
     'accept: loop {

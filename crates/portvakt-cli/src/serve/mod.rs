@@ -94,6 +94,10 @@ pub struct ServeArgs {
     /// declaring more is answered 413 before its body is read (default: no limit).
     #[arg(long, env = "PORTVAKT_MAX_BODY_BYTES", value_parser = parse_limit, requires = "upstream")]
     pub max_body_bytes: Option<usize>,
+    /// Enforcing reverse proxy: threads it runs on, each serving its own connections start to
+    /// end (default: one per core).
+    #[arg(long, env = "PORTVAKT_PROXY_WORKERS", value_parser = parse_limit, requires = "upstream")]
+    pub proxy_workers: Option<usize>,
     /// Check the policy file and exit (0 valid, 1 invalid).
     #[arg(long, requires = "policy")]
     pub check_policy: bool,
@@ -820,6 +824,9 @@ async fn proxy_setup(
     config.header_read_timeout = args.header_read_timeout;
     config.max_connections = args.max_connections;
     config.max_body_bytes = args.max_body_bytes.map(|n| n as u64);
+    config.workers = args.proxy_workers.unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    });
     let proxy_state = crate::proxy::ProxyState::new(
         state.validator.clone(),
         std::sync::Arc::clone(&state.metrics),
