@@ -32,12 +32,9 @@ BIN=target/release/portvakt
 # Development mode needs every MASKINPORTEN_* variable unset.
 for v in $(compgen -e | grep "^MASKINPORTEN_" || true); do unset "$v"; done
 
-# The guide's manifest with atMaxAge 600 s (the default is 30 s): tokens then live the local
-# issuer's longest lifetime, 120 s (+ 60 s leeway), so one set of tokens lasts several rounds
-# and the cache holds the tokens in use, not earlier rounds' too. mint_tokens runs again when
-# the set is older than 100 s.
-sed '/- name:/{n;s/^\( *\)enabled: true$/&\n\1atMaxAge: 600/}' examples/nais.yaml >"$WORK/nais.yaml"
-grep -q "atMaxAge: 600" "$WORK/nais.yaml" || { echo "could not set atMaxAge in the manifest" >&2; exit 1; }
+# shellcheck source=lib/tokens.sh
+. scripts/lib/tokens.sh
+long_lived_manifest
 
 start_sidecar() { # "$@": more flags for serve
   RUST_LOG=warn "$BIN" serve --listen "$API" --dev-issuer-listen "$ISSUER" \
@@ -51,26 +48,6 @@ start_sidecar() { # "$@": more flags for serve
 }
 
 stop_sidecar() { kill "$SIDECAR"; wait "$SIDECAR" 2>/dev/null || true; }
-
-MINTED=-1000
-fresh_tokens() { # $1: count; mints again when the tokens are older than 100 s
-  if ((SECONDS - MINTED > 100)); then
-    mint_tokens "$1"
-    MINTED=$SECONDS
-  fi
-}
-
-mint_tokens() { # $1: count -> $WORK/tokens.txt, and its first line in $WORK/one.txt
-  python3 - "$1" "http://$ISSUER/dev/token" >"$WORK/tokens.txt" <<'PY'
-import json, sys, urllib.request, urllib.parse
-count, url = int(sys.argv[1]), sys.argv[2]
-body = urllib.parse.urlencode({"orgno": "123456789", "scope": "nav:arbeid:some.scope.read"}).encode()
-for _ in range(count):
-    with urllib.request.urlopen(url, data=body) as r:
-        print(json.load(r)["access_token"])
-PY
-  head -n 1 "$WORK/tokens.txt" >"$WORK/one.txt"
-}
 
 # Answers are checked by the sidecar's counters after each run, not by a Lua callback per
 # response: that would cost wrk, which shares the 2 cores, about as much CPU as the sidecar

@@ -99,11 +99,9 @@ wait_for "http://$UPSTREAM/" "nginx (the upstream)" "$WORK/upstream/error.log"
 wait_for "http://$NGINX/" "nginx (the plain proxy)" "$WORK/proxy/error.log"
 workers() { pgrep -P "$(cat "$WORK/$1/nginx.pid")" | tr '\n' ' '; }
 
-# The guide's manifest with atMaxAge 600 s (the default is 30 s): tokens then live the local
-# issuer's longest lifetime, 120 s (+ 60 s leeway); fresh_tokens mints again when the set is
-# older than 100 s.
-sed '/- name:/{n;s/^\( *\)enabled: true$/&\n\1atMaxAge: 600/}' examples/nais.yaml >"$WORK/nais.yaml"
-grep -q "atMaxAge: 600" "$WORK/nais.yaml" || { echo "could not set atMaxAge in the manifest" >&2; exit 1; }
+# shellcheck source=lib/tokens.sh
+. scripts/lib/tokens.sh
+long_lived_manifest
 RUST_LOG=warn "$BIN" serve --listen "$API" --dev-issuer-listen "$ISSUER" \
   --manifest "$WORK/nais.yaml" \
   --upstream "http://$UPSTREAM" --policy examples/policy.toml --proxy-listen "$PROXY" \
@@ -115,22 +113,11 @@ for _ in $(seq 100); do
 done
 curl -sf "http://$API/readyz" >/dev/null || { echo "portvakt serve is not ready" >&2; cat "$WORK/serve.log" >&2; exit 1; }
 
-MINTED=-1000
-fresh_tokens() { # mints DISTINCT tokens when the set is older than 100 s
-  ((SECONDS - MINTED > 100)) || return 0
-  python3 - "$DISTINCT" "http://$ISSUER/dev/token" >"$WORK/tokens.txt" <<'PY'
-import json, sys, urllib.request, urllib.parse
-count, url = int(sys.argv[1]), sys.argv[2]
-body = urllib.parse.urlencode({"orgno": "123456789", "scope": "nav:arbeid:some.scope.read"}).encode()
-for _ in range(count):
-    with urllib.request.urlopen(url, data=body) as r:
-        print(json.load(r)["access_token"])
-PY
-  head -n 1 "$WORK/tokens.txt" >"$WORK/one.txt"
+tokens() { # a fresh set of DISTINCT tokens when the last is older than 100 s; TOKEN its first
+  fresh_tokens "$DISTINCT"
   TOKEN=$(cat "$WORK/one.txt")
-  MINTED=$SECONDS
 }
-fresh_tokens
+tokens
 
 # The proxy must refuse without a token and forward with one.
 status=$(curl -s -o /dev/null -w '%{http_code}' "http://$PROXY$PATH_UNDER_TEST")
@@ -217,7 +204,7 @@ for url in "http://$UPSTREAM" "http://$NGINX" "http://$PROXY"; do
 done
 for round in $(seq "$ROUNDS"); do
   echo "== round $round of $ROUNDS (wrk -c$CONNECTIONS and -c1, $DURATION each)"
-  fresh_tokens
+  tokens
   run upstream "http://$UPSTREAM" "$CONNECTIONS" "" $(workers upstream)
   run nginx "http://$NGINX" "$CONNECTIONS" "" $(workers proxy)
   run portvakt "http://$PROXY" "$CONNECTIONS" "" "$PORTVAKT"

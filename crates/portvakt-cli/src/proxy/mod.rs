@@ -280,6 +280,7 @@ impl std::fmt::Debug for ProxyState {
     }
 }
 
+#[derive(Clone)]
 struct Inner {
     validator: Validator,
     metrics: Arc<Metrics>,
@@ -385,22 +386,9 @@ impl ProxyState {
     /// metrics, policy, the in-flight limit) but the upstream client, whose connections are
     /// driven by the runtime that opened them. Call it on the thread that will use it.
     fn for_worker(&self) -> ProxyState {
-        let inner = &*self.0;
-        ProxyState(Arc::new(Inner {
-            validator: inner.validator.clone(),
-            metrics: Arc::clone(&inner.metrics),
-            policy: inner.policy.clone(),
-            realm: Arc::clone(&inner.realm),
-            authority: inner.authority.clone(),
-            client: inner.upstream_client.build(),
-            upstream_client: inner.upstream_client,
-            in_flight: Arc::clone(&inner.in_flight),
-            request_timeout: inner.request_timeout,
-            header_rules: inner.header_rules,
-            max_body_bytes: inner.max_body_bytes,
-            listener: inner.listener,
-            workers: inner.workers,
-        }))
+        let mut inner = Inner::clone(&self.0);
+        inner.client = inner.upstream_client.build();
+        ProxyState(Arc::new(inner))
     }
 
     /// The policy in force.
@@ -431,17 +419,18 @@ where
         return serve_worker(listener, state, &admission, shutdown).await;
     }
     let socket = listener.into_std()?;
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stop = Arc::new(tokio::sync::watch::Sender::new(false));
     let mut workers = Vec::with_capacity(state.0.workers);
     for n in 0..state.0.workers {
         let socket = socket.try_clone()?;
         let state = state.clone();
         let admission = Arc::clone(&admission);
-        let mut stop = stop_rx.clone();
+        let stop_all = StopAll(Arc::clone(&stop));
         let (done_tx, done_rx) = tokio::sync::oneshot::channel();
         let spawned = std::thread::Builder::new()
             .name(format!("portvakt-proxy-{n}"))
             .spawn(move || {
+                let mut stopped = stop_all.0.subscribe();
                 let result = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build()
@@ -449,52 +438,44 @@ where
                         runtime.block_on(async move {
                             let listener = tokio::net::TcpListener::from_std(socket)?;
                             let stopped = async move {
-                                let _ = stop.wait_for(|stopped| *stopped).await;
+                                let _ = stopped.wait_for(|stopped| *stopped).await;
                             };
                             serve_worker(listener, state.for_worker(), &admission, stopped).await
                         })
                     });
                 let _ = done_tx.send(result);
+                // A worker that ends (its runtime could not start, it failed, it panicked)
+                // stops them all: `stop_all` is dropped here, or while unwinding.
+                drop(stop_all);
             });
         if let Err(e) = spawned {
-            let _ = stop_tx.send(true);
+            stop.send_replace(true);
             return Err(e);
         }
         workers.push(done_rx);
     }
     drop(socket);
-    // A worker that fails (its runtime cannot start) stops them all.
-    let mut first_error = None;
-    let mut done = futures_util::future::select_all(workers);
-    let mut shutdown = std::pin::pin!(shutdown);
-    loop {
-        tokio::select! {
-            () = &mut shutdown => {
-                let _ = stop_tx.send(true);
-                break;
-            }
-            (result, _, rest) = &mut done => {
-                if let Ok(Err(e)) = result {
-                    first_error.get_or_insert(e);
-                }
-                let _ = stop_tx.send(true);
-                if rest.is_empty() {
-                    return first_error.map_or(Ok(()), Err);
-                }
-                done = futures_util::future::select_all(rest);
-            }
+    let mut finished = std::pin::pin!(futures_util::future::join_all(workers));
+    let results = tokio::select! {
+        results = finished.as_mut() => results,
+        () = shutdown => {
+            // Every worker drains its connections, then ends.
+            stop.send_replace(true);
+            finished.await
         }
-    }
-    // Shutdown: every worker drains its connections, then ends.
-    loop {
-        let (result, _, rest) = (&mut done).await;
-        if let Ok(Err(e)) = result {
-            first_error.get_or_insert(e);
-        }
-        if rest.is_empty() {
-            return first_error.map_or(Ok(()), Err);
-        }
-        done = futures_util::future::select_all(rest);
+    };
+    results
+        .into_iter()
+        .find_map(|result| result.ok().and_then(Result::err))
+        .map_or(Ok(()), Err)
+}
+
+/// Tells every worker thread to stop when dropped.
+struct StopAll(Arc<tokio::sync::watch::Sender<bool>>);
+
+impl Drop for StopAll {
+    fn drop(&mut self) {
+        self.0.send_replace(true);
     }
 }
 
