@@ -63,7 +63,11 @@ pub async fn run(args: InspectArgs) -> ExitCode {
     if !report.valid && !fails_without_keys(&report) {
         match validator.wait_until_ready(Duration::from_secs(10)).await {
             Readiness::Ready { .. } => report = validator.inspect(&token, &policy).await,
-            Readiness::NotReady { reason } | Readiness::Misconfigured { reason } => {
+            not_ready => {
+                let reason = not_ready
+                    .reason()
+                    .map(ToString::to_string)
+                    .unwrap_or_default();
                 for check in report.checks.iter().filter(|c| !needs_keys(c)) {
                     print_check(check);
                 }

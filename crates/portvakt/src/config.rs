@@ -91,6 +91,13 @@ pub enum ConfigError {
         /// Why.
         reason: String,
     },
+}
+
+/// The validator could not start: not a mistake in its configuration but in its surroundings
+/// ([`Validator::new`](crate::Validator::new)).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
     /// The validator needs a Tokio runtime for its background key refresh.
     #[error(
         "the portvakt validator must be created inside a Tokio runtime (it refreshes keys in the background)"
@@ -142,9 +149,6 @@ pub struct Config {
     pub(crate) max_key_age: Duration,
     pub(crate) http_timeout: Duration,
     pub(crate) cache_bytes: usize,
-    /// Built with the configuration, so a platform that cannot provide a client with
-    /// timeouts fails at start-up, not with an unbounded client later.
-    pub(crate) http: reqwest::Client,
 }
 
 impl Config {
@@ -433,8 +437,6 @@ impl ConfigBuilder {
                 reason: "must be above zero".to_owned(),
             });
         }
-        let http = crate::fetch::try_client(self.http_timeout)
-            .map_err(|reason| ConfigError::HttpClient { reason })?;
         Ok(Config {
             source,
             audience: self.audience,
@@ -446,7 +448,6 @@ impl ConfigBuilder {
             max_key_age: self.max_key_age,
             http_timeout: self.http_timeout,
             cache_bytes: self.cache_bytes,
-            http,
         })
     }
 }

@@ -39,7 +39,7 @@ pub enum FetchError {
 /// request, no redirects. A builder failure (TLS or platform trouble) is returned, never
 /// papered over with a default client: that one has no timeout, so a hanging issuer would
 /// stall refreshes forever. The validator reports it as
-/// [`ConfigError::HttpClient`](crate::ConfigError::HttpClient) when its configuration is built.
+/// [`StartError::HttpClient`](crate::StartError::HttpClient) when it starts.
 pub(crate) fn try_client(timeout: Duration) -> Result<reqwest::Client, String> {
     reqwest::Client::builder()
         .timeout(timeout)

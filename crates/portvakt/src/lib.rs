@@ -55,13 +55,13 @@ pub use algorithm::Algorithm;
 pub use config::{
     Config, ConfigBuilder, ConfigError, DEFAULT_CACHE_BYTES, DEFAULT_LEEWAY,
     DEFAULT_MAX_TOKEN_SIZE, ENV_ALGORITHMS, ENV_AUDIENCE, ENV_ISSUER, ENV_JWKS_URI,
-    ENV_WELL_KNOWN_URL, env_var,
+    ENV_WELL_KNOWN_URL, StartError, env_var,
 };
 pub use error::{ErrorClass, Segment, ValidationError, printable};
 pub use fetch::FetchError;
 pub use jws::signing::{SigningError, SigningKey};
 pub use keys::jwk::{KeySet, KeyWarning, VerifyFailure, VerifyingKey};
-pub use keys::store::{KeyStats, Misconfiguration, Readiness, RefreshError};
+pub use keys::store::{KeyStats, Misconfiguration, Readiness, RefreshError, Unavailable};
 pub use policy::Policy;
 pub use scope::{Conjunction, ScopeRequirement, ScopeSet};
 pub use token::claims::{Claims, Organization};

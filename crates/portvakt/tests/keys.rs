@@ -70,6 +70,7 @@ async fn issuer_discovery_mismatch_is_a_misconfiguration() {
     let v = Validator::new(config).unwrap();
     match v.wait_until_ready(Duration::from_secs(10)).await {
         Readiness::Misconfigured { reason } => {
+            let reason = reason.to_string();
             assert!(reason.contains("MASKINPORTEN_ISSUER"), "{reason}");
             assert!(reason.contains("https://test.maskinporten.no/"), "{reason}");
         }
@@ -237,7 +238,16 @@ async fn starts_without_the_issuer_and_becomes_ready_when_it_appears() {
     let server = IssuerServer::start(Behaviour::Status(503)).await;
     let v = Validator::new(explicit(&server).build().unwrap()).unwrap();
     match v.wait_until_ready(Duration::from_millis(300)).await {
-        Readiness::NotReady { reason } => assert!(reason.contains("503"), "{reason}"),
+        Readiness::NotReady { reason } => {
+            assert!(
+                matches!(
+                    reason,
+                    portvakt::Unavailable::Refresh(portvakt::RefreshError::JwksFetch(_))
+                ),
+                "{reason:?}"
+            );
+            assert!(reason.to_string().contains("503"), "{reason}")
+        }
         other => panic!("expected not ready, got {other:?}"),
     }
     let token = sign(&KEY_A, &claims(&server.issuer(), READ));
@@ -304,7 +314,7 @@ fn creating_a_validator_outside_a_runtime_is_an_error_not_a_panic() {
         .unwrap();
     assert_eq!(
         Validator::new(config).unwrap_err(),
-        portvakt::ConfigError::NoRuntime
+        portvakt::StartError::NoRuntime
     );
 }
 
@@ -389,6 +399,7 @@ async fn with_explicit_issuer_and_jwks_a_contradicting_document_is_reported() {
     .unwrap();
     match v.wait_until_ready(Duration::from_secs(10)).await {
         Readiness::Misconfigured { reason } => {
+            let reason = reason.to_string();
             assert!(reason.contains("MASKINPORTEN_ISSUER"), "{reason}");
             assert!(reason.contains("https://test.maskinporten.no/"), "{reason}");
         }
@@ -459,6 +470,7 @@ async fn an_explicit_jwks_uri_overrides_the_discovery_document() {
     .unwrap();
     match v.wait_until_ready(Duration::from_secs(10)).await {
         Readiness::Misconfigured { reason } => {
+            let reason = reason.to_string();
             assert!(reason.contains("no `jwks_uri`"), "{reason}");
             assert!(reason.contains("MASKINPORTEN_JWKS_URI"), "{reason}");
         }
@@ -488,6 +500,7 @@ async fn a_discovery_issuer_must_own_the_well_known_url_and_use_https() {
         .unwrap();
         match v.wait_until_ready(Duration::from_secs(10)).await {
             Readiness::Misconfigured { reason } => {
+                let reason = reason.to_string();
                 assert!(reason.contains(expected), "{issuer}: {reason}");
                 assert!(reason.contains(issuer), "{issuer}: {reason}");
             }
@@ -545,6 +558,15 @@ async fn validation_refuses_keys_past_the_maximum_age_while_the_issuer_hangs() {
     );
     match v.readiness() {
         Readiness::NotReady { reason } => {
+            assert!(
+                matches!(
+                    reason,
+                    portvakt::Unavailable::AgedOut { max_key_age, .. }
+                        if max_key_age == Duration::from_secs(1)
+                ),
+                "{reason:?}"
+            );
+            let reason = reason.to_string();
             assert!(reason.contains("maximum key age"), "{reason}")
         }
         other => panic!("expected not ready, got {other:?}"),

@@ -28,10 +28,13 @@ pub enum ServeError {
     /// The validation settings (`MASKINPORTEN_*`, `--token-cache-bytes`) are not usable.
     #[error(transparent)]
     Config(#[from] portvakt::ConfigError),
+    /// The validator could not start (no HTTPS client on this host).
+    #[error(transparent)]
+    Start(#[from] portvakt::StartError),
     /// The issuer answered, but with something that cannot work (e.g. a discovery document
     /// naming another issuer); retrying would not help.
-    #[error("{0}")]
-    IssuerMisconfigured(String),
+    #[error(transparent)]
+    IssuerMisconfigured(Box<portvakt::Misconfiguration>),
     /// A listener's address cannot be bound.
     #[error("cannot listen on {addr} ({flag}): {source}")]
     Listen {

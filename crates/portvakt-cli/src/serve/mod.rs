@@ -447,7 +447,7 @@ async fn start_validator(
 async fn await_issuer(validator: &Validator) -> Result<(), ServeError> {
     match validator.wait_until_ready(Duration::from_secs(3)).await {
         Readiness::Misconfigured { reason } => {
-            return Err(ServeError::IssuerMisconfigured(reason));
+            return Err(ServeError::IssuerMisconfigured(Box::new(reason)));
         }
         Readiness::NotReady { reason } => {
             tracing::warn!(%reason, "issuer keys not available yet; serving and retrying");
@@ -536,29 +536,30 @@ async fn healthz(axum::extract::State(state): axum::extract::State<AppState>) ->
 }
 
 async fn readyz(axum::extract::State(state): axum::extract::State<AppState>) -> Response {
-    let mut readiness = state.validator.readiness();
-    if let (true, Some(upstream)) = (readiness.is_ready(), &state.upstream)
-        && let Err(reason) = upstream.check().await
-    {
-        readiness = Readiness::NotReady { reason };
-    }
+    let readiness = state.validator.readiness();
+    // The keys first: an upstream that is up does not help while no token can be checked.
+    let not_ready = match (readiness.reason(), &state.upstream) {
+        (Some(reason), _) => Some(reason.to_string()),
+        (None, Some(upstream)) => upstream.check().await.err(),
+        (None, None) => None,
+    };
     state.metrics.request(
         "readyz",
-        if readiness.is_ready() {
+        if not_ready.is_none() {
             "ready"
         } else {
             "not_ready"
         },
     );
-    match readiness {
-        Readiness::Ready { keys, age } => (
+    match (not_ready, readiness) {
+        (None, Readiness::Ready { keys, age }) => (
             StatusCode::OK,
             axum::Json(
                 serde_json::json!({"ready": true, "keys": keys, "key_age_seconds": age.as_secs()}),
             ),
         )
             .into_response(),
-        Readiness::NotReady { reason } | Readiness::Misconfigured { reason } => (
+        (reason, _) => (
             StatusCode::SERVICE_UNAVAILABLE,
             axum::Json(serde_json::json!({"ready": false, "reason": reason})),
         )

@@ -27,6 +27,13 @@ use crate::algorithm::Algorithm;
 use crate::config::{Config, ENV_ISSUER, ENV_JWKS_URI, ENV_WELL_KNOWN_URL, Source};
 use crate::fetch::{FetchError, get_document};
 
+/// A store that fetches its keys: from where, and with which client (timeouts, no redirects).
+#[derive(Debug)]
+struct Remote {
+    source: Source,
+    client: reqwest::Client,
+}
+
 /// What the validator verifies against at one moment: the trusted issuer and its keys.
 #[derive(Debug)]
 pub(crate) struct Snapshot {
@@ -47,15 +54,41 @@ pub enum Readiness {
     },
     /// No usable keys yet, or they aged out; the reason says what failed last.
     NotReady {
-        /// Why.
-        reason: String,
+        /// Why (its `Display` is the sentence `/readyz` shows).
+        reason: Unavailable,
     },
     /// The issuer answered, but not as configured (e.g. the discovery document names another
     /// issuer). Retrying will not help; fix the configuration. With an explicit issuer and
     /// JWKS URI, keys are still fetched and used from those; this reports the contradiction.
     Misconfigured {
         /// What is wrong and which variable to fix.
-        reason: String,
+        reason: Misconfiguration,
+    },
+}
+
+/// Why no keys are usable now ([`Readiness::NotReady`]). Every case is worth waiting for:
+/// the key store keeps retrying.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Unavailable {
+    /// Nothing has been fetched yet, and nothing has failed yet either (start-up).
+    #[error("the issuer's keys have not been fetched yet")]
+    NotFetchedYet,
+    /// The last refresh failed, and no keys were ever held (or none are held since they aged
+    /// out and a refresh then failed).
+    #[error(transparent)]
+    Refresh(RefreshError),
+    /// The keys held reached the maximum key age and no refresh has succeeded since.
+    #[error(
+        "the issuer's keys are older than the maximum key age ({} s) and no refresh has succeeded since{}",
+        max_key_age.as_secs(),
+        last_error.as_ref().map(|e| format!("; last error: {e}")).unwrap_or_default()
+    )]
+    AgedOut {
+        /// The configured maximum key age.
+        max_key_age: Duration,
+        /// The last refresh's failure, if one has failed since.
+        last_error: Option<RefreshError>,
     },
 }
 
@@ -63,6 +96,16 @@ impl Readiness {
     /// Whether tokens can be validated.
     pub fn is_ready(&self) -> bool {
         matches!(self, Readiness::Ready { .. })
+    }
+
+    /// Why tokens cannot be validated (its `Display` is the sentence `/readyz` shows), or
+    /// `None` when they can.
+    pub fn reason(&self) -> Option<&(dyn std::error::Error + Send + Sync + 'static)> {
+        match self {
+            Readiness::Ready { .. } => None,
+            Readiness::NotReady { reason } => Some(reason),
+            Readiness::Misconfigured { reason } => Some(reason),
+        }
     }
 }
 
@@ -185,10 +228,10 @@ pub enum Misconfiguration {
 
 pub(crate) struct KeyStore {
     current: ArcSwapOption<Snapshot>,
-    source: Option<Source>,
+    /// Where keys come from and the client that fetches them; `None` for fixed keys.
+    remote: Option<Remote>,
     algorithms: Vec<Algorithm>,
     schedule: RefreshSchedule,
-    client: reqwest::Client,
     in_flight: AtomicBool,
     generation: watch::Sender<u64>,
     status: Mutex<Status>,
@@ -210,8 +253,12 @@ impl Drop for KeyStore {
 
 impl KeyStore {
     /// A store that fetches from the configured issuer.
-    pub(crate) fn remote(config: &Config) -> KeyStore {
-        KeyStore::new(Some(config.source.clone()), config, None)
+    pub(crate) fn remote(config: &Config, client: reqwest::Client) -> KeyStore {
+        let remote = Remote {
+            source: config.source.clone(),
+            client,
+        };
+        KeyStore::new(Some(remote), config, None)
     }
 
     /// A store with fixed keys and no network (tests, the embedded issuer, Wycheproof).
@@ -224,17 +271,16 @@ impl KeyStore {
         KeyStore::new(None, config, Some(snapshot))
     }
 
-    fn new(source: Option<Source>, config: &Config, snapshot: Option<Snapshot>) -> KeyStore {
+    fn new(remote: Option<Remote>, config: &Config, snapshot: Option<Snapshot>) -> KeyStore {
         let status = Status {
             last_success: snapshot.as_ref().map(|_| SystemTime::now()),
             ..Status::default()
         };
         KeyStore {
             current: ArcSwapOption::new(snapshot.map(Arc::new)),
-            source,
+            remote,
             algorithms: config.algorithms.clone(),
             schedule: RefreshSchedule::from_config(config),
-            client: config.http.clone(),
             in_flight: AtomicBool::new(false),
             generation: watch::channel(0).0,
             status: Mutex::new(status),
@@ -262,18 +308,18 @@ impl KeyStore {
             .or(status.cross_check_mismatch.as_ref())
         {
             return Readiness::Misconfigured {
-                reason: reason.to_string(),
+                reason: reason.clone(),
             };
         }
         match &*self.current.load() {
             // Keys past their maximum age are about to be dropped by their timer; never call
             // them ready, even if the timer has not run yet.
             Some(snapshot)
-                if self.source.is_some()
+                if self.remote.is_some()
                     && self.schedule.is_aged_out(snapshot.fetched_at.elapsed()) =>
             {
                 Readiness::NotReady {
-                    reason: self.aged_out_reason(status.last_error.as_ref()),
+                    reason: self.aged_out(status.last_error.as_ref()),
                 }
             }
             Some(snapshot) => Readiness::Ready {
@@ -282,9 +328,9 @@ impl KeyStore {
             },
             None => Readiness::NotReady {
                 reason: match &status.last_error {
-                    Some(error) => error.to_string(),
-                    None if status.aged_out => self.aged_out_reason(None),
-                    None => "the issuer's keys have not been fetched yet".to_owned(),
+                    Some(error) => Unavailable::Refresh(error.clone()),
+                    None if status.aged_out => self.aged_out(None),
+                    None => Unavailable::NotFetchedYet,
                 },
             },
         }
@@ -353,16 +399,11 @@ impl KeyStore {
         }
     }
 
-    fn aged_out_reason(&self, last_error: Option<&RefreshError>) -> String {
-        let mut reason = format!(
-            "the issuer's keys are older than the maximum key age ({} s) and no refresh has succeeded since",
-            self.schedule.max_key_age.as_secs()
-        );
-        if let Some(error) = last_error {
-            reason.push_str("; last error: ");
-            reason.push_str(&error.to_string());
+    fn aged_out(&self, last_error: Option<&RefreshError>) -> Unavailable {
+        Unavailable::AgedOut {
+            max_key_age: self.schedule.max_key_age,
+            last_error: last_error.cloned(),
         }
-        reason
     }
 
     /// Arms the timer that drops the current keys when they reach the maximum age, replacing
@@ -392,7 +433,7 @@ impl KeyStore {
     /// in flight, or starts one if the rate limit allows, and waits for it (bounded). Returns
     /// whether a refresh finished, i.e. whether looking the key up again can help.
     pub(crate) async fn refresh_for_unknown_kid(self: &Arc<Self>) -> bool {
-        if self.source.is_none() {
+        if self.remote.is_none() {
             return false;
         }
         let mut receiver = self.generation.subscribe();
@@ -496,7 +537,7 @@ impl KeyStore {
     /// One refresh: discovery if still needed, then the JWKS. With an explicit issuer and
     /// JWKS URI the keys never wait on discovery; an unconfirmed cross-check runs alongside.
     async fn refresh_once(&self) -> Result<(), RefreshError> {
-        let Some(source) = &self.source else {
+        let Some(Remote { source, client }) = &self.remote else {
             return Ok(());
         };
         let (issuer, jwks_uri, cross_check) = match source {
@@ -516,20 +557,20 @@ impl KeyStore {
                 jwks_uri,
             } => {
                 let (issuer, jwks_uri) = self
-                    .resolve(well_known, issuer.as_deref(), jwks_uri.as_ref())
+                    .resolve(client, well_known, issuer.as_deref(), jwks_uri.as_ref())
                     .await?;
                 (issuer, jwks_uri, None)
             }
         };
         let check = async {
             match cross_check {
-                Some(well_known) => Some(self.cross_check(well_known, &issuer).await),
+                Some(well_known) => Some(self.cross_check(client, well_known, &issuer).await),
                 None => None,
             }
         };
         // Both bounded by the HTTP timeout. The verdict is recorded before the keys are
         // stored, so a start-up that waits for readiness sees a mismatch, not "ready".
-        let (keys, check) = tokio::join!(self.fetch_keys(&jwks_uri), check);
+        let (keys, check) = tokio::join!(self.fetch_keys(client, &jwks_uri), check);
         if let Some(check) = check {
             self.record_cross_check(check);
         }
@@ -543,9 +584,13 @@ impl KeyStore {
         Ok(())
     }
 
-    async fn fetch_keys(&self, jwks_uri: &Url) -> Result<KeySet, RefreshError> {
+    async fn fetch_keys(
+        &self,
+        client: &reqwest::Client,
+        jwks_uri: &Url,
+    ) -> Result<KeySet, RefreshError> {
         self.fetches.fetch_add(1, Ordering::Relaxed);
-        let document = get_document(&self.client, jwks_uri)
+        let document = get_document(client, jwks_uri)
             .await
             .map_err(RefreshError::JwksFetch)?;
         let (keys, warnings) =
@@ -563,9 +608,14 @@ impl KeyStore {
     }
 
     /// Reads the discovery document only to see that it agrees with the explicit issuer.
-    async fn cross_check(&self, well_known: &Url, issuer: &str) -> CrossCheck {
+    async fn cross_check(
+        &self,
+        client: &reqwest::Client,
+        well_known: &Url,
+        issuer: &str,
+    ) -> CrossCheck {
         self.fetches.fetch_add(1, Ordering::Relaxed);
-        let document = match get_document(&self.client, well_known).await {
+        let document = match get_document(client, well_known).await {
             Ok(document) => document,
             Err(e) => {
                 self.failures.fetch_add(1, Ordering::Relaxed);
@@ -644,6 +694,7 @@ impl KeyStore {
     /// configured JWKS URI taking precedence over the document's.
     async fn resolve(
         &self,
+        client: &reqwest::Client,
         well_known: &Url,
         issuer: Option<&str>,
         jwks_uri: Option<&Url>,
@@ -652,7 +703,7 @@ impl KeyStore {
             return Ok(resolved);
         }
         self.fetches.fetch_add(1, Ordering::Relaxed);
-        let document = get_document(&self.client, well_known)
+        let document = get_document(client, well_known)
             .await
             .map_err(RefreshError::DiscoveryFetch)?;
         let discovery = self.read_discovery(&document, well_known, issuer)?;

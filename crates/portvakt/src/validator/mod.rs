@@ -16,7 +16,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use self::cache::TokenCache;
 use crate::algorithm::Algorithm;
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, StartError};
 use crate::error::{ValidationError, printable};
 use crate::jws::{KeyLookup, split_compact, verify_parts};
 use crate::keys::{KeySet, KeyStats, KeyStore, Readiness, RefreshError};
@@ -88,9 +88,13 @@ impl Validator {
     /// Creates a validator and starts fetching keys in the background. Returns at once: until
     /// keys arrive, [`readiness`](Self::readiness) says why not, and validations wait briefly
     /// for the first fetch. Must be called inside a Tokio runtime.
-    pub fn new(config: Config) -> Result<Validator, ConfigError> {
-        let handle = tokio::runtime::Handle::try_current().map_err(|_| ConfigError::NoRuntime)?;
-        let store = Arc::new(KeyStore::remote(&config));
+    pub fn new(config: Config) -> Result<Validator, StartError> {
+        let handle = tokio::runtime::Handle::try_current().map_err(|_| StartError::NoRuntime)?;
+        // Built here, not left to a default: a platform that cannot give a client with
+        // timeouts stops start-up, instead of a hanging issuer stalling refreshes forever.
+        let client = crate::fetch::try_client(config.http_timeout)
+            .map_err(|reason| StartError::HttpClient { reason })?;
+        let store = Arc::new(KeyStore::remote(&config, client));
         let task = handle.spawn(KeyStore::run_background(Arc::downgrade(&store)));
         Ok(Validator::assemble(
             &config,
