@@ -7,56 +7,36 @@
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, LazyLock, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::routing::get;
-use portvakt::{Algorithm, Config, KeySet, SigningKey, Validator};
+use portvakt::Validator;
 use portvakt_cli::proxy::routes::PolicyFile;
 use portvakt_cli::proxy::{self, ProxyConfig, ProxyState};
 use portvakt_cli::serve::introspect::{AppState, MAX_BODY_BYTES};
 use portvakt_cli::serve::listener::{self, ListenerConfig, MAX_HEADER_BYTES};
 use portvakt_cli::serve::metrics::Metrics;
 use portvakt_cli::serve::serve_api;
+use portvakt_test_support::{self as support, KEY_A};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-const ISSUER: &str = "https://test.maskinporten.no/";
+const ISSUER: &str = support::TEST_ISSUER;
 const READ: &str = "nav:arbeid:some.scope.read";
 const WRITE: &str = "nav:arbeid:some.scope.write";
 
-static KEY: LazyLock<SigningKey> = LazyLock::new(|| SigningKey::generate("hostile").unwrap());
-static COUNTER: AtomicUsize = AtomicUsize::new(0);
-
+/// A token valid for 300 s: longer than the slowest test here runs.
 fn token(scope: &str) -> String {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
-    let claims = json!({
-        "iss": ISSUER,
-        "scope": scope,
-        "client_id": "2b3c-client",
-        "token_type": "Bearer",
-        "consumer": {"authority": "iso6523-actorid-upis", "ID": "0192:889640782"},
-        "iat": now,
-        "exp": now + 300,
-        "jti": format!("jti-{}", COUNTER.fetch_add(1, Ordering::Relaxed)),
-    });
-    KEY.sign_jwt(Algorithm::RS256, &claims).unwrap()
+    let mut claims = support::claims(ISSUER, scope);
+    claims["exp"] = json!(support::now() + 300);
+    support::sign(&KEY_A, &claims)
 }
 
 fn validator() -> Validator {
-    let config = Config::builder()
-        .issuer(ISSUER)
-        .jwks_uri("https://test.maskinporten.no/jwk")
-        .build()
-        .unwrap();
-    let jwks = json!({"keys": [KEY.public_jwk()]}).to_string();
-    let (keys, _) = KeySet::from_jwks(jwks.as_bytes(), &[Algorithm::RS256]).unwrap();
-    Validator::with_keys(&config, ISSUER, keys)
+    support::fixed_validator(ISSUER, &[&KEY_A])
 }
 
 /// The sidecar's API as `portvakt serve` serves it.

@@ -5,9 +5,10 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use portvakt::{Algorithm, SigningKey};
+use portvakt_test_support::now;
 use serde_json::{Value, json};
 
 const READ: &str = "nav:arbeid:some.scope.read";
@@ -136,13 +137,6 @@ fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
-}
-
-fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
 }
 
 async fn wait_for_issuer(base: &str) {

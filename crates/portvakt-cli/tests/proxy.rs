@@ -3,9 +3,9 @@
 
 use std::io::{Read, Write};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, LazyLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
@@ -13,21 +13,17 @@ use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, StatusCode};
 use http_body_util::BodyExt;
-use portvakt::{Algorithm, Config, KeySet, SigningKey, Validator};
+use portvakt::{Config, Validator};
 use portvakt_cli::proxy::routes::PolicyFile;
 use portvakt_cli::proxy::{self, ProxyConfig, ProxyError, ProxyState};
 use portvakt_cli::serve::metrics::Metrics;
+use portvakt_test_support::{self as support, KEY_A, KEY_A_IMPOSTOR};
 use serde_json::{Value, json};
 use tokio::sync::Notify;
 
-const ISSUER: &str = "https://test.maskinporten.no/";
+const ISSUER: &str = support::TEST_ISSUER;
 const READ: &str = "nav:arbeid:some.scope.read";
 const WRITE: &str = "nav:arbeid:some.scope.write";
-
-static KEY: LazyLock<SigningKey> = LazyLock::new(|| SigningKey::generate("proxy-key").unwrap());
-/// Same kid, other key material.
-static IMPOSTOR: LazyLock<SigningKey> =
-    LazyLock::new(|| SigningKey::generate("proxy-key").unwrap());
 
 const POLICY: &str = r#"
 realm = "test-api"
@@ -59,43 +55,16 @@ path = "/public/**"
 public = true
 "#;
 
-fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
-
 fn claims(scope: &str) -> Value {
-    let now = now();
-    json!({
-        "iss": ISSUER,
-        "scope": scope,
-        "client_id": "2b3c-client",
-        "client_amr": "private_key_jwt",
-        "token_type": "Bearer",
-        "consumer": {"authority": "iso6523-actorid-upis", "ID": "0192:889640782"},
-        "iat": now,
-        "exp": now + 120,
-        "jti": format!("jti-{}", COUNTER.fetch_add(1, Ordering::Relaxed)),
-    })
+    support::claims(ISSUER, scope)
 }
-
-static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
 fn token(scope: &str) -> String {
-    KEY.sign_jwt(Algorithm::RS256, &claims(scope)).unwrap()
+    support::sign(&KEY_A, &claims(scope))
 }
 
 fn validator() -> Validator {
-    let config = Config::builder()
-        .issuer(ISSUER)
-        .jwks_uri("https://test.maskinporten.no/jwk")
-        .build()
-        .unwrap();
-    let jwks = json!({"keys": [KEY.public_jwk()]}).to_string();
-    let (keys, _) = KeySet::from_jwks(jwks.as_bytes(), &[Algorithm::RS256]).unwrap();
-    Validator::with_keys(&config, ISSUER, keys)
+    support::fixed_validator(ISSUER, &[&KEY_A])
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -358,7 +327,7 @@ async fn supplier_header_on_delegated_tokens() {
     let h = harness().await;
     let mut claims = claims(READ);
     claims["supplier"] = json!({"authority": "iso6523-actorid-upis", "ID": "0192:974760673"});
-    let token = KEY.sign_jwt(Algorithm::RS256, &claims).unwrap();
+    let token = support::sign(&KEY_A, &claims);
     let response = h
         .http
         .get(h.url("/api/read/x"))
@@ -539,7 +508,7 @@ async fn malformed_authorization_is_400_invalid_request() {
 #[tokio::test]
 async fn invalid_token_is_401_invalid_token() {
     let h = harness().await;
-    let forged = IMPOSTOR.sign_jwt(Algorithm::RS256, &claims(READ)).unwrap();
+    let forged = support::sign(&KEY_A_IMPOSTOR, &claims(READ));
     let response = h
         .http
         .get(h.url("/api/read/x"))
@@ -551,12 +520,12 @@ async fn invalid_token_is_401_invalid_token() {
     assert_eq!(
         header(response.headers(), "www-authenticate"),
         Some(
-            "Bearer realm=\"test-api\", error=\"invalid_token\", error_description=\"signature does not verify with the issuer's key `proxy-key`\""
+            "Bearer realm=\"test-api\", error=\"invalid_token\", error_description=\"signature does not verify with the issuer's key `key-a`\""
         )
     );
     assert_eq!(
         json_of(response).await,
-        json!({"error": "invalid_token", "error_description": "signature does not verify with the issuer's key `proxy-key`"})
+        json!({"error": "invalid_token", "error_description": "signature does not verify with the issuer's key `key-a`"})
     );
 
     let response = h

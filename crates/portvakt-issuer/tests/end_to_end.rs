@@ -17,6 +17,7 @@ use portvakt::client::{TokenClient, TokenError, TokenRequest, request_dev_token}
 use portvakt::jws::{decode_unverified_header, decode_unverified_payload};
 use portvakt::{Algorithm, Config, Policy, SigningKey, Validator};
 use portvakt_issuer::{ClientRegistry, Issuer, IssuerConfig, Manifest, RunningIssuer};
+use portvakt_test_support::now;
 use serde_json::{Value, json};
 
 const MANIFEST: &str = r#"
@@ -94,13 +95,6 @@ fn private_jwk(kid: &str) -> String {
 
 fn key(jwk: &str) -> SigningKey {
     SigningKey::from_jwk(jwk).unwrap()
-}
-
-fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
 }
 
 fn config() -> IssuerConfig {

@@ -3,7 +3,7 @@
 //! are asserted exactly.
 #![cfg(feature = "axum")]
 
-mod common;
+use portvakt_test_support as common;
 
 use std::convert::Infallible;
 use std::time::Duration;

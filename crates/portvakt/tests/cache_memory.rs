@@ -2,7 +2,7 @@
 //! heap, counted by the allocator, is what the cache says it holds. (Its own test binary:
 //! the counting allocator sees every allocation of the process.)
 
-mod common;
+use portvakt_test_support as common;
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicIsize, Ordering};

@@ -1,7 +1,7 @@
 //! The key store against a real JWKS and discovery server on 127.0.0.1: discovery, rotation,
 //! outages, unknown-kid floods, readiness.
 
-mod common;
+use portvakt_test_support as common;
 
 use std::time::Duration;
 

@@ -1,6 +1,6 @@
 //! Property tests: arbitrary input and mutated tokens never panic and never validate.
 
-mod common;
+use portvakt_test_support as common;
 
 use std::sync::LazyLock;
 

@@ -4,7 +4,7 @@
 //! refusals must reach the client as gRPC statuses.
 #![cfg(feature = "tower")]
 
-mod common;
+use portvakt_test_support as common;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

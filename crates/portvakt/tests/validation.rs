@@ -1,6 +1,6 @@
 //! Every validation rule, with real RSA keys and real signatures.
 
-mod common;
+use portvakt_test_support as common;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

@@ -1,5 +1,9 @@
-//! Test support: real RSA keys, real tokens, and a real JWKS/discovery server on 127.0.0.1.
-#![allow(dead_code)] // each test binary uses a different part of this module
+//! Test support for the workspace's own suites: real RSA keys, real tokens, and a real
+//! JWKS/discovery server on 127.0.0.1. One copy, so that "a valid Maskinporten token" means the
+//! same thing in the library's, the CLI's and the issuer's tests.
+//!
+//! A dev-dependency only (`publish = false`); its panics are test failures.
+#![forbid(unsafe_code)]
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -26,15 +30,23 @@ pub const TEST_ISSUER: &str = "https://test.maskinporten.no/";
 
 /// A validator that trusts [`TEST_ISSUER`] with [`KEY_A`] as its only key, no network.
 pub fn key_a_validator() -> Validator {
+    fixed_validator(TEST_ISSUER, &[&KEY_A])
+}
+
+/// A validator that trusts `issuer` with exactly `keys` (RS256), no network.
+pub fn fixed_validator(issuer: &str, keys: &[&SigningKey]) -> Validator {
     let config = Config::builder()
-        .issuer(TEST_ISSUER)
+        .issuer(issuer)
         .jwks_uri("https://test.maskinporten.no/jwk")
         .build()
         .unwrap();
-    let keys = KeySet::from_jwks_values(&[KEY_A.public_jwk()], &[Algorithm::RS256]).0;
-    Validator::with_keys(&config, TEST_ISSUER, keys)
+    let jwks: Vec<Value> = keys.iter().map(|k| k.public_jwk()).collect();
+    let (keys, warnings) = KeySet::from_jwks_values(&jwks, &[Algorithm::RS256]);
+    assert!(warnings.is_empty(), "a test key was refused: {warnings:?}");
+    Validator::with_keys(&config, issuer, keys)
 }
 
+/// Seconds since the Unix epoch, as `iat` and `exp` count them.
 pub fn now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -58,15 +70,18 @@ pub fn claims(issuer: &str, scope: &str) -> Value {
     })
 }
 
+/// A number no other call in this process returns (for `jti`s and other unique values).
 pub fn rand_suffix() -> u64 {
     static COUNTER: AtomicUsize = AtomicUsize::new(0);
     COUNTER.fetch_add(1, Ordering::Relaxed) as u64
 }
 
+/// Signs `claims` with `key` (RS256).
 pub fn sign(key: &SigningKey, claims: &Value) -> String {
     key.sign_jwt(Algorithm::RS256, claims).unwrap()
 }
 
+/// The JWKS document that publishes `keys`.
 pub fn jwks(keys: &[&SigningKey]) -> Value {
     json!({"keys": keys.iter().map(|k| k.public_jwk()).collect::<Vec<_>>()})
 }
