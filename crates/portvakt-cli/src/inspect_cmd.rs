@@ -1,7 +1,6 @@
 //! `portvakt inspect`: validate one token against the configured issuer and show every check.
 
 use std::io::Read as _;
-use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Args;
@@ -32,29 +31,13 @@ pub struct InspectArgs {
     pub issuer: IssuerSource,
 }
 
-/// Exit codes: 0 valid, 1 invalid, 2 usage or configuration error.
-pub async fn run(args: InspectArgs) -> ExitCode {
-    let token = match read_token(args.token.as_deref()) {
-        Ok(token) => token,
-        Err(message) => {
-            eprintln!("error: {message}");
-            return ExitCode::from(2);
-        }
-    };
-    let config = match args.issuer.config() {
-        Ok(config) => config,
-        Err(message) => {
-            eprintln!("error: {message}");
-            return ExitCode::from(2);
-        }
-    };
-    let validator = match Validator::new(config) {
-        Ok(v) => v,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
-    };
+/// Inspects the token and prints the report: `Ok(true)` when it is valid, `Ok(false)` when
+/// not (exit 0 and 1); an error is a usage or configuration problem (exit 2), printed by
+/// `main`.
+pub async fn run(args: InspectArgs) -> Result<bool, InspectError> {
+    let token = read_token(args.token.as_deref()).map_err(InspectError::Token)?;
+    let config = args.issuer.config().map_err(InspectError::Issuer)?;
+    let validator = Validator::new(config)?;
     let policy = route_policy(args.scopes, args.any_scope, args.audience);
     // At once, before any key is held: a token that fails a check needing no key (format,
     // header, times, scope, audience) is invalid whatever the issuer says, so it is reported
@@ -64,29 +47,21 @@ pub async fn run(args: InspectArgs) -> ExitCode {
         match validator.wait_until_ready(Duration::from_secs(10)).await {
             Readiness::Ready { .. } => report = validator.inspect(&token, &policy).await,
             not_ready => {
-                let reason = not_ready
-                    .reason()
-                    .map(ToString::to_string)
-                    .unwrap_or_default();
                 for check in report.checks.iter().filter(|c| !needs_keys(c)) {
                     print_check(check);
                 }
-                eprintln!(
-                    "error: cannot check the signature, the issuer's keys are not available: {reason}"
-                );
-                eprintln!("hint: {}", args.issuer.hint());
-                return ExitCode::from(2);
+                return Err(InspectError::KeysUnavailable {
+                    reason: not_ready
+                        .reason()
+                        .map(ToString::to_string)
+                        .unwrap_or_default(),
+                    hint: args.issuer.hint(),
+                });
             }
         }
     }
     if args.json {
-        match serde_json::to_string_pretty(&report) {
-            Ok(text) => println!("{text}"),
-            Err(e) => {
-                eprintln!("error: {e}");
-                return ExitCode::from(2);
-            }
-        }
+        println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         for check in &report.checks {
             print_check(check);
@@ -107,11 +82,36 @@ pub async fn run(args: InspectArgs) -> ExitCode {
             _ => println!("\nVALID"),
         }
     }
-    if report.valid {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    }
+    Ok(report.valid)
+}
+
+/// Why `portvakt inspect` could not give a verdict (exit 2).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum InspectError {
+    /// No token, or not one that can be read (the text says which).
+    #[error("{0}")]
+    Token(String),
+    /// The issuer options do not name a usable issuer.
+    #[error("{0}")]
+    Issuer(String),
+    /// The validator could not start.
+    #[error(transparent)]
+    Start(#[from] portvakt::StartError),
+    /// The token passed every check that needs no key, and the issuer's keys are not
+    /// available to check the signature.
+    #[error(
+        "cannot check the signature, the issuer's keys are not available: {reason}\nhint: {hint}"
+    )]
+    KeysUnavailable {
+        /// Why not (readiness).
+        reason: String,
+        /// Where the issuer was looked for and how to point at another.
+        hint: String,
+    },
+    /// The report could not be written as JSON.
+    #[error("cannot write the report as JSON: {0}")]
+    Json(#[from] serde_json::Error),
 }
 
 /// The checks that need the issuer's keys (or its identity) to run.

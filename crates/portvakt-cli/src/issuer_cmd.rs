@@ -3,15 +3,14 @@
 //! the banner, and picks the exit code.
 
 use std::path::PathBuf;
-use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
 use portvakt_issuer::{
-    ClientRegistry, DEFAULT_LISTEN, GrantsTable, Issuer, IssuerConfig, IssuerError,
+    ClientError, ClientRegistry, DEFAULT_LISTEN, Issuer, IssuerConfig, IssuerError,
     generate_client_key, issuer_url_for,
 };
-use portvakt_manifest::{CheckOptions, Manifest, render};
+use portvakt_manifest::{CheckOptions, GrantsTable, Manifest, render};
 
 use crate::issuer_source::ManifestSource;
 
@@ -97,7 +96,7 @@ pub struct ServeArgs {
 /// Runs `portvakt issuer`. Exit codes: 0 after a clean shutdown (Ctrl-C), 1 when the server
 /// fails, 2 for configuration errors (manifest with errors, bad client registration, address in
 /// use).
-pub async fn run(args: IssuerArgs) -> ExitCode {
+pub async fn run(args: IssuerArgs) -> Result<(), IssuerCmdError> {
     match args.command {
         Some(IssuerCommand::GenerateClient { client_id, orgno }) => {
             generate_client(&client_id, &orgno)
@@ -106,26 +105,11 @@ pub async fn run(args: IssuerArgs) -> ExitCode {
     }
 }
 
-fn generate_client(client_id: &str, orgno: &str) -> ExitCode {
+fn generate_client(client_id: &str, orgno: &str) -> Result<(), IssuerCmdError> {
     // Validate the way the issuer will when the client is registered.
-    let key = match generate_client_key(client_id) {
-        Ok(key) => key,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    if let Err(e) = ClientRegistry::new().register_key(client_id, orgno, &key) {
-        eprintln!("error: {e}");
-        return ExitCode::from(2);
-    }
-    let private = match key.private_jwk() {
-        Ok(jwk) => jwk,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
-    };
+    let key = generate_client_key(client_id)?;
+    ClientRegistry::new().register_key(client_id, orgno, &key)?;
+    let private = key.private_jwk()?;
     println!("{private}");
     let well_known = format!("http://{DEFAULT_LISTEN}/.well-known/oauth-authorization-server");
     eprintln!(
@@ -136,10 +120,10 @@ The private JWK above is a secret. Save it, e.g. `... > client.jwk`, then
                 portvakt token --scope <scope>",
         kid = key.kid()
     );
-    ExitCode::SUCCESS
+    Ok(())
 }
 
-async fn serve(args: ServeArgs) -> ExitCode {
+async fn serve(args: ServeArgs) -> Result<(), IssuerCmdError> {
     let source = ManifestSource::choose(args.manifest.as_deref());
     let described = if args.empty {
         "(none: --empty)".to_owned()
@@ -153,13 +137,10 @@ async fn serve(args: ServeArgs) -> ExitCode {
     let manifest = if args.empty {
         None
     } else {
-        match source.load(&options) {
-            Ok(m) => Some(m),
-            Err(e) => {
-                eprintln!("{}", render::read_error(&e));
-                return ExitCode::from(2);
-            }
-        }
+        let manifest = source
+            .load(&options)
+            .map_err(|e| IssuerCmdError::ManifestUnreadable(render::read_error(&e)))?;
+        Some(manifest)
     };
     let mut config = match &manifest {
         None => IssuerConfig::new(GrantsTable::default()),
@@ -167,31 +148,20 @@ async fn serve(args: ServeArgs) -> ExitCode {
             for d in manifest.diagnostics() {
                 eprintln!("{}", render::diagnostic(d));
             }
-            match IssuerConfig::from_manifest(manifest) {
-                Ok(config) => config,
-                Err(e) => {
-                    eprintln!(
-                        "{}",
-                        render::summary(manifest.file(), manifest.diagnostics())
-                    );
-                    eprintln!("error: {e}");
-                    return ExitCode::from(2);
+            IssuerConfig::from_manifest(manifest).map_err(|source| {
+                IssuerCmdError::ManifestInvalid {
+                    summary: render::summary(manifest.file(), manifest.diagnostics()),
+                    source,
                 }
-            }
+            })?
         }
     };
     let mut clients = ClientRegistry::new();
     for file in &args.clients_files {
-        if let Err(e) = clients.load_file(file) {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
+        clients.load_file(file)?;
     }
     for spec in &args.clients {
-        if let Err(e) = clients.add_spec(spec) {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
+        clients.add_spec(spec)?;
     }
     let naming = portvakt_provision::Naming {
         prefix: args.prefix.clone(),
@@ -210,14 +180,15 @@ async fn serve(args: ServeArgs) -> ExitCode {
     }
     for spec in &args.admin_clients {
         let Some((id, file)) = spec.split_once(':') else {
-            eprintln!("error: --admin-client {spec:?}: expected ID:FILE, e.g. admin:admin.jwk");
-            return ExitCode::from(2);
+            return Err(IssuerCmdError::AdminClientSpec { spec: spec.clone() });
         };
         let registration = format!("{id}:{}:{file}", config.owner_orgno);
-        if let Err(e) = clients.add_spec(&registration) {
-            eprintln!("error: --admin-client {spec}: {e}");
-            return ExitCode::from(2);
-        }
+        clients
+            .add_spec(&registration)
+            .map_err(|source| IssuerCmdError::AdminClient {
+                spec: spec.clone(),
+                source,
+            })?;
         config.admin_clients.insert(id.to_owned());
     }
     config.clients = clients;
@@ -227,30 +198,16 @@ async fn serve(args: ServeArgs) -> ExitCode {
     config.grace = args.grace;
     config.issuer_url = args.issuer_url.clone();
 
-    let listener = match tokio::net::TcpListener::bind(args.listen.as_str()).await {
-        Ok(listener) => listener,
-        Err(source) => {
-            let addr = args.listen.clone();
-            eprintln!("error: {}", IssuerError::Bind { addr, source });
-            return ExitCode::from(2);
-        }
-    };
-    let page = match dev_page(&listener, &config, manifest) {
-        Ok(page) => page,
-        Err(message) => {
-            eprintln!("error: {message}");
-            return ExitCode::from(2);
-        }
-    };
+    let listener = tokio::net::TcpListener::bind(args.listen.as_str())
+        .await
+        .map_err(|source| IssuerError::Bind {
+            addr: args.listen.clone(),
+            source,
+        })?;
+    let page = dev_page(&listener, &config, manifest).map_err(IssuerCmdError::DevPage)?;
     let page_url = page.as_ref().map(|(_, url)| url.clone());
     let extra = page.map(|(router, _)| router).unwrap_or_default();
-    let mut running = match portvakt_issuer::serve_with(listener, config, extra).await {
-        Ok(running) => running,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
-    };
+    let mut running = portvakt_issuer::serve_with(listener, config, extra).await?;
     eprint!(
         "{}",
         banner(running.issuer(), &described, &args, page_url.as_deref())
@@ -263,22 +220,72 @@ async fn serve(args: ServeArgs) -> ExitCode {
     match failed {
         None => {
             eprintln!("shutting down");
-            match running.shutdown().await {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    ExitCode::FAILURE
-                }
-            }
+            running.shutdown().await.map_err(IssuerCmdError::Shutdown)
         }
-        Some(result) => {
-            eprintln!(
-                "error: the issuer stopped: {}",
-                result
-                    .err()
-                    .map_or_else(|| "no reason given".to_owned(), |e| e.to_string())
-            );
-            ExitCode::FAILURE
+        Some(result) => Err(IssuerCmdError::Stopped(result.err())),
+    }
+}
+
+/// Why `portvakt issuer` stops with an error. `main` prints it, once, and takes the exit code
+/// from [`exit_code`](Self::exit_code): 2 for what is found before serving (a usage or
+/// configuration error), 1 when the running issuer fails.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum IssuerCmdError {
+    /// The manifest cannot be read; the text is the whole report (file, what to do).
+    #[error("{0}")]
+    ManifestUnreadable(String),
+    /// The manifest has errors (its diagnostics were printed already).
+    #[error("{summary}\nerror: {source}")]
+    ManifestInvalid {
+        /// The count of errors and warnings in the file.
+        summary: String,
+        /// What the issuer refused.
+        source: IssuerError,
+    },
+    /// A client key could not be made or written.
+    #[error("error: {0}")]
+    Key(#[from] portvakt::SigningError),
+    /// A client (`--client`, `--clients-file`, `generate-client`) cannot be registered.
+    #[error("error: {0}")]
+    Client(#[from] ClientError),
+    /// `--admin-client` is not `ID:FILE`.
+    #[error("error: --admin-client {spec:?}: expected ID:FILE, e.g. admin:admin.jwk")]
+    AdminClientSpec {
+        /// What was given.
+        spec: String,
+    },
+    /// `--admin-client`'s key cannot be registered.
+    #[error("error: --admin-client {spec}: {source}")]
+    AdminClient {
+        /// What was given.
+        spec: String,
+        /// Why not.
+        source: ClientError,
+    },
+    /// The listener or the issuer could not start.
+    #[error("error: {0}")]
+    Start(#[from] IssuerError),
+    /// The development page could not be set up.
+    #[error("error: {0}")]
+    DevPage(String),
+    /// Told to stop, the issuer did not shut down cleanly.
+    #[error("error: {0}")]
+    Shutdown(std::io::Error),
+    /// The issuer stopped by itself.
+    #[error(
+        "error: the issuer stopped: {}",
+        .0.as_ref().map_or_else(|| "no reason given".to_owned(), ToString::to_string)
+    )]
+    Stopped(Option<std::io::Error>),
+}
+
+impl IssuerCmdError {
+    /// 1 when the running issuer failed, 2 for everything found before it served.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            IssuerCmdError::Shutdown(_) | IssuerCmdError::Stopped(_) => 1,
+            _ => 2,
         }
     }
 }

@@ -45,9 +45,9 @@ fn main() -> ExitCode {
     ));
     match cli.command {
         Command::Manifest(cmd) => manifest_cmd::run(cmd),
-        Command::Inspect(args) => runtime().block_on(inspect_cmd::run(args)),
+        Command::Inspect(args) => inspect_exit(runtime().block_on(inspect_cmd::run(args))),
         Command::Serve(args) => serve_exit(runtime().block_on(serve::run(args))),
-        Command::Issuer(args) => runtime().block_on(issuer_cmd::run(args)),
+        Command::Issuer(args) => issuer_exit(runtime().block_on(issuer_cmd::run(args))),
         Command::Token(args) => runtime().block_on(token_cmd::run(args)),
         Command::Provision(cmd) => runtime().block_on(provision_cmd::run(cmd)),
     }
@@ -70,6 +70,31 @@ fn serve_exit(result: Result<u8, serve::ServeError>) -> ExitCode {
         error => {
             eprintln!("error: {error}");
             ExitCode::from(2)
+        }
+    }
+}
+
+/// `portvakt inspect`'s exit code: 0 valid, 1 invalid, 2 when no verdict could be given (a
+/// usage or configuration error, or no keys to check the signature with), printed here.
+fn inspect_exit(result: Result<bool, inspect_cmd::InspectError>) -> ExitCode {
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// `portvakt issuer`'s exit code: 0 when it served until told to stop (or `generate-client`
+/// made a client), otherwise [`issuer_cmd::IssuerCmdError::exit_code`]. The error is printed here, once.
+fn issuer_exit(result: Result<(), issuer_cmd::IssuerCmdError>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("{error}");
+            ExitCode::from(error.exit_code())
         }
     }
 }

@@ -14,7 +14,8 @@ use portvakt_cli::serve::introspect::AppState;
 use portvakt_cli::serve::listener::{self, ListenerConfig};
 use portvakt_cli::serve::metrics::Metrics;
 use portvakt_cli::serve::{api_router, serve_api};
-use portvakt_issuer::{DevTokenRequest, Issuer, IssuerConfig, Manifest, RunningIssuer};
+use portvakt_issuer::{DevTokenRequest, Issuer, IssuerConfig, RunningIssuer};
+use portvakt_manifest::Manifest;
 use serde_json::{Value, json};
 
 const READ: &str = "nav:arbeid:some.scope.read";

@@ -17,7 +17,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use portvakt::{Algorithm, SigningKey};
-use portvakt_issuer::{ClientRegistry, GrantsTable, Issuer, IssuerConfig, Manifest};
+use portvakt_issuer::{ClientRegistry, Issuer, IssuerConfig};
+use portvakt_manifest::{GrantsTable, Manifest};
 use serde_json::{Map, Value};
 
 use crate::oracle;

@@ -12,7 +12,7 @@
 //!   unknown claims refused; optional `resource`, `consumer_org`, `pid`,
 //!   `authorization_details` of the types in [`AUTHORIZATION_DETAILS_TYPES`]), refusals as `{"error", "error_description"}` with Maskinporten's
 //!   codes and a description that says exactly what failed;
-//! - grants from the manifest ([`GrantsTable`]): a scope is issued only when exposed, enabled and
+//! - grants from the manifest ([`GrantsTable`](portvakt_manifest::GrantsTable)): a scope is issued only when exposed, enabled and
 //!   granted to the organization (or accessible for all); lifetime is the lowest `atMaxAge` of
 //!   the scopes, capped at the client lifetime ([`DEFAULT_MAX_TOKEN_LIFETIME`], 120 s);
 //! - tokens shaped like Maskinporten's: header `{"kid", "alg": "RS256"}` only; claims `iss`,
@@ -65,4 +65,3 @@ pub use issuer::{
     RunningIssuer, TokenResponse, issuer_url_for, serve, serve_with,
 };
 pub use keys::Rotation;
-pub use portvakt_manifest::{GrantsTable, Manifest};

@@ -16,7 +16,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use portvakt::client::{TokenClient, TokenError, TokenRequest, request_dev_token};
 use portvakt::jws::{decode_unverified_header, decode_unverified_payload};
 use portvakt::{Algorithm, Config, Policy, SigningKey, Validator};
-use portvakt_issuer::{ClientRegistry, Issuer, IssuerConfig, Manifest, RunningIssuer};
+use portvakt_issuer::{ClientRegistry, Issuer, IssuerConfig, RunningIssuer};
+use portvakt_manifest::Manifest;
 use portvakt_test_support::now;
 use serde_json::{Value, json};
 
