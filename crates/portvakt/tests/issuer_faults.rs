@@ -408,6 +408,95 @@ async fn a_tls_failure_is_reported_and_never_downgraded() {
     b.abort();
 }
 
+/// A TLS server on 127.0.0.1 with a self-signed certificate (for `127.0.0.1`, made for this
+/// test only, `tests/fixtures/self-signed.*.der`; it protects nothing) that would serve
+/// `body`. Counts the connections it accepted and the handshakes that completed.
+async fn self_signed_server(
+    body: &'static [u8],
+) -> (
+    SocketAddr,
+    Arc<(AtomicUsize, AtomicUsize)>,
+    tokio::task::JoinHandle<()>,
+) {
+    use tokio_rustls::rustls;
+    let cert = rustls::pki_types::CertificateDer::from(
+        include_bytes!("fixtures/self-signed.crt.der").to_vec(),
+    );
+    let key = rustls::pki_types::PrivateKeyDer::try_from(
+        include_bytes!("fixtures/self-signed.key.der").to_vec(),
+    )
+    .unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(vec![cert], key)
+    .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let counts = Arc::new((AtomicUsize::new(0), AtomicUsize::new(0)));
+    let seen = Arc::clone(&counts);
+    let task = tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            seen.0.fetch_add(1, Ordering::SeqCst);
+            if let Ok(mut tls) = acceptor.accept(stream).await {
+                seen.1.fetch_add(1, Ordering::SeqCst);
+                let _ = tls.write_all(body).await;
+            }
+        }
+    });
+    (addr, counts, task)
+}
+
+/// `https://` to an issuer whose certificate no trusted root vouches for (self-signed): the
+/// handshake fails, no request is sent, readiness says why, and nothing is ever trusted.
+#[tokio::test]
+async fn a_self_signed_certificate_is_refused() {
+    let keys = jwks(&[&KEY_A]).to_string();
+    let answer: &'static [u8] = format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{keys}",
+        keys.len()
+    )
+    .leak()
+    .as_bytes();
+    let (addr, counts, task) = self_signed_server(answer).await;
+    let issuer = format!("https://{addr}/");
+    let v = Validator::new(
+        Config::builder()
+            .issuer(&issuer)
+            .jwks_uri(format!("https://{addr}/jwk"))
+            .http_timeout(Duration::from_secs(2))
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    match v.wait_until_ready(Duration::from_secs(1)).await {
+        Readiness::NotReady { reason } => {
+            let reason = reason.to_string();
+            assert!(reason.contains("could not reach"), "{reason}");
+            assert!(reason.contains("certificate"), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        v.validate_now(&token(&KEY_A, &issuer)).unwrap_err().code(),
+        "keys_unavailable"
+    );
+    assert!(
+        counts.0.load(Ordering::SeqCst) >= 1,
+        "the issuer was never tried"
+    );
+    assert_eq!(
+        counts.1.load(Ordering::SeqCst),
+        0,
+        "a handshake with the self-signed certificate completed"
+    );
+    task.abort();
+}
+
 /// Malformed keys among good ones: each is skipped, the good ones stay usable.
 #[tokio::test]
 async fn malformed_keys_among_good_ones_leave_the_good_ones_usable() {
