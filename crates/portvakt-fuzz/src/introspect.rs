@@ -29,10 +29,27 @@ pub fn run(data: &[u8]) {
         .unwrap_or_default();
     let (provider, token, audience) = match media.as_str() {
         "application/json" => {
-            let value: Value =
+            // Members the request does not use are skipped unread, as serde skips them; a
+            // `Value` of the whole body would also convert their numbers and refuse one beyond
+            // f64's range (1e400), which is still JSON by RFC 8259's grammar (the target's
+            // first finding of 2026-12-02 was this oracle, not the parser).
+            #[derive(serde::Deserialize)]
+            struct Plain {
+                identity_provider: Option<Value>,
+                token: Option<Value>,
+                audience: Option<Value>,
+            }
+            serde_json::from_slice::<serde::de::IgnoredAny>(body)
+                .expect("accepted a body that is not JSON");
+            let plain: Plain =
                 serde_json::from_slice(body).expect("accepted JSON that serde_json refuses");
-            let text = |name: &str| value.get(name).and_then(Value::as_str).map(str::to_owned);
-            (text("identity_provider"), text("token"), text("audience"))
+            let text =
+                |value: &Option<Value>| value.as_ref().and_then(Value::as_str).map(str::to_owned);
+            (
+                text(&plain.identity_provider),
+                text(&plain.token),
+                text(&plain.audience),
+            )
         }
         "application/x-www-form-urlencoded" => {
             let last = |name: &str| {

@@ -32,6 +32,8 @@ impl fmt::Display for Severity {
 pub enum Code {
     /// The file is not valid UTF-8.
     InvalidEncoding,
+    /// A carriage return without a line feed after it (old Mac line endings).
+    InvalidLineEnding,
     /// The file is not YAML (syntax error, too deep, too large).
     InvalidYaml,
     /// No `nais.io/v1alpha1` `Application` and no bare `spec:` fragment in the file.
@@ -89,6 +91,7 @@ impl Code {
     pub fn as_str(self) -> &'static str {
         match self {
             Code::InvalidEncoding => "invalid-encoding",
+            Code::InvalidLineEnding => "invalid-line-ending",
             Code::InvalidYaml => "invalid-yaml",
             Code::NoApplication => "no-application",
             Code::DuplicateKey => "duplicate-key",

@@ -130,6 +130,24 @@ fn raw(node: &Node) -> String {
 }
 
 fn read_file(cx: &mut Cx<'_>, source: &str) -> Vec<Application> {
+    // A carriage return without a line feed ends a line for YAML but not for grep, git or
+    // most editors' line numbers, so no position in such a file means the same to both (found
+    // by the `manifest` fuzz target: a diagnostic on YAML's line 67 of a 7-line file). Refused,
+    // at the line, counted by line feeds, of the first one.
+    if let Some(at) = bare_carriage_return(source) {
+        let before = &source[..at];
+        let pos = Pos {
+            line: before.matches('\n').count() + 1,
+            column: before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1,
+        };
+        cx.error(
+            pos,
+            Code::InvalidLineEnding,
+            "a carriage return without a line feed after it (old Mac line endings)".to_owned(),
+        )
+        .help = Some("save the manifest with LF (or CRLF) line endings".to_owned());
+        return Vec::new();
+    }
     let docs = match yaml::load(source) {
         Ok(docs) => docs,
         Err(e) => {
@@ -1015,6 +1033,16 @@ fn read_consumers(cx: &mut Cx<'_>, item: &Node, path: &str) -> Vec<Consumer> {
         consumers.push(Consumer::new(orgno, name));
     }
     consumers
+}
+
+/// The byte offset of the first `\r` that is not followed by `\n`.
+fn bare_carriage_return(source: &str) -> Option<usize> {
+    let bytes = source.as_bytes();
+    bytes
+        .iter()
+        .enumerate()
+        .find(|&(i, &b)| b == b'\r' && bytes.get(i + 1) != Some(&b'\n'))
+        .map(|(i, _)| i)
 }
 
 #[cfg(test)]

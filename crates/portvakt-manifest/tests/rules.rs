@@ -786,6 +786,22 @@ fn invalid_yaml_is_reported_at_its_position() {
 }
 
 #[test]
+fn a_carriage_return_without_a_line_feed_is_refused_where_it_is() {
+    // YAML would count it as a line break, grep and git would not: no line number could mean
+    // the same to both (the `manifest` fuzz target's finding).
+    assert_eq!(
+        check("spec:\n  maskinporten:\n    enabled: true\r    scopes: {}\n"),
+        [
+            "nais.yaml:3:18: error: a carriage return without a line feed after it (old Mac line endings) [invalid-line-ending]\n  = help: save the manifest with LF (or CRLF) line endings"
+        ]
+    );
+    // CRLF is a line ending like LF; a final lone CR is not.
+    let crlf = scope("some.scope.read", "arbeid", "").replace('\n', "\r\n");
+    assert_eq!(check(&crlf), Vec::<String>::new());
+    assert_eq!(check(&format!("{crlf}\r")).len(), 1);
+}
+
+#[test]
 fn invalid_utf8_is_reported_at_the_first_bad_byte() {
     let m = Manifest::from_bytes(b"spec:\n  a: \xff\n", "nais.yaml", &CheckOptions::default());
     let out: Vec<String> = m.diagnostics().iter().map(render::diagnostic).collect();
