@@ -53,6 +53,12 @@ pub(crate) fn check(source: &str, file: &str, strict: bool) -> Checked {
     };
     let apps = read_file(&mut cx, source);
     let mut diagnostics = cx.diagnostics;
+    // Every rule reports at a node's position, and a node at the very end of input can sit
+    // on the line after the last one.
+    for d in &mut diagnostics {
+        let pos = yaml::within(source, d.line, d.column);
+        (d.line, d.column) = (pos.line, pos.column);
+    }
     if strict {
         for d in &mut diagnostics {
             d.severity = Severity::Error;

@@ -469,10 +469,11 @@ pub(crate) fn load(source: &str) -> Result<Vec<Document>, YamlError> {
     })
 }
 
-/// The parser's error position, kept inside the file: at the end of input it can name the
-/// line after the last one (found by the `manifest` fuzz target), which an editor cannot jump
-/// to. Such a position becomes the end of the last line.
-fn within(source: &str, line: usize, column: usize) -> Pos {
+/// A parser position, kept inside the file: at the end of input it can name the line after
+/// the last one (found by the `manifest` fuzz target, for a syntax error and for an empty key
+/// on the last line), which an editor cannot jump to. Such a position becomes the end of the
+/// last line.
+pub(crate) fn within(source: &str, line: usize, column: usize) -> Pos {
     let lines = source.split('\n').count();
     if (1..=lines).contains(&line) {
         return Pos { line, column };

@@ -802,6 +802,27 @@ fn a_carriage_return_without_a_line_feed_is_refused_where_it_is() {
 }
 
 #[test]
+fn a_diagnostic_at_the_end_of_input_points_at_the_last_line() {
+    // Empty keys, the last on the last line: the parser placed the duplicate `~` key on the
+    // line after the end (the `manifest` fuzz target's second finding of 2026-12-02).
+    let crash = include_bytes!(
+        "../../../fuzz/regressions/manifest/crash-fe020244f44773029dbb6383583c29764381a455"
+    );
+    let lines = crash.split(|&b| b == b'\n').count();
+    let m = Manifest::from_bytes(crash, "nais.yaml", &CheckOptions::default());
+    assert!(
+        m.diagnostics()
+            .iter()
+            .any(|d| d.code == Code::DuplicateKey && d.line == lines),
+        "{:?}",
+        m.diagnostics()
+    );
+    for d in m.diagnostics() {
+        assert!((1..=lines).contains(&d.line), "{}", render::diagnostic(d));
+    }
+}
+
+#[test]
 fn invalid_utf8_is_reported_at_the_first_bad_byte() {
     let m = Manifest::from_bytes(b"spec:\n  a: \xff\n", "nais.yaml", &CheckOptions::default());
     let out: Vec<String> = m.diagnostics().iter().map(render::diagnostic).collect();
