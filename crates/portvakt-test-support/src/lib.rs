@@ -174,7 +174,7 @@ impl IssuerServer {
         *self.state.discovery.lock().unwrap() = Some(behaviour);
     }
 
-    /// The default discovery document of this server, to modify for [`set_discovery`].
+    /// The default discovery document of this server, to modify for [`set_discovery`](Self::set_discovery).
     pub fn discovery_document(&self) -> Value {
         default_discovery(&self.state)
     }
