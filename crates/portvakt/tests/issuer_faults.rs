@@ -193,15 +193,36 @@ fn jwks(keys: &[&SigningKey]) -> Value {
 
 /// A validator on `issuer`'s explicit issuer and JWKS URI, with a short HTTP timeout.
 fn explicit(issuer: &RawIssuer, timeout: Duration) -> Validator {
+    validator(&issuer.issuer(), &issuer.jwks_uri(), timeout)
+}
+
+fn validator(issuer: &str, jwks_uri: &str, timeout: Duration) -> Validator {
     Validator::new(
         Config::builder()
-            .issuer(issuer.issuer())
-            .jwks_uri(issuer.jwks_uri())
+            .issuer(issuer)
+            .jwks_uri(jwks_uri)
             .http_timeout(timeout)
             .build()
             .unwrap(),
     )
     .unwrap()
+}
+
+/// The issuer `https://{host}/`, its JWKS at `/jwk`, a 2 s timeout.
+fn https_validator(host: &str) -> Validator {
+    let issuer = format!("https://{host}/");
+    validator(&issuer, &format!("{issuer}jwk"), Duration::from_secs(2))
+}
+
+/// A whole HTTP/1.1 answer carrying the JWKS of `keys`.
+fn jwks_answer(keys: &[&SigningKey]) -> &'static [u8] {
+    let keys = jwks(keys).to_string();
+    format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{keys}",
+        keys.len()
+    )
+    .leak()
+    .as_bytes()
 }
 
 async fn ready(v: &Validator) {
@@ -336,15 +357,7 @@ async fn a_trickled_jwks_is_bounded_by_the_timeout() {
 #[tokio::test]
 async fn a_dns_failure_is_reported_not_fatal() {
     let host = format!("{}.example", "a".repeat(64));
-    let v = Validator::new(
-        Config::builder()
-            .issuer(format!("https://{host}/"))
-            .jwks_uri(format!("https://{host}/jwk"))
-            .http_timeout(Duration::from_secs(2))
-            .build()
-            .unwrap(),
-    )
-    .unwrap();
+    let v = https_validator(&host);
     match v.wait_until_ready(Duration::from_millis(500)).await {
         Readiness::NotReady { reason } => {
             let reason = reason.to_string();
@@ -371,25 +384,10 @@ async fn raw_server(what: &'static [u8]) -> (SocketAddr, tokio::task::JoinHandle
 /// reported, never a fallback to plain HTTP.
 #[tokio::test]
 async fn a_tls_failure_is_reported_and_never_downgraded() {
-    let keys = jwks(&[&KEY_A]).to_string();
-    let plain: &'static [u8] = format!(
-        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{keys}",
-        keys.len()
-    )
-    .leak()
-    .as_bytes();
-    let (speaks_http, a) = raw_server(plain).await;
+    let (speaks_http, a) = raw_server(jwks_answer(&[&KEY_A])).await;
     let (hangs_up, b) = raw_server(b"").await;
     for addr in [speaks_http, hangs_up] {
-        let v = Validator::new(
-            Config::builder()
-                .issuer(format!("https://{addr}/"))
-                .jwks_uri(format!("https://{addr}/jwk"))
-                .http_timeout(Duration::from_secs(2))
-                .build()
-                .unwrap(),
-        )
-        .unwrap();
+        let v = https_validator(&addr.to_string());
         match v.wait_until_ready(Duration::from_secs(1)).await {
             Readiness::NotReady { reason } => {
                 let reason = reason.to_string();
@@ -455,24 +453,9 @@ async fn self_signed_server(
 /// handshake fails, no request is sent, readiness says why, and nothing is ever trusted.
 #[tokio::test]
 async fn a_self_signed_certificate_is_refused() {
-    let keys = jwks(&[&KEY_A]).to_string();
-    let answer: &'static [u8] = format!(
-        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{keys}",
-        keys.len()
-    )
-    .leak()
-    .as_bytes();
-    let (addr, counts, task) = self_signed_server(answer).await;
+    let (addr, counts, task) = self_signed_server(jwks_answer(&[&KEY_A])).await;
     let issuer = format!("https://{addr}/");
-    let v = Validator::new(
-        Config::builder()
-            .issuer(&issuer)
-            .jwks_uri(format!("https://{addr}/jwk"))
-            .http_timeout(Duration::from_secs(2))
-            .build()
-            .unwrap(),
-    )
-    .unwrap();
+    let v = https_validator(&addr.to_string());
     match v.wait_until_ready(Duration::from_secs(1)).await {
         Readiness::NotReady { reason } => {
             let reason = reason.to_string();
