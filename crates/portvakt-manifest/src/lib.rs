@@ -172,8 +172,7 @@ impl Manifest {
             Ok(source) => Manifest::parse_with(source, file_name, options),
             Err(e) => {
                 let good = String::from_utf8_lossy(&bytes[..e.valid_up_to()]);
-                let line = good.matches('\n').count() + 1;
-                let column = good.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+                let yaml::Pos { line, column } = yaml::position_after(&good);
                 Manifest {
                     file: file_name.to_owned(),
                     applications: Vec::new(),

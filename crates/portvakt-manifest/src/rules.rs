@@ -141,13 +141,8 @@ fn read_file(cx: &mut Cx<'_>, source: &str) -> Vec<Application> {
     // by the `manifest` fuzz target: a diagnostic on YAML's line 67 of a 7-line file). Refused,
     // at the line, counted by line feeds, of the first one.
     if let Some(at) = bare_carriage_return(source) {
-        let before = &source[..at];
-        let pos = Pos {
-            line: before.matches('\n').count() + 1,
-            column: before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1,
-        };
         cx.error(
-            pos,
+            yaml::position_after(&source[..at]),
             Code::InvalidLineEnding,
             "a carriage return without a line feed after it (old Mac line endings)".to_owned(),
         )

@@ -474,14 +474,19 @@ pub(crate) fn load(source: &str) -> Result<Vec<Document>, YamlError> {
 /// on the last line), which an editor cannot jump to. Such a position becomes the end of the
 /// last line.
 pub(crate) fn within(source: &str, line: usize, column: usize) -> Pos {
-    let lines = source.split('\n').count();
-    if (1..=lines).contains(&line) {
+    let end = position_after(source);
+    if (1..=end.line).contains(&line) {
         return Pos { line, column };
     }
-    let last = source.rsplit('\n').next().unwrap_or("");
+    end
+}
+
+/// The position just after `before`, the file's text up to some byte: its line counted by line
+/// feeds and its column in characters, both 1-based.
+pub(crate) fn position_after(before: &str) -> Pos {
     Pos {
-        line: lines,
-        column: last.chars().count() + 1,
+        line: before.matches('\n').count() + 1,
+        column: before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1,
     }
 }
 
