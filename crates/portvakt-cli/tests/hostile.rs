@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::routing::get;
-use portvakt::Validator;
 use portvakt_cli::proxy::routes::PolicyFile;
 use portvakt_cli::proxy::{self, ProxyConfig, ProxyState};
 use portvakt_cli::serve::introspect::{AppState, MAX_BODY_BYTES};
@@ -35,14 +34,10 @@ fn token(scope: &str) -> String {
     support::sign(&KEY_A, &claims)
 }
 
-fn validator() -> Validator {
-    support::fixed_validator(ISSUER, &[&KEY_A])
-}
-
 /// The sidecar's API as `portvakt serve` serves it.
 async fn api(limits: ListenerConfig) -> SocketAddr {
     let state = AppState {
-        validator: validator(),
+        validator: support::key_a_validator(),
         metrics: Metrics::new(),
         upstream: None,
     };
@@ -491,7 +486,7 @@ async fn proxy_with(
     let mut config = ProxyConfig::new(format!("http://{upstream}").parse().unwrap(), policy);
     adjust(&mut config);
     let metrics = Metrics::new();
-    let state = ProxyState::new(validator(), Arc::clone(&metrics), config).unwrap();
+    let state = ProxyState::new(support::key_a_validator(), Arc::clone(&metrics), config).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {

@@ -63,10 +63,6 @@ fn token(scope: &str) -> String {
     support::sign(&KEY_A, &claims(scope))
 }
 
-fn validator() -> Validator {
-    support::fixed_validator(ISSUER, &[&KEY_A])
-}
-
 // ---------------------------------------------------------------------------------------------
 // The upstream: echoes method, URI, headers and body size as JSON, with a few special paths.
 
@@ -215,7 +211,7 @@ async fn harness_with(policy: &str, adjust: impl FnOnce(&mut ProxyConfig)) -> Ha
     let mut config = ProxyConfig::new(format!("http://{upstream_addr}").parse().unwrap(), policy);
     adjust(&mut config);
     let metrics = Metrics::new();
-    let validator = validator();
+    let validator = support::key_a_validator();
     let state = ProxyState::new(validator.clone(), Arc::clone(&metrics), config).unwrap();
     let proxy = start_proxy(state).await;
     Harness {
@@ -1038,7 +1034,8 @@ async fn upstream_must_be_plain_http_origin() {
         ),
     ] {
         let config = ProxyConfig::new(upstream.parse().unwrap(), policy());
-        let error: ProxyError = ProxyState::new(validator(), Metrics::new(), config).unwrap_err();
+        let error: ProxyError =
+            ProxyState::new(support::key_a_validator(), Metrics::new(), config).unwrap_err();
         assert_eq!(error.to_string(), message);
     }
     assert_eq!(
@@ -1376,11 +1373,11 @@ async fn zero_limits_are_refused() {
     let upstream: url::Url = "http://127.0.0.1:8080".parse().unwrap();
     let mut config = ProxyConfig::new(upstream.clone(), policy());
     config.max_connections = 0;
-    let error = ProxyState::new(validator(), Metrics::new(), config).unwrap_err();
+    let error = ProxyState::new(support::key_a_validator(), Metrics::new(), config).unwrap_err();
     assert_eq!(error.to_string(), "max_connections must be at least 1");
     let mut config = ProxyConfig::new(upstream, policy());
     config.header_read_timeout = Duration::ZERO;
-    let error = ProxyState::new(validator(), Metrics::new(), config).unwrap_err();
+    let error = ProxyState::new(support::key_a_validator(), Metrics::new(), config).unwrap_err();
     assert_eq!(
         error.to_string(),
         "header_read_timeout must be longer than zero"
@@ -1711,7 +1708,7 @@ async fn worker_threads_drain_on_shutdown() {
     let policy = PolicyFile::parse(POLICY, "test.toml").unwrap();
     let mut config = ProxyConfig::new(format!("http://{upstream_addr}").parse().unwrap(), policy);
     config.workers = 2;
-    let state = ProxyState::new(validator(), Metrics::new(), config).unwrap();
+    let state = ProxyState::new(support::key_a_validator(), Metrics::new(), config).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -1749,6 +1746,6 @@ async fn zero_workers_is_refused() {
     let policy = PolicyFile::parse(POLICY, "test.toml").unwrap();
     let mut config = ProxyConfig::new("http://127.0.0.1:9".parse().unwrap(), policy);
     config.workers = 0;
-    let error = ProxyState::new(validator(), Metrics::new(), config).unwrap_err();
+    let error = ProxyState::new(support::key_a_validator(), Metrics::new(), config).unwrap_err();
     assert_eq!(error.to_string(), "workers must be at least 1");
 }
