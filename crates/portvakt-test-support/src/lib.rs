@@ -30,20 +30,17 @@ pub const TEST_ISSUER: &str = "https://test.maskinporten.no/";
 
 /// A validator that trusts [`TEST_ISSUER`] with [`KEY_A`] as its only key, no network.
 pub fn key_a_validator() -> Validator {
-    fixed_validator(TEST_ISSUER, &[&KEY_A])
-}
-
-/// A validator that trusts `issuer` with exactly `keys` (RS256), no network.
-pub fn fixed_validator(issuer: &str, keys: &[&SigningKey]) -> Validator {
     let config = Config::builder()
-        .issuer(issuer)
+        .issuer(TEST_ISSUER)
         .jwks_uri("https://test.maskinporten.no/jwk")
         .build()
         .unwrap();
-    let jwks: Vec<Value> = keys.iter().map(|k| k.public_jwk()).collect();
-    let (keys, warnings) = KeySet::from_jwks_values(&jwks, &[Algorithm::RS256]);
-    assert!(warnings.is_empty(), "a test key was refused: {warnings:?}");
-    Validator::with_keys(&config, issuer, keys)
+    let (keys, warnings) = KeySet::from_jwks_values(&[KEY_A.public_jwk()], &[Algorithm::RS256]);
+    assert!(
+        warnings.is_empty(),
+        "the test key was refused: {warnings:?}"
+    );
+    Validator::with_keys(&config, TEST_ISSUER, keys)
 }
 
 /// Seconds since the Unix epoch, as `iat` and `exp` count them.
