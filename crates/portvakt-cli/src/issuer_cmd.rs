@@ -60,6 +60,11 @@ pub struct ServeArgs {
     /// How long a rotated-out key stays published in the JWKS.
     #[arg(long, value_name = "DURATION", value_parser = crate::duration::parse_positive_duration, default_value = "15m")]
     pub grace: Duration,
+    /// Publish the next signing key a rotation ahead, so validators hold it before it signs
+    /// (`false`: each rotation signs at once with a key published that moment;
+    /// `POST /admin/rotate?unannounced=true` does that once either way).
+    #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
+    pub announce_next: bool,
     /// Register a client: CLIENT_ID:ORGNO:JWK_FILE (a public or private JWK, or a JWKS).
     /// Repeatable.
     #[arg(long = "client", value_name = "CLIENT_ID:ORGNO:JWK_FILE")]
@@ -196,6 +201,7 @@ async fn serve(args: ServeArgs) -> Result<(), IssuerCmdError> {
     config.development = !args.strict;
     config.rotate_every = args.rotate_every;
     config.grace = args.grace;
+    config.announce_next = args.announce_next;
     config.issuer_url = args.issuer_url.clone();
 
     let listener = tokio::net::TcpListener::bind(args.listen.as_str())
@@ -380,14 +386,26 @@ fn banner(issuer: &Issuer, manifest: &str, args: &ServeArgs, page: Option<&str>)
     if let Some(page) = page {
         out.push_str(&format!("  page       {page}\n"));
     }
+    let next = issuer
+        .next_kid()
+        .map(|kid| format!("; next {kid}, published a rotation ahead"))
+        .unwrap_or_default();
     match args.rotate_every {
         Some(every) => out.push_str(&format!(
-            "  keys       {} (rotated every {} s, old keys kept {} s)\n",
+            "  keys       {} (rotated every {} s, old keys kept {} s{next})\n",
             issuer.current_kid(),
             every.as_secs(),
             args.grace.as_secs()
         )),
-        None => out.push_str(&format!("  keys       {}\n", issuer.current_kid())),
+        None => out.push_str(&format!(
+            "  keys       {}{}\n",
+            issuer.current_kid(),
+            if next.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", &next[2..])
+            }
+        )),
     }
     out.push_str(&format!(
         "  admin API  {}api/v1 (a local Digdir, for `portvakt provision`){}\n",

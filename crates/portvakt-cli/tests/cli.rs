@@ -211,6 +211,71 @@ fn issuer_token_inspect_round_trip() {
     assert!(out.contains("claims (NOT trusted)"), "{out}");
 }
 
+/// `portvakt issuer` publishes its next key a rotation ahead; `--announce-next false` does not.
+#[test]
+fn the_issuer_announces_its_next_key_unless_told_not_to() {
+    let kids = |base: &str| -> Vec<String> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let jwks: Value = runtime.block_on(async {
+            reqwest::get(format!("{base}/jwk"))
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap()
+        });
+        jwks["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["kid"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let rotate = |base: &str| -> Value {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            reqwest::Client::new()
+                .post(format!("{base}/admin/rotate"))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap()
+        })
+    };
+
+    let (_issuer, base) = start_issuer(&[]);
+    let before = kids(&base);
+    assert_eq!(before.len(), 2, "current and next: {before:?}");
+    let rotation = rotate(&base);
+    assert_eq!(rotation["kid"], before[1].as_str(), "{rotation}");
+    assert_eq!(rotation["previous_kid"], before[0].as_str(), "{rotation}");
+    let after = kids(&base);
+    assert_eq!(
+        after,
+        [
+            before[1].clone(),
+            rotation["next_kid"].as_str().unwrap().to_owned(),
+            before[0].clone()
+        ]
+    );
+
+    let (_issuer, base) = start_issuer(&["--announce-next", "false"]);
+    let before = kids(&base);
+    assert_eq!(before.len(), 1, "{before:?}");
+    let rotation = rotate(&base);
+    assert_eq!(rotation["announced_since"], Value::Null, "{rotation}");
+    assert_eq!(rotation["next_kid"], Value::Null, "{rotation}");
+    assert_eq!(kids(&base).len(), 2, "the new key and the retired one");
+}
+
 #[test]
 fn refused_grants_exit_nonzero_with_the_issuers_reason() {
     let (_issuer, base) = start_issuer(&[]);

@@ -3,7 +3,7 @@
 use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{DefaultBodyLimit, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -207,20 +207,42 @@ async fn dev_token(State(issuer): State<Issuer>, headers: HeaderMap, body: Bytes
     token_response(dev_request(&headers, &body).and_then(|request| issuer.issue_dev(&request)))
 }
 
-async fn rotate(State(issuer): State<Issuer>) -> Response {
-    match issuer.rotate().await {
-        Ok(rotation) => {
-            let until = rotation
-                .retired_until
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs());
-            Json(json!({
-                "kid": rotation.new_kid,
-                "previous_kid": rotation.previous_kid,
-                "previous_published_until": until,
-            }))
-            .into_response()
+/// `POST /admin/rotate`: rotates to the announced key (when the issuer announces keys), or with
+/// `?unannounced=true` to a fresh key that signs at once. Answers the new `kid`, the previous
+/// one and until when it stays published, since when the new key was published
+/// (`announced_since`, `null` when unannounced) and the key announced next (`next_kid`).
+async fn rotate(State(issuer): State<Issuer>, RawQuery(query): RawQuery) -> Response {
+    let unannounced = match query.as_deref() {
+        None | Some("") | Some("unannounced=false") => false,
+        Some("unannounced=true") => true,
+        Some(other) => {
+            return OAuthError::new(
+                ErrorCode::InvalidRequest,
+                format!(
+                    "unknown query `{other}`: POST /admin/rotate takes no query, or `unannounced=true` to sign at once with a key never published before"
+                ),
+            )
+            .into_response();
         }
+    };
+    let rotated = if unannounced {
+        issuer.rotate_unannounced().await
+    } else {
+        issuer.rotate().await
+    };
+    let secs = |t: std::time::SystemTime| {
+        t.duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+    };
+    match rotated {
+        Ok(rotation) => Json(json!({
+            "kid": rotation.new_kid,
+            "previous_kid": rotation.previous_kid,
+            "previous_published_until": secs(rotation.retired_until),
+            "announced_since": rotation.announced_since.map(secs),
+            "next_kid": rotation.next_kid,
+        }))
+        .into_response(),
         Err(e) => OAuthError::new(ErrorCode::ServerError, e.to_string()).into_response(),
     }
 }

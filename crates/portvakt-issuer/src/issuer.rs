@@ -57,6 +57,13 @@ pub struct IssuerConfig {
     pub rotate_every: Option<Duration>,
     /// How long a rotated-out key stays in the JWKS.
     pub grace: Duration,
+    /// Publish the next signing key a rotation ahead (default false): the JWKS then holds the
+    /// current key, the next one and the retired ones, and a rotation makes the announced key
+    /// current, so validators hold it before the first token it signs. Off, a rotation signs
+    /// with a key published that moment, which a validator learns through its rate-limited
+    /// unknown-`kid` refresh. Costs one more RSA key generation at start. `portvakt issuer`
+    /// turns it on.
+    pub announce_next: bool,
     /// The longest token lifetime (the "client lifetime"); at least 1 s.
     pub max_token_lifetime: Duration,
     /// The first signing key; generated when `None`.
@@ -90,6 +97,7 @@ impl fmt::Debug for IssuerConfig {
             .field("clients", &self.clients.len())
             .field("development", &self.development)
             .field("rotate_every", &self.rotate_every)
+            .field("announce_next", &self.announce_next)
             .field("grace", &self.grace)
             .field("max_token_lifetime", &self.max_token_lifetime)
             .field("issuer_url", &self.issuer_url)
@@ -109,6 +117,7 @@ impl IssuerConfig {
             development: true,
             rotate_every: None,
             grace: DEFAULT_GRACE,
+            announce_next: false,
             max_token_lifetime: DEFAULT_MAX_TOKEN_LIFETIME,
             signing_key: None,
             issuer_url: None,
@@ -204,6 +213,7 @@ pub(crate) struct State {
     pub(crate) development: bool,
     rotate_every: Option<Duration>,
     grace: Duration,
+    announce_next: bool,
     max_token_lifetime: Duration,
     pub(crate) altinn_delegation_source: String,
     pub(crate) digdir: Mutex<DigdirState>,
@@ -231,6 +241,24 @@ impl fmt::Debug for Issuer {
             .field("kid", &self.current_kid())
             .finish_non_exhaustive()
     }
+}
+
+async fn generate_key() -> Result<SigningKey, IssuerError> {
+    tokio::task::spawn_blocking(|| SigningKey::generate(new_kid("portvakt")))
+        .await
+        .map_err(|e| IssuerError::Setting(format!("key generation task failed: {e}")))?
+        .map_err(IssuerError::from)
+}
+
+fn log_rotation(rotation: &Rotation, grace: Duration) {
+    tracing::info!(
+        new_kid = %rotation.new_kid,
+        previous_kid = %rotation.previous_kid,
+        announced = rotation.announced_since.is_some(),
+        next_kid = rotation.next_kid.as_deref().unwrap_or("-"),
+        grace_secs = grace.as_secs(),
+        "rotated the issuer's signing key"
+    );
 }
 
 /// The issuer identifier for a bound address: `http://ADDR/`, loopback for an unspecified IP.
@@ -313,6 +341,10 @@ impl Issuer {
             Some(key) => key,
             None => SigningKey::generate(new_kid("portvakt"))?,
         };
+        let mut ring = KeyRing::new(key);
+        if config.announce_next {
+            ring.announce(SigningKey::generate(new_kid("portvakt"))?);
+        }
         Ok(Issuer {
             state: Arc::new(State {
                 issuer: issuer_url.to_owned(),
@@ -322,13 +354,14 @@ impl Issuer {
                 development: config.development,
                 rotate_every: config.rotate_every,
                 grace: config.grace,
+                announce_next: config.announce_next,
                 max_token_lifetime: config.max_token_lifetime,
                 altinn_delegation_source: config.altinn_delegation_source,
                 digdir: Mutex::new(digdir),
                 state_file: config.state_file,
                 admin_clients: config.admin_clients,
                 owner_orgno: config.owner_orgno,
-                keys: Mutex::new(KeyRing::new(key)),
+                keys: Mutex::new(ring),
                 replay: ReplayCache::new(DEFAULT_CAPACITY),
             }),
         })
@@ -415,8 +448,8 @@ impl Issuer {
         doc
     }
 
-    /// The published JWKS document `{"keys": [...]}`: the current key first, then keys still in
-    /// their grace period.
+    /// The published JWKS document `{"keys": [...]}`: the current key first, then the
+    /// announced next key (if any), then keys still in their grace period.
     pub fn jwks(&self) -> Value {
         json!({"keys": self.keys().public_jwks(Instant::now())})
     }
@@ -433,6 +466,12 @@ impl Issuer {
         self.keys().current().kid().to_owned()
     }
 
+    /// The `kid` of the key announced to sign at the next rotation, if the issuer announces
+    /// its keys ([`IssuerConfig::announce_next`]).
+    pub fn next_kid(&self) -> Option<String> {
+        self.keys().next_kid()
+    }
+
     fn keys(&self) -> std::sync::MutexGuard<'_, KeyRing> {
         self.state
             .keys
@@ -440,24 +479,45 @@ impl Issuer {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Rotates now: generates a new key (off the async threads), makes it current, keeps the
-    /// previous one published for the grace period.
+    /// Rotates now, keeping the previous key published for the grace period. With
+    /// [`announce_next`](IssuerConfig::announce_next) the announced key becomes current and a
+    /// new one is generated and announced; otherwise a new key is generated and signs at once
+    /// (as [`rotate_unannounced`](Self::rotate_unannounced)). Keys are generated off the async
+    /// threads.
     pub async fn rotate(&self) -> Result<Rotation, IssuerError> {
-        let key = tokio::task::spawn_blocking(|| SigningKey::generate(new_kid("portvakt")))
-            .await
-            .map_err(|e| IssuerError::Setting(format!("key generation task failed: {e}")))??;
+        if !self.state.announce_next {
+            return self.rotate_unannounced().await;
+        }
+        let next = generate_key().await?;
+        let rotation = {
+            let mut keys = self.keys();
+            match keys.promote(self.state.grace, Instant::now()) {
+                Some(mut rotation) => {
+                    rotation.next_kid = Some(next.kid().to_owned());
+                    keys.announce(next);
+                    rotation
+                }
+                // Nothing announced (an announcement is only missing if its generation
+                // failed at start, which fails the start): the fresh key signs now.
+                None => keys.install(next, self.state.grace, Instant::now()),
+            }
+        };
+        log_rotation(&rotation, self.state.grace);
+        Ok(rotation)
+    }
+
+    /// Rotates now to a fresh key that signs from the moment it is published: what an issuer
+    /// that does not announce its keys does, for testing how validators cope. An announced
+    /// key stays announced.
+    pub async fn rotate_unannounced(&self) -> Result<Rotation, IssuerError> {
+        let key = generate_key().await?;
         Ok(self.install_key(key))
     }
 
-    /// Makes `key` current, keeping the previous one published for the grace period.
+    /// Makes `key` current at once, keeping the previous one published for the grace period.
     pub fn install_key(&self, key: SigningKey) -> Rotation {
         let rotation = self.keys().install(key, self.state.grace, Instant::now());
-        tracing::info!(
-            new_kid = %rotation.new_kid,
-            previous_kid = %rotation.previous_kid,
-            grace_secs = self.state.grace.as_secs(),
-            "rotated the issuer's signing key"
-        );
+        log_rotation(&rotation, self.state.grace);
         rotation
     }
 

@@ -1,5 +1,15 @@
 //! The issuer's signing keys: one current key signs, retired keys stay published in the JWKS
-//! for a grace period so tokens they signed keep validating, then disappear.
+//! for a grace period so tokens they signed keep validating, then disappear; and, when the
+//! issuer announces its keys, the next key is published a whole rotation before it signs.
+//!
+//! Why announce: a validator that sees an unknown `kid` refetches the JWKS, but rate-limits
+//! that refetch so a flood of made-up `kid`s cannot turn into a flood of requests to the
+//! issuer. A key that signs the moment it is published can land inside that limit and be
+//! refused until the next allowed refetch (portvakt: up to `unknown_kid_interval`, 10 s).
+//! A key published before it signs is already held by every validator that refreshed in
+//! between. Issuers that rotate with care publish the next key ahead (BankID's OIDC JWKS holds
+//! the next, current and previous keys), and this is what the local issuer does when
+//! [`IssuerConfig::announce_next`](crate::IssuerConfig::announce_next) is on.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -41,6 +51,17 @@ pub struct Rotation {
     pub previous_kid: String,
     /// When the previous key leaves the JWKS.
     pub retired_until: SystemTime,
+    /// Since when the new key has been published: `None` when it signs from the moment it
+    /// was published (an unannounced rotation).
+    pub announced_since: Option<SystemTime>,
+    /// The key announced to sign at the next rotation, published from now on; `None` when the
+    /// issuer does not announce its keys.
+    pub next_kid: Option<String>,
+}
+
+struct Announced {
+    key: Arc<SigningKey>,
+    since: SystemTime,
 }
 
 struct Retired {
@@ -50,6 +71,7 @@ struct Retired {
 
 pub(crate) struct KeyRing {
     current: Arc<SigningKey>,
+    next: Option<Announced>,
     retired: Vec<Retired>,
 }
 
@@ -57,8 +79,31 @@ impl KeyRing {
     pub(crate) fn new(key: SigningKey) -> KeyRing {
         KeyRing {
             current: Arc::new(key),
+            next: None,
             retired: Vec::new(),
         }
+    }
+
+    pub(crate) fn next_kid(&self) -> Option<String> {
+        self.next.as_ref().map(|n| n.key.kid().to_owned())
+    }
+
+    /// Publishes `key` as the next key, replacing an earlier announcement (which never
+    /// signed, so nothing needs it).
+    pub(crate) fn announce(&mut self, key: SigningKey) {
+        self.next = Some(Announced {
+            key: Arc::new(key),
+            since: SystemTime::now(),
+        });
+    }
+
+    /// Makes the announced key current (see [`install`](Self::install)), or returns `None`
+    /// when no key is announced.
+    pub(crate) fn promote(&mut self, grace: Duration, now: Instant) -> Option<Rotation> {
+        let next = self.next.take()?;
+        let mut rotation = self.install_arc(next.key, grace, now);
+        rotation.announced_since = Some(next.since);
+        Some(rotation)
     }
 
     pub(crate) fn current(&self) -> Arc<SigningKey> {
@@ -66,13 +111,20 @@ impl KeyRing {
     }
 
     /// Makes `key` current; the previous key is published until `now + grace`.
+    /// The announced key, if any, stays announced.
     pub(crate) fn install(&mut self, key: SigningKey, grace: Duration, now: Instant) -> Rotation {
+        self.install_arc(Arc::new(key), grace, now)
+    }
+
+    fn install_arc(&mut self, key: Arc<SigningKey>, grace: Duration, now: Instant) -> Rotation {
         self.prune(now);
-        let previous = std::mem::replace(&mut self.current, Arc::new(key));
+        let previous = std::mem::replace(&mut self.current, key);
         let rotation = Rotation {
             new_kid: self.current.kid().to_owned(),
             previous_kid: previous.kid().to_owned(),
             retired_until: SystemTime::now() + grace,
+            announced_since: None,
+            next_kid: self.next.as_ref().map(|n| n.key.kid().to_owned()),
         };
         if !grace.is_zero() {
             self.retired.push(Retired {
@@ -87,10 +139,11 @@ impl KeyRing {
         self.retired.retain(|r| r.until > now);
     }
 
-    /// The published public keys, current first.
+    /// The published public keys: current first, then the announced one, then the retired.
     pub(crate) fn public_jwks(&mut self, now: Instant) -> Vec<Value> {
         self.prune(now);
         std::iter::once(&self.current)
+            .chain(self.next.iter().map(|n| &n.key))
             .chain(self.retired.iter().rev().map(|r| &r.key))
             .map(|k| k.public_jwk())
             .collect()
@@ -121,6 +174,42 @@ mod tests {
         };
         assert_eq!(kids(&mut ring, t0 + Duration::from_secs(9)), ["b", "a"]);
         assert_eq!(kids(&mut ring, t0 + Duration::from_secs(10)), ["b"]);
+    }
+
+    #[test]
+    fn an_announced_key_is_published_before_it_signs() {
+        let a = SigningKey::generate("a").unwrap();
+        let b = SigningKey::generate("b").unwrap();
+        let c = SigningKey::generate("c").unwrap();
+        let mut ring = KeyRing::new(a);
+        let t0 = Instant::now();
+        let kids = |ring: &mut KeyRing| {
+            ring.public_jwks(t0)
+                .iter()
+                .map(|k| k["kid"].as_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+        };
+        assert!(ring.promote(Duration::from_secs(10), t0).is_none());
+        ring.announce(b);
+        assert_eq!(ring.current().kid(), "a", "announcing does not sign");
+        assert_eq!(kids(&mut ring), ["a", "b"]);
+
+        let rotation = ring.promote(Duration::from_secs(10), t0).unwrap();
+        assert_eq!(
+            (rotation.new_kid.as_str(), rotation.previous_kid.as_str()),
+            ("b", "a")
+        );
+        assert!(rotation.announced_since.is_some());
+        assert_eq!(rotation.next_kid, None);
+        assert_eq!(ring.current().kid(), "b");
+        assert_eq!(kids(&mut ring), ["b", "a"]);
+
+        // An unannounced key signs at once; an announcement made before it stays.
+        ring.announce(SigningKey::generate("d").unwrap());
+        let rotation = ring.install(c, Duration::from_secs(10), t0);
+        assert_eq!(rotation.announced_since, None);
+        assert_eq!(rotation.next_kid.as_deref(), Some("d"));
+        assert_eq!(kids(&mut ring), ["c", "d", "b", "a"]);
     }
 
     #[test]

@@ -22,7 +22,9 @@
 //!
 //! For development it also has `POST /dev/token` (a token for an organization without an
 //! assertion, grants still enforced) and `POST /admin/rotate` (key rotation with a grace
-//! period); with `development: false` both answer 404.
+//! period; with [`IssuerConfig::announce_next`] to a key published a rotation ahead, and with
+//! `?unannounced=true` to a fresh key that signs at once); with `development: false` both
+//! answer 404.
 //!
 //! ```no_run
 //! use portvakt_issuer::{Issuer, IssuerConfig};

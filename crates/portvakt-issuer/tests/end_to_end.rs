@@ -1018,6 +1018,108 @@ async fn key_rotation_with_grace_period() {
     assert_eq!(err.code(), "unknown_kid");
 }
 
+/// What announcing buys under a flood of made-up `kid`s: with the one unknown-`kid` refresh
+/// per interval spent by a stray token, a key announced a rotation ahead validates at once,
+/// while a key that signs the moment it is published is refused `unknown_kid` until the next
+/// allowed refresh.
+#[tokio::test]
+async fn an_announced_key_validates_while_the_unknown_kid_refresh_is_spent() {
+    let mut config = config();
+    config.announce_next = true;
+    let issuer = start(config).await;
+    let first_next = issuer
+        .issuer()
+        .next_kid()
+        .expect("a key is announced at start");
+    let client = client(&issuer, CLIENT_ID, &CLIENT_JWK).await;
+    let validator = Validator::new(
+        validator_config(&issuer)
+            .unknown_kid_interval(Duration::from_secs(3600))
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    validator.refresh().await.unwrap();
+    let stray = SigningKey::generate("never-published")
+        .unwrap()
+        .sign_jwt(
+            Algorithm::RS256,
+            &json!({"iss": issuer.issuer_url(), "exp": 4_000_000_000u64}),
+        )
+        .unwrap();
+    let spend = validator.validate(&stray).await.unwrap_err();
+    assert_eq!(spend.code(), "unknown_kid");
+
+    let http = reqwest::Client::new();
+    let rotate = |query: &'static str| {
+        let http = http.clone();
+        let url = format!("{}admin/rotate{query}", issuer.issuer_url());
+        async move {
+            let answer = http.post(url).send().await.unwrap();
+            let status = answer.status().as_u16();
+            (status, answer.json::<Value>().await.unwrap())
+        }
+    };
+    let (status, rotation) = rotate("").await;
+    assert_eq!(status, 200, "{rotation}");
+    assert_eq!(rotation["kid"], first_next.as_str());
+    assert!(rotation["announced_since"].as_u64().is_some(), "{rotation}");
+    let second_next = rotation["next_kid"].as_str().unwrap().to_owned();
+    assert_eq!(
+        issuer.issuer().next_kid().as_deref(),
+        Some(second_next.as_str())
+    );
+    assert_eq!(
+        issuer.issuer().jwks()["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["kid"].as_str().unwrap())
+            .collect::<Vec<_>>(),
+        [first_next.as_str(), second_next.as_str(), "issuer-key-1"]
+    );
+    let announced = client.token(&TokenRequest::new([READ])).await.unwrap();
+    assert_eq!(
+        validator.validate(announced.as_str()).await.unwrap().kid(),
+        first_next,
+        "held since the validator's last fetch, before it signed"
+    );
+
+    let (status, rotation) = rotate("?unannounced=true").await;
+    assert_eq!(status, 200, "{rotation}");
+    assert_eq!(rotation["announced_since"], Value::Null);
+    assert_eq!(
+        rotation["next_kid"],
+        second_next.as_str(),
+        "the announcement stays"
+    );
+    // Another scope: the client caches the token it has for READ.
+    let unannounced = client.token(&TokenRequest::new([SHORT])).await.unwrap();
+    assert_eq!(
+        validator
+            .validate(unannounced.as_str())
+            .await
+            .unwrap_err()
+            .code(),
+        "unknown_kid",
+        "published as it signed, inside the spent refresh interval"
+    );
+    validator.refresh().await.unwrap();
+    validator.validate(unannounced.as_str()).await.unwrap();
+
+    let (status, answer) = rotate("?now=1").await;
+    assert_eq!(status, 400);
+    assert_eq!(answer["error"], "invalid_request");
+    assert!(
+        answer["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("unannounced=true"),
+        "{answer}"
+    );
+    issuer.shutdown().await.unwrap();
+}
+
 #[tokio::test]
 async fn scheduled_rotation() {
     let mut config = config();
