@@ -1,6 +1,7 @@
 //! The soak driver of `scripts/soak.sh`: steady load on a running `portvakt serve` (the
 //! introspection API and the enforcing proxy) with a mix of tokens whose verdict it knows, a
-//! key rotation at half time, and the server's memory and descriptors sampled throughout.
+//! key rotation at half time and an unannounced one at three quarters, and the server's memory
+//! and descriptors sampled throughout.
 //!
 //! ```text
 //! soak --api URL --proxy URL --issuer URL --pid PID [--duration 600] [--rate 4000]
@@ -16,9 +17,17 @@
 //! - 10 % **unknown `kid`**: signed by a key the issuer never published.
 //!
 //! The valid tokens are re-minted one by one during the run, each within 60 s (the issuer's
-//! tokens live at most 120 s). At half time the issuer rotates its key (`POST /admin/rotate`):
-//! from then on the fresh tokens carry the new `kid`, so the sidecar must fetch the new key,
-//! and keep accepting the old one while the issuer still publishes it.
+//! tokens live at most 120 s). Two rotations:
+//! - at half time the issuer rotates to the key it has published since it started
+//!   (`POST /admin/rotate`, what `portvakt issuer` does by default): the sidecar holds that key
+//!   before the first token it signs, so every verdict must be right, and it must keep
+//!   accepting the old key while the issuer still publishes it;
+//! - at three quarters it rotates to a key it publishes the moment it signs with it
+//!   (`POST /admin/rotate?unannounced=true`). The sidecar learns that key through its
+//!   unknown-`kid` refresh, at most one per `unknown_kid_interval` (10 s), and the unknown-`kid`
+//!   tokens of the mix keep spending that allowance: a valid token with the new key refused
+//!   within [`UNANNOUNCED_WINDOW`] of this rotation is counted apart (the documented cost of
+//!   the rate limit), one refused later is a wrong verdict.
 //!
 //! Every answer is judged: introspection `active` and proxy status 200 for a token that is
 //! valid at that second, `active: false` and 401 otherwise. A token within 2 s of its expiry
@@ -36,12 +45,18 @@ use tokio::sync::{Mutex, RwLock};
 
 const LEEWAY: i64 = 60;
 const UNJUDGED_WINDOW: i64 = 2;
+/// The server's `unknown_kid_interval` (10 s) plus its bound on one refresh (two HTTP timeouts
+/// of 5 s and 0.5 s of slack would be 10.5 s; a loopback issuer answers in milliseconds, so
+/// 2 s covers the fetch and the request in flight).
+const UNANNOUNCED_WINDOW: Duration = Duration::from_secs(12);
 
 #[derive(Clone)]
 struct Token {
     text: String,
     /// `None`: never valid (forged, unknown kid).
     exp: Option<i64>,
+    /// The `kid` of the header.
+    kid: String,
 }
 
 struct Pools {
@@ -59,6 +74,10 @@ struct Tally {
     errors: AtomicU64,
     accepted: AtomicU64,
     refused: AtomicU64,
+    /// Valid tokens with the unannounced key refused within `UNANNOUNCED_WINDOW` of it.
+    window_refused: AtomicU64,
+    /// The latest such refusal, in ms after the unannounced rotation.
+    window_last_ms: AtomicU64,
 }
 
 struct Args {
@@ -108,13 +127,24 @@ fn now() -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
-fn exp_of(token: &str) -> Option<i64> {
+/// Part `index` of a compact JWS, decoded as JSON.
+fn part(token: &str, index: usize) -> Option<Value> {
     use base64::Engine as _;
-    let payload = token.split('.').nth(1)?;
+    let part = token.split('.').nth(index)?;
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload)
+        .decode(part)
         .ok()?;
-    serde_json::from_slice::<Value>(&bytes).ok()?["exp"].as_i64()
+    serde_json::from_slice::<Value>(&bytes).ok()
+}
+
+fn exp_of(token: &str) -> Option<i64> {
+    part(token, 1)?["exp"].as_i64()
+}
+
+fn kid_of(token: &str) -> String {
+    part(token, 0)
+        .and_then(|h| h["kid"].as_str().map(str::to_owned))
+        .unwrap_or_default()
 }
 
 async fn mint_one(http: &reqwest::Client, issuer: &str, scope: &str) -> Result<Token, String> {
@@ -137,7 +167,8 @@ async fn mint_one(http: &reqwest::Client, issuer: &str, scope: &str) -> Result<T
         .ok_or_else(|| format!("the issuer refused to mint: {answer}"))?
         .to_owned();
     let exp = exp_of(&text);
-    Ok(Token { text, exp })
+    let kid = kid_of(&text);
+    Ok(Token { text, exp, kid })
 }
 
 /// `count` tokens, minted 8 at a time.
@@ -199,6 +230,7 @@ fn forge(token: &Token) -> Token {
     Token {
         text: format!("{unsigned}.{}", String::from_utf8(sig).expect("base64url")),
         exp: None,
+        kid: token.kid.clone(),
     }
 }
 
@@ -215,6 +247,7 @@ fn unknown_kid_tokens(issuer: &str, scope: &str, count: usize) -> Vec<Token> {
             Token {
                 text: key.sign_jwt(Algorithm::RS256, &claims).expect("signing"),
                 exp: None,
+                kid: key.kid().to_owned(),
             }
         })
         .collect()
@@ -284,6 +317,8 @@ async fn run(args: Args) -> Result<(), String> {
     }));
 
     let tally = Arc::new(Tally::default());
+    // The unannounced key and when it started signing, once it has.
+    let unannounced: Arc<std::sync::OnceLock<(String, Instant)>> = Arc::default();
     let started = Instant::now();
     let deadline = started + args.duration;
     let refresher = tokio::spawn(keep_fresh(
@@ -299,11 +334,12 @@ async fn run(args: Args) -> Result<(), String> {
     let per_worker = Duration::from_secs_f64(args.workers as f64 / args.rate as f64);
     let mut tasks = Vec::new();
     for worker in 0..args.workers {
-        let (http, pools, tally, latencies) = (
+        let (http, pools, tally, latencies, unannounced) = (
             http.clone(),
             Arc::clone(&pools),
             Arc::clone(&tally),
             Arc::clone(&latencies),
+            Arc::clone(&unannounced),
         );
         let (api, proxy, workers) = (args.api.clone(), args.proxy.clone(), args.workers);
         tasks.push(tokio::spawn(async move {
@@ -354,8 +390,21 @@ async fn run(args: Args) -> Result<(), String> {
                     }
                     exp => {
                         let expected = exp.is_some_and(|exp| t < exp + LEEWAY);
-                        if accepted != expected {
-                            tally.wrong.fetch_add(1, Ordering::Relaxed);
+                        let in_window = unannounced.get().and_then(|(kid, at)| {
+                            let after = sent.saturating_duration_since(*at);
+                            (*kid == token.kid && after <= UNANNOUNCED_WINDOW).then_some(after)
+                        });
+                        match in_window {
+                            Some(after) if expected && !accepted => {
+                                tally.window_refused.fetch_add(1, Ordering::Relaxed);
+                                tally
+                                    .window_last_ms
+                                    .fetch_max(after.as_millis() as u64, Ordering::Relaxed);
+                            }
+                            _ if accepted != expected => {
+                                tally.wrong.fetch_add(1, Ordering::Relaxed);
+                            }
+                            _ => {}
                         }
                     }
                 }
@@ -366,8 +415,8 @@ async fn run(args: Args) -> Result<(), String> {
         }));
     }
 
-    // Samples every 5 s; the rotation at half time.
-    let mut rotated = false;
+    // Samples every 5 s; the rotations at half time and at three quarters.
+    let (mut rotated, mut rotated_unannounced) = (false, false);
     while Instant::now() < deadline {
         tokio::time::sleep(Duration::from_secs(5).min(deadline - Instant::now())).await;
         let elapsed = started.elapsed();
@@ -378,16 +427,28 @@ async fn run(args: Args) -> Result<(), String> {
         }
         if !rotated && elapsed >= args.duration / 2 {
             rotated = true;
-            let answer = http
-                .post(format!("{issuer}admin/rotate"))
-                .send()
-                .await
-                .map_err(|e| format!("rotating: {e}"))?;
-            if !answer.status().is_success() {
-                return Err(format!("the issuer refused to rotate: {}", answer.status()));
+            let rotation = rotate(&http, &issuer, "").await?;
+            if rotation["announced_since"].is_null() {
+                return Err(format!(
+                    "the issuer rotated to a key it had not announced ({rotation}); run `portvakt issuer` with --announce-next true"
+                ));
             }
             eprintln!(
-                "rotated the issuer's key at {} s; tokens minted from now on carry the new kid",
+                "rotated the issuer's key at {} s to {}, announced since the issuer started",
+                elapsed.as_secs(),
+                rotation["kid"]
+            );
+        }
+        if !rotated_unannounced && elapsed >= args.duration * 3 / 4 {
+            rotated_unannounced = true;
+            let rotation = rotate(&http, &issuer, "?unannounced=true").await?;
+            let kid = rotation["kid"]
+                .as_str()
+                .ok_or_else(|| format!("the issuer's rotation named no kid: {rotation}"))?;
+            // Before the first token it signs is minted: every such token is judged by it.
+            let _ = unannounced.set((kid.to_owned(), Instant::now()));
+            eprintln!(
+                "rotated the issuer's key at {} s to {kid}, unannounced",
                 elapsed.as_secs()
             );
         }
@@ -406,6 +467,19 @@ async fn run(args: Args) -> Result<(), String> {
         return Err(format!("{wrong} wrong verdicts"));
     }
     Ok(())
+}
+
+/// `POST /admin/rotate{query}`: the issuer's answer.
+async fn rotate(http: &reqwest::Client, issuer: &str, query: &str) -> Result<Value, String> {
+    let answer = http
+        .post(format!("{issuer}admin/rotate{query}"))
+        .send()
+        .await
+        .map_err(|e| format!("rotating: {e}"))?;
+    if !answer.status().is_success() {
+        return Err(format!("the issuer refused to rotate: {}", answer.status()));
+    }
+    answer.json().await.map_err(|e| format!("rotating: {e}"))
 }
 
 /// Introspects (`to_api`) or calls the proxy with `token`; whether it was accepted.
@@ -462,6 +536,12 @@ fn report(
         load(&tally.refused)
     );
     println!("| wrong verdicts | {} |", load(&tally.wrong));
+    println!(
+        "| valid tokens with the unannounced key refused within {} s of it | {} (the last {:.1} s after it) |",
+        UNANNOUNCED_WINDOW.as_secs(),
+        load(&tally.window_refused),
+        load(&tally.window_last_ms) as f64 / 1000.0
+    );
     println!(
         "| not judged (within {UNJUDGED_WINDOW} s of expiry) | {} |",
         load(&tally.unjudged)
