@@ -15,6 +15,33 @@ fn splits_on_any_whitespace_and_matches_exactly() {
 }
 
 #[test]
+fn a_scope_listed_twice_is_one_scope_and_the_set_is_sorted() {
+    let set = ScopeSet::parse("nav:b nav:a nav:b nav:c nav:a");
+    assert_eq!(set.iter().collect::<Vec<_>>(), ["nav:a", "nav:b", "nav:c"]);
+    assert_eq!(set, ScopeSet::parse("nav:c nav:a nav:b"));
+    assert_eq!(set.to_string(), "nav:a nav:b nav:c");
+    for scope in ["nav:a", "nav:b", "nav:c"] {
+        assert!(set.contains(scope), "{scope}");
+    }
+    assert!(!set.contains("nav:") && !set.contains("nav:d") && !set.contains(""));
+}
+
+#[test]
+fn unicode_whitespace_does_not_separate_scopes() {
+    // An ideographic space and a no-break space: not separators (RFC 6749 3.3), so the claim
+    // is one scope that no route requires, and neither half is granted.
+    for claim in ["nav:a:read\u{3000}nav:b", "nav:a:read\u{a0}nav:b"] {
+        let set = ScopeSet::parse(claim);
+        assert_eq!(set.len(), 1, "{claim:?}");
+        assert!(
+            !set.contains("nav:b") && !set.contains("nav:a:read"),
+            "{claim:?}"
+        );
+        assert!(set.contains(claim));
+    }
+}
+
+#[test]
 fn prefix_scope_never_matches_scope() {
     let set = ScopeSet::parse("prefixscope");
     assert!(!ScopeRequirement::one("scope").is_satisfied_by(&set));
