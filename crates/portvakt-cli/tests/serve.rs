@@ -702,6 +702,64 @@ async fn serve_exits_cleanly_on_sigterm() {
     assert!(status.success(), "{status:?}");
 }
 
+/// SIGTERM while serve still waits for its first keys (the issuer unreachable: up to 3 s) is a
+/// clean stop at once, not SIGTERM's default action: serve is already listening, so a pod can
+/// be told to stop then, and the handler is registered before anything starts.
+#[cfg(unix)]
+#[tokio::test]
+async fn sigterm_while_the_first_keys_are_awaited_stops_cleanly_at_once() {
+    let api = free_port();
+    let dead = free_port();
+    let log = Log::new(&format!("early-sigterm-{api}"));
+    let mut sidecar = spawn_serve_logged(
+        &[
+            ("MASKINPORTEN_ISSUER", format!("http://127.0.0.1:{dead}/")),
+            (
+                "MASKINPORTEN_JWKS_URI",
+                format!("http://127.0.0.1:{dead}/jwk"),
+            ),
+        ],
+        &["--listen".into(), format!("127.0.0.1:{api}")],
+        &log,
+    );
+    wait_for_status(
+        &format!("http://127.0.0.1:{api}/healthz"),
+        200,
+        Duration::from_secs(30),
+    )
+    .await;
+    let sent = std::time::Instant::now();
+    let pid = sidecar.0.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = loop {
+        if let Some(status) = sidecar.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            sent.elapsed() < Duration::from_secs(10),
+            "serve did not stop: {}",
+            log.text()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let text = log.text();
+    assert!(
+        status.success(),
+        "{status:?} (143: killed by the signal): {text}"
+    );
+    assert!(text.contains("shutting down"), "{text}");
+    assert!(
+        !text.contains("issuer keys not available yet"),
+        "the stop waited for the first keys' deadline: {text}"
+    );
+}
+
 /// A tiny upstream: `/api/v1/slow` answers after a second, everything else at once, echoing
 /// the identity header the proxy adds.
 async fn upstream() -> SocketAddr {

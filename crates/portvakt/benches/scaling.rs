@@ -97,22 +97,33 @@ fn token_size(c: &mut Criterion) {
     for kb in [1usize, 4, 16] {
         let token = token_of(&key, kb * 1000);
         let verified = fresh.validate_now(&token).unwrap();
-        assert!(verified.claims().scopes().contains("nav:arbeid:some.scope0000.read"));
+        assert!(
+            verified
+                .claims()
+                .scopes()
+                .contains("nav:arbeid:some.scope0000.read")
+        );
         cached.validate_now(&token).unwrap();
         let (input, sig) = token.rsplit_once('.').unwrap();
         let sig = b64(sig);
         eprintln!("token_size/{kb}KB: {} bytes", token.len());
         group.throughput(Throughput::Bytes(token.len() as u64));
-        group.bench_with_input(BenchmarkId::new("floor", format!("{kb}KB")), &(), |b, ()| {
-            b.iter(|| {
-                parsed
-                    .verify_sig(black_box(input.as_bytes()), black_box(&sig))
-                    .unwrap()
-            })
-        });
-        group.bench_with_input(BenchmarkId::new("fresh", format!("{kb}KB")), &(), |b, ()| {
-            b.iter(|| black_box(fresh.validate_now(black_box(&token)).unwrap()))
-        });
+        group.bench_with_input(
+            BenchmarkId::new("floor", format!("{kb}KB")),
+            &(),
+            |b, ()| {
+                b.iter(|| {
+                    parsed
+                        .verify_sig(black_box(input.as_bytes()), black_box(&sig))
+                        .unwrap()
+                })
+            },
+        );
+        group.bench_with_input(
+            BenchmarkId::new("fresh", format!("{kb}KB")),
+            &(),
+            |b, ()| b.iter(|| black_box(fresh.validate_now(black_box(&token)).unwrap())),
+        );
         group.bench_with_input(
             BenchmarkId::new("cached", format!("{kb}KB")),
             &(),

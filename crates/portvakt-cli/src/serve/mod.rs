@@ -238,7 +238,12 @@ pub async fn run(args: ServeArgs) -> Result<u8, ServeError> {
     if args.check_policy {
         return check_policy_only(&args).map(|()| 0);
     }
-    Sidecar::start(args).await?.serve().await
+    // Registered before anything starts: a SIGTERM or SIGINT that arrives while starting (the
+    // local issuer's key, the first key fetch, up to 3 s) is answered with a clean stop once
+    // listening. Without a handler yet, SIGTERM's default action killed serve without draining
+    // and without stopping the app; as PID 1 in a container, it was ignored.
+    let shutdown = shutdown_signal();
+    Sidecar::start(args).await?.serve(shutdown).await
 }
 
 /// The sidecar once everything that can fail at start-up has succeeded: validator, listeners,
@@ -307,7 +312,7 @@ impl Sidecar {
     /// however slow the issuer is; a misconfiguration the issuer reveals in the first seconds
     /// ([`await_issuer`]) still stops the sidecar with that error. `Ok` holds the exit status:
     /// the app's, or 0.
-    async fn serve(self) -> Result<u8, ServeError> {
+    async fn serve(self, shutdown: impl Future<Output = i32>) -> Result<u8, ServeError> {
         let (args, state, listener) = (self.args, self.state, self.listener);
         let dev_issuer = self.dev_issuer;
         let api_addr = local_addr(&listener);
@@ -316,7 +321,7 @@ impl Sidecar {
         }
         tracing::info!(listen = %api_addr, "portvakt sidecar listening");
 
-        let shutdown = shutdown_signal();
+        let mut shutdown = std::pin::pin!(shutdown);
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let mut servers = tokio::task::JoinSet::new();
         let limits = args.listener_config();
@@ -348,18 +353,28 @@ impl Sidecar {
             let proxy = crate::proxy::serve(proxy_listener, proxy_state, stopped(stop_rx.clone()));
             servers.spawn(log_failure(proxy));
         }
-        if let Err(e) = await_issuer(&state.validator).await {
-            let _ = stop_tx.send(true);
-            return Err(e);
-        }
+        // Told to stop while the first keys are awaited: stop now, not after the wait.
+        let early = tokio::select! {
+            awaited = await_issuer(&state.validator) => match awaited {
+                Ok(()) => None,
+                Err(e) => {
+                    let _ = stop_tx.send(true);
+                    return Err(e);
+                }
+            },
+            signal = &mut shutdown => Some(signal),
+        };
 
         let app = self.app;
-        let signal = tokio::select! {
-            signal = shutdown => signal,
-            exit = app_exited(app.as_ref()) => {
-                tracing::info!(%exit, "the app exited; stopping");
-                STOP_SIGNAL
-            }
+        let signal = match early {
+            Some(signal) => signal,
+            None => tokio::select! {
+                signal = &mut shutdown => signal,
+                exit = app_exited(app.as_ref()) => {
+                    tracing::info!(%exit, "the app exited; stopping");
+                    STOP_SIGNAL
+                }
+            },
         };
         tracing::info!("shutting down: finishing requests in flight");
         let _ = stop_tx.send(true);
@@ -589,25 +604,36 @@ async fn openapi(axum::extract::State(state): axum::extract::State<AppState>) ->
         .into_response()
 }
 
-/// Completes on SIGTERM or SIGINT (Ctrl-C), with the signal's number (passed on to the app).
-async fn shutdown_signal() -> i32 {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Registers for SIGTERM and SIGINT (Ctrl-C) at once, when called, and completes on the first
+/// of them with its number (passed on to the app). Registering when called, not when first
+/// polled, is the point: the signal is caught from that moment, however long start-up takes.
+fn shutdown_signal() -> impl Future<Output = i32> + Send + 'static {
     #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
+    {
+        use tokio::signal::unix::{Signal, SignalKind, signal};
+        // A registration that fails (no signal driver: it does not on Unix with a Tokio
+        // runtime) leaves that signal to its default action, as before.
+        let mut terminate = signal(SignalKind::terminate()).ok();
+        let mut interrupt = signal(SignalKind::interrupt()).ok();
+        async fn received(signal: Option<&mut Signal>) {
+            match signal {
+                Some(signal) => {
+                    signal.recv().await;
+                }
+                None => std::future::pending::<()>().await,
             }
-            Err(_) => std::future::pending::<()>().await,
         }
-    };
+        async move {
+            tokio::select! {
+                () = received(interrupt.as_mut()) => INTERRUPT_SIGNAL,
+                () = received(terminate.as_mut()) => STOP_SIGNAL,
+            }
+        }
+    }
     #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => INTERRUPT_SIGNAL,
-        () = terminate => STOP_SIGNAL,
+    async {
+        let _ = tokio::signal::ctrl_c().await;
+        INTERRUPT_SIGNAL
     }
 }
 
