@@ -204,6 +204,9 @@ async fn serve(args: ServeArgs) -> Result<(), IssuerCmdError> {
     config.announce_next = args.announce_next;
     config.issuer_url = args.issuer_url.clone();
 
+    // Registered before binding, as `serve` does: a SIGTERM from then on stops the issuer
+    // cleanly, never by the signal's default action.
+    let stop = crate::serve::shutdown_signal();
     let listener = tokio::net::TcpListener::bind(args.listen.as_str())
         .await
         .map_err(|source| IssuerError::Bind {
@@ -220,7 +223,7 @@ async fn serve(args: ServeArgs) -> Result<(), IssuerCmdError> {
     );
 
     let failed = tokio::select! {
-        () = until_signal() => None,
+        _ = stop => None,
         result = running.wait() => Some(result),
     };
     match failed {
@@ -334,22 +337,6 @@ fn dev_page(
         note: None,
     };
     Ok(Some((page.router(), format!("http://{addr}/"))))
-}
-
-/// Resolves on Ctrl-C, or SIGTERM on Unix.
-async fn until_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-            return;
-        }
-    }
-    let _ = tokio::signal::ctrl_c().await;
 }
 
 /// An organization number that is granted `scope` (a consumer, or NAV's when accessible for

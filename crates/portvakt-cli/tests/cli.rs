@@ -211,6 +211,49 @@ fn issuer_token_inspect_round_trip() {
     assert!(out.contains("claims (NOT trusted)"), "{out}");
 }
 
+/// SIGTERM stops `portvakt issuer` cleanly (exit 0, "shutting down"), not by the signal's
+/// default action (exit 143).
+#[cfg(unix)]
+#[test]
+fn the_issuer_stops_cleanly_on_sigterm() {
+    let manifest = temp_file("nais.yaml", MANIFEST);
+    let port = free_port();
+    let mut child = portvakt()
+        .args([
+            "issuer",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--manifest",
+        ])
+        .arg(&manifest)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "portvakt issuer did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{:?}: {stderr}",
+        output.status
+    );
+    assert!(stderr.ends_with("shutting down\n"), "{stderr}");
+}
+
 /// `portvakt issuer` publishes its next key a rotation ahead; `--announce-next false` does not.
 #[test]
 fn the_issuer_announces_its_next_key_unless_told_not_to() {

@@ -607,7 +607,7 @@ async fn openapi(axum::extract::State(state): axum::extract::State<AppState>) ->
 /// Registers for SIGTERM and SIGINT (Ctrl-C) at once, when called, and completes on the first
 /// of them with its number (passed on to the app). Registering when called, not when first
 /// polled, is the point: the signal is caught from that moment, however long start-up takes.
-fn shutdown_signal() -> impl Future<Output = i32> + Send + 'static {
+pub(crate) fn shutdown_signal() -> impl Future<Output = i32> + Send + 'static {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{Signal, SignalKind, signal};
