@@ -218,7 +218,7 @@ fn issuer_token_inspect_round_trip() {
 fn the_issuer_stops_cleanly_on_sigterm() {
     let manifest = temp_file("nais.yaml", MANIFEST);
     let port = free_port();
-    let mut child = portvakt()
+    let child = portvakt()
         .args([
             "issuer",
             "--listen",
