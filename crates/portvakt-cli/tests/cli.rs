@@ -101,6 +101,13 @@ fn payload(token: &str) -> serde_json::Map<String, Value> {
 
 /// Starts `portvakt issuer` and waits until its discovery document answers.
 fn start_issuer(extra: &[&str]) -> (Background, String) {
+    let (child, port) = spawn_issuer(extra, Stdio::null());
+    (Background(child), format!("http://127.0.0.1:{port}"))
+}
+
+/// Spawns `portvakt issuer` on a free port with its stderr to `stderr`, and waits until it
+/// accepts connections.
+fn spawn_issuer(extra: &[&str], stderr: Stdio) -> (Child, u16) {
     let manifest = temp_file("nais.yaml", MANIFEST);
     let port = free_port();
     let child = portvakt()
@@ -113,16 +120,15 @@ fn start_issuer(extra: &[&str]) -> (Background, String) {
         .arg(&manifest)
         .args(extra)
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(stderr)
         .spawn()
         .unwrap();
-    let base = format!("http://127.0.0.1:{port}");
     let deadline = Instant::now() + Duration::from_secs(30);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(Instant::now() < deadline, "portvakt issuer did not start");
         std::thread::sleep(Duration::from_millis(50));
     }
-    (Background(child), base)
+    (child, port)
 }
 
 #[test]
@@ -216,33 +222,8 @@ fn issuer_token_inspect_round_trip() {
 #[cfg(unix)]
 #[test]
 fn the_issuer_stops_cleanly_on_sigterm() {
-    let manifest = temp_file("nais.yaml", MANIFEST);
-    let port = free_port();
-    let child = portvakt()
-        .args([
-            "issuer",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--manifest",
-        ])
-        .arg(&manifest)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "portvakt issuer did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let pid = child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    let (child, _) = spawn_issuer(&[], Stdio::piped());
+    common::terminate(&child);
     let output = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(
@@ -257,11 +238,11 @@ fn the_issuer_stops_cleanly_on_sigterm() {
 /// `portvakt issuer` publishes its next key a rotation ahead; `--announce-next false` does not.
 #[test]
 fn the_issuer_announces_its_next_key_unless_told_not_to() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let kids = |base: &str| -> Vec<String> {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
         let jwks: Value = runtime.block_on(async {
             reqwest::get(format!("{base}/jwk"))
                 .await
@@ -278,10 +259,6 @@ fn the_issuer_announces_its_next_key_unless_told_not_to() {
             .collect()
     };
     let rotate = |base: &str| -> Value {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
         runtime.block_on(async {
             reqwest::Client::new()
                 .post(format!("{base}/admin/rotate"))

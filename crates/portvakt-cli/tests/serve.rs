@@ -680,25 +680,9 @@ async fn serve_exits_cleanly_on_sigterm() {
         Duration::from_secs(30),
     )
     .await;
-    let pid = sidecar.0.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let deadline = std::time::Instant::now() + Duration::from_secs(12);
-    let status = loop {
-        if let Some(status) = sidecar.0.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "serve did not stop within the drain timeout"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    common::terminate(&sidecar.0);
+    let status = common::wait_exit(&mut sidecar.0, Duration::from_secs(12))
+        .expect("serve did not stop within the drain timeout");
     assert!(status.success(), "{status:?}");
 }
 
@@ -728,26 +712,9 @@ async fn sigterm_while_the_first_keys_are_awaited_stops_cleanly_at_once() {
         Duration::from_secs(30),
     )
     .await;
-    let sent = std::time::Instant::now();
-    let pid = sidecar.0.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let status = loop {
-        if let Some(status) = sidecar.0.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            sent.elapsed() < Duration::from_secs(10),
-            "serve did not stop: {}",
-            log.text()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    common::terminate(&sidecar.0);
+    let status = common::wait_exit(&mut sidecar.0, Duration::from_secs(10))
+        .unwrap_or_else(|| panic!("serve did not stop: {}", log.text()));
     let text = log.text();
     assert!(
         status.success(),
@@ -864,14 +831,7 @@ async fn serve_with_the_proxy_enforces_the_policy_and_drains_on_sigterm() {
         tokio::spawn(async move { client.get(url).header("authorization", bearer).send().await })
     };
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let pid = sidecar.0.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    common::terminate(&sidecar.0);
     let response = in_flight
         .await
         .unwrap()

@@ -2,7 +2,7 @@
 
 #![allow(dead_code)] // each test file uses its own part
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::Duration;
 
 /// A port nothing listens on right now.
@@ -38,6 +38,33 @@ pub fn portvakt(args: &[String], envs: &[(&str, String)]) -> Command {
         command.env(key, value);
     }
     command
+}
+
+/// Sends SIGTERM to `child` (with kill(1): the tests have no unsafe code for kill(2)).
+pub fn terminate(child: &Child) {
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success(),
+        "kill -TERM {pid} failed"
+    );
+}
+
+/// `child`'s exit status once it has exited, or `None` if it still runs after `within`.
+pub fn wait_exit(child: &mut Child, within: Duration) -> Option<ExitStatus> {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status);
+        }
+        if std::time::Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// A child process, killed when dropped.
