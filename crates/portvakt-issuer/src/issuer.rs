@@ -243,8 +243,14 @@ impl fmt::Debug for Issuer {
     }
 }
 
+/// A new signing key with a fresh `kid`.
+fn fresh_key() -> Result<SigningKey, portvakt::SigningError> {
+    SigningKey::generate(new_kid("portvakt"))
+}
+
+/// [`fresh_key`] off the async threads (RSA key generation takes a fraction of a second).
 async fn generate_key() -> Result<SigningKey, IssuerError> {
-    tokio::task::spawn_blocking(|| SigningKey::generate(new_kid("portvakt")))
+    tokio::task::spawn_blocking(fresh_key)
         .await
         .map_err(|e| IssuerError::Setting(format!("key generation task failed: {e}")))?
         .map_err(IssuerError::from)
@@ -339,11 +345,11 @@ impl Issuer {
         }
         let key = match config.signing_key {
             Some(key) => key,
-            None => SigningKey::generate(new_kid("portvakt"))?,
+            None => fresh_key()?,
         };
         let mut ring = KeyRing::new(key);
         if config.announce_next {
-            ring.announce(SigningKey::generate(new_kid("portvakt"))?);
+            ring.announce(fresh_key()?);
         }
         Ok(Issuer {
             state: Arc::new(State {

@@ -124,7 +124,7 @@ impl KeyRing {
             previous_kid: previous.kid().to_owned(),
             retired_until: SystemTime::now() + grace,
             announced_since: None,
-            next_kid: self.next.as_ref().map(|n| n.key.kid().to_owned()),
+            next_kid: self.next_kid(),
         };
         if !grace.is_zero() {
             self.retired.push(Retired {
