@@ -375,25 +375,18 @@ fn banner(issuer: &Issuer, manifest: &str, args: &ServeArgs, page: Option<&str>)
     }
     let next = issuer
         .next_kid()
-        .map(|kid| format!("; next {kid}, published a rotation ahead"))
-        .unwrap_or_default();
-    match args.rotate_every {
-        Some(every) => out.push_str(&format!(
-            "  keys       {} (rotated every {} s, old keys kept {} s{next})\n",
-            issuer.current_kid(),
+        .map(|kid| format!("next {kid}, published a rotation ahead"));
+    let keys = match (args.rotate_every, next) {
+        (Some(every), next) => format!(
+            " (rotated every {} s, old keys kept {} s{})",
             every.as_secs(),
-            args.grace.as_secs()
-        )),
-        None => out.push_str(&format!(
-            "  keys       {}{}\n",
-            issuer.current_kid(),
-            if next.is_empty() {
-                String::new()
-            } else {
-                format!(" ({})", &next[2..])
-            }
-        )),
-    }
+            args.grace.as_secs(),
+            next.map(|next| format!("; {next}")).unwrap_or_default()
+        ),
+        (None, Some(next)) => format!(" ({next})"),
+        (None, None) => String::new(),
+    };
+    out.push_str(&format!("  keys       {}{keys}\n", issuer.current_kid()));
     out.push_str(&format!(
         "  admin API  {}api/v1 (a local Digdir, for `portvakt provision`){}\n",
         issuer.issuer_url(),
