@@ -27,29 +27,8 @@ trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
 for v in $(compgen -e | grep "^MASKINPORTEN_" || true); do unset "$v"; done
 # shellcheck source=lib/tokens.sh
 . scripts/lib/tokens.sh
-ISSUER=unset
 long_lived_manifest
 
-cat >"$WORK/one.lua" <<'LUA'
-wrk.method = "POST"
-wrk.path = "/api/v1/introspect"
-wrk.headers["Content-Type"] = "application/json"
-wrk.body = '{"identity_provider":"maskinporten","token":"' .. io.lines(os.getenv("TOKENS"))() .. '"}'
-LUA
-cat >"$WORK/cycle.lua" <<'LUA'
-local requests = {}
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-for line in io.lines(os.getenv("TOKENS")) do
-  requests[#requests + 1] = wrk.format(nil, "/api/v1/introspect", nil,
-    '{"identity_provider":"maskinporten","token":"' .. line .. '"}')
-end
-local i = 0
-request = function()
-  i = i % #requests + 1
-  return requests[i]
-end
-LUA
 
 # Per binary i (0: A, 1: B) two sidecars: the cached one (the default) answers `one` on
 # API port 1816i, its issuer on 1826i; one with the token cache off answers `cold` on 1817i,
@@ -91,9 +70,9 @@ active() { # $1: API port
 run() { # $1: 0|1, $2: one|cold
   local i=$1 case=$2 tokens lua port pid before after t0 t1
   if [ "$case" = one ]; then
-    tokens=$WORK/$i/one/one.txt lua=$WORK/one.lua port=1816$i pid=${PIDS[$((2 * i))]}
+    tokens=$WORK/$i/one/one.txt lua=scripts/lib/introspect-one.lua port=1816$i pid=${PIDS[$((2 * i))]}
   else
-    tokens=$WORK/$i/cold/tokens.txt lua=$WORK/cycle.lua port=1817$i pid=${PIDS[$((2 * i + 1))]}
+    tokens=$WORK/$i/cold/tokens.txt lua=scripts/lib/introspect-cycle.lua port=1817$i pid=${PIDS[$((2 * i + 1))]}
   fi
   read -r before before_other < <(active "$port")
   t0=$(cpu_ticks "$pid")

@@ -49,31 +49,6 @@ start_sidecar() { # "$@": more flags for serve
 
 stop_sidecar() { kill "$SIDECAR"; wait "$SIDECAR" 2>/dev/null || true; }
 
-# Answers are checked by the sidecar's counters after each run, not by a Lua callback per
-# response: that would cost wrk, which shares the 2 cores, about as much CPU as the sidecar
-# spends on a cached token.
-cat >"$WORK/one.lua" <<'LUA'
-wrk.method = "POST"
-wrk.path = "/api/v1/introspect"
-wrk.headers["Content-Type"] = "application/json"
-wrk.body = '{"identity_provider":"maskinporten","token":"' .. io.lines(os.getenv("TOKENS"))() .. '"}'
-LUA
-# The requests are formatted once, at start: wrk.format per request would cost wrk more CPU
-# (taken from the sidecar on these 2 cores) than the sidecar spends on a cached token.
-cat >"$WORK/cycle.lua" <<'LUA'
-local requests = {}
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-for line in io.lines(os.getenv("TOKENS")) do
-  requests[#requests + 1] = wrk.format(nil, "/api/v1/introspect", nil,
-    '{"identity_provider":"maskinporten","token":"' .. line .. '"}')
-end
-local i = 0
-request = function()
-  i = i % #requests + 1
-  return requests[i]
-end
-LUA
 
 introspections() { # $1: active|other -> the sidecar's count of such introspection answers
   curl -sf "http://$API/metrics" | awk -v want="$1" '
@@ -137,9 +112,9 @@ start_sidecar
 for round in $(seq "$ROUNDS"); do
   echo "== round $round of $ROUNDS (wrk -t2 -c$CONNECTIONS -d$DURATION)"
   fresh_tokens "$DISTINCT"
-  load floor "http://$FLOOR" "$WORK/one.txt" "$WORK/one.lua" "$FLOOR_PID"
-  sidecar_case one "$WORK/one.txt" "$WORK/one.lua"
-  sidecar_case cycle "$WORK/tokens.txt" "$WORK/cycle.lua"
+  load floor "http://$FLOOR" "$WORK/one.txt" scripts/lib/introspect-one.lua "$FLOOR_PID"
+  sidecar_case one "$WORK/one.txt" scripts/lib/introspect-one.lua
+  sidecar_case cycle "$WORK/tokens.txt" scripts/lib/introspect-cycle.lua
 done
 echo "verified-token cache after the rounds:"
 curl -sf "http://$API/metrics" | grep -E '^portvakt_token_cache_(hits|misses|entries|bytes)' | sed 's/^/  /'
@@ -151,7 +126,7 @@ echo "== cache off"
 MINTED=-1000 # this sidecar's issuer has keys of its own
 for round in $(seq "$ROUNDS"); do
   fresh_tokens "$DISTINCT"
-  sidecar_case cold "$WORK/tokens.txt" "$WORK/cycle.lua"
+  sidecar_case cold "$WORK/tokens.txt" scripts/lib/introspect-cycle.lua
 done
 stop_sidecar
 
