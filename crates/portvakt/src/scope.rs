@@ -26,15 +26,10 @@ pub struct ScopeSet {
 impl ScopeSet {
     /// Parses a scope list separated by ASCII whitespace; empty entries are ignored.
     pub fn parse(claim: &str) -> ScopeSet {
-        ScopeSet {
-            scopes: {
-                let mut scopes: Vec<Box<str>> =
-                    claim.split_ascii_whitespace().map(Box::from).collect();
-                scopes.sort_unstable();
-                scopes.dedup();
-                scopes
-            },
-        }
+        let mut scopes: Vec<Box<str>> = claim.split_ascii_whitespace().map(Box::from).collect();
+        scopes.sort_unstable();
+        scopes.dedup();
+        ScopeSet { scopes }
     }
 
     /// Whether exactly this scope was granted.
