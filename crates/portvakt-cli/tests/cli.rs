@@ -232,7 +232,9 @@ fn the_issuer_stops_cleanly_on_sigterm() {
         "{:?}: {stderr}",
         output.status
     );
-    assert!(stderr.ends_with("shutting down\n"), "{stderr}");
+    // Not necessarily the last line: the development page's validator may still log its
+    // refresh failing against the issuer that is going away.
+    assert!(stderr.contains("\nshutting down\n"), "{stderr}");
 }
 
 /// `portvakt issuer` publishes its next key a rotation ahead; `--announce-next false` does not.
