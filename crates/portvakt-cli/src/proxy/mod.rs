@@ -94,6 +94,7 @@
 
 pub(crate) mod answer;
 pub mod headers;
+mod pool;
 pub mod routes;
 
 use std::net::SocketAddr;
@@ -106,12 +107,9 @@ use std::time::{Duration, Instant};
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::response::Response;
-use http::uri::{Authority, PathAndQuery, Scheme};
-use http::{HeaderMap, Uri, Version};
+use http::uri::Authority;
+use http::{HeaderMap, Version};
 use hyper::body::{Bytes, Frame, Incoming, SizeHint};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 use portvakt::bearer::{self, Reason, Rejection};
 use portvakt::{Validator, VerifiedToken};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -119,7 +117,8 @@ use url::Url;
 
 use crate::serve::listener::{self, ListenerConfig};
 use crate::serve::metrics::Metrics;
-use routes::{Access, PathError, PolicyError, PolicyFile, RequestPath};
+use pool::{Lease, Pool, PoolConfig};
+use routes::{Access, PolicyError, PolicyFile, RequestPath};
 
 /// Settings for the proxy. [`ProxyConfig::new`] fills in the defaults.
 #[derive(Debug, Clone)]
@@ -292,39 +291,15 @@ struct Inner {
     policy: PolicyFile,
     realm: Arc<str>,
     authority: Authority,
-    client: Client<HttpConnector, Body>,
-    upstream_client: UpstreamClient,
+    /// This worker's upstream connections.
+    pool: Pool,
+    pool_config: PoolConfig,
     in_flight: Arc<Semaphore>,
     request_timeout: Duration,
     header_rules: headers::HeaderRules,
     max_body_bytes: Option<u64>,
     listener: ListenerConfig,
     workers: usize,
-}
-
-/// How the upstream client is built: once per worker thread, so that each thread's upstream
-/// connections are driven by its own runtime.
-#[derive(Debug, Clone, Copy)]
-struct UpstreamClient {
-    connect_timeout: Duration,
-    pool_max_idle_per_host: usize,
-    pool_idle_timeout: Duration,
-    http2: bool,
-}
-
-impl UpstreamClient {
-    fn build(self) -> Client<HttpConnector, Body> {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(self.connect_timeout));
-        connector.set_keepalive(Some(Duration::from_secs(60)));
-        Client::builder(TokioExecutor::new())
-            .pool_timer(TokioTimer::new())
-            .pool_max_idle_per_host(self.pool_max_idle_per_host)
-            .pool_idle_timeout(self.pool_idle_timeout)
-            .http2_only(self.http2)
-            .build(connector)
-    }
 }
 
 impl ProxyState {
@@ -354,10 +329,11 @@ impl ProxyState {
                 return Err(ProxyError::ZeroTimeout(name));
             }
         }
-        let upstream_client = UpstreamClient {
+        let pool_config = PoolConfig {
+            authority: authority.clone(),
             connect_timeout: config.connect_timeout,
-            pool_max_idle_per_host: config.pool_max_idle_per_host,
-            pool_idle_timeout: config.pool_idle_timeout,
+            max_idle: config.pool_max_idle_per_host,
+            idle_timeout: config.pool_idle_timeout,
             http2: config.upstream_http2,
         };
         Ok(ProxyState(Arc::new(Inner {
@@ -366,8 +342,8 @@ impl ProxyState {
             realm: Arc::from(config.policy.realm()),
             policy: config.policy,
             authority,
-            client: upstream_client.build(),
-            upstream_client,
+            pool: Pool::new(pool_config.clone()),
+            pool_config,
             in_flight: Arc::new(Semaphore::new(config.max_in_flight)),
             request_timeout: config.request_timeout,
             header_rules: headers::HeaderRules {
@@ -388,11 +364,11 @@ impl ProxyState {
     }
 
     /// The same proxy for another worker thread: everything shared (validator and its cache,
-    /// metrics, policy, the in-flight limit) but the upstream client, whose connections are
-    /// driven by the runtime that opened them. Call it on the thread that will use it.
+    /// metrics, policy, the in-flight limit) but the upstream connections, which are driven
+    /// by the runtime that opened them. Call it on the thread that will use it.
     fn for_worker(&self) -> ProxyState {
         let mut inner = Inner::clone(&self.0);
-        inner.client = inner.upstream_client.build();
+        inner.pool = Pool::new(inner.pool_config.clone());
         ProxyState(Arc::new(inner))
     }
 
@@ -572,12 +548,8 @@ async fn authorize(
 
 /// Forwards the (authorized) request and streams the answer back.
 async fn forward(inner: &Inner, request: Request, identity: Option<&VerifiedToken>) -> Response {
-    let Ok(request) = upstream_request(inner, request, identity) else {
-        // The path was checked already; only an unusable request target gets here.
-        count(inner, "bad_request");
-        return answer::bad_path(&PathError::NotAbsolute);
-    };
-    let (response, permit) = match send(inner, request).await {
+    let request = upstream_request(inner, request, identity);
+    let (response, lease) = match send(inner, request).await {
         Ok(sent) => sent,
         Err(failed) => return failed,
     };
@@ -589,16 +561,16 @@ async fn forward(inner: &Inner, request: Request, identity: Option<&VerifiedToke
             "public"
         },
     );
-    client_response(response, permit)
+    client_response(response, lease)
 }
 
-/// The request the upstream gets: the header rules applied ([`headers`]), the URI pointed at
-/// the upstream with the path and query unchanged, the upstream's HTTP version.
+/// The request the upstream gets: the header rules applied ([`headers`]), the upstream's HTTP
+/// version. The path and query are unchanged; the pool points the URI at the upstream.
 fn upstream_request(
     inner: &Inner,
     request: Request,
     identity: Option<&VerifiedToken>,
-) -> Result<http::Request<Body>, http::Error> {
+) -> http::Request<Body> {
     let (mut parts, body) = request.into_parts();
     let client = headers::ClientSide {
         version: parts.version,
@@ -611,17 +583,6 @@ fn upstream_request(
     inner
         .header_rules
         .to_upstream(&mut parts.headers, client, identity);
-
-    let path_and_query = parts
-        .uri
-        .path_and_query()
-        .cloned()
-        .unwrap_or_else(|| PathAndQuery::from_static("/"));
-    let uri = Uri::builder()
-        .scheme(Scheme::HTTP)
-        .authority(inner.authority.clone())
-        .path_and_query(path_and_query);
-    parts.uri = uri.build()?;
     parts.version = inner.header_rules.upstream_version;
     let body = match inner.max_body_bytes {
         Some(limit) => Body::new(http_body_util::Limited::new(
@@ -630,7 +591,7 @@ fn upstream_request(
         )),
         None => body,
     };
-    Ok(http::Request::from_parts(parts, body))
+    http::Request::from_parts(parts, body)
 }
 
 /// Sends the request once an in-flight slot is free, all within the request timeout, and
@@ -638,15 +599,21 @@ fn upstream_request(
 async fn send(
     inner: &Inner,
     request: http::Request<Body>,
-) -> Result<(http::Response<Incoming>, OwnedSemaphorePermit), Response> {
+) -> Result<(http::Response<Incoming>, Upstream), Response> {
     let started = Instant::now();
     let sent = tokio::time::timeout(inner.request_timeout, async {
         let permit = Arc::clone(&inner.in_flight)
             .acquire_owned()
             .await
             .map_err(|_| None)?;
-        let response = inner.client.request(request).await.map_err(Some)?;
-        Ok::<_, Option<hyper_util::client::legacy::Error>>((response, permit))
+        let (response, lease) = inner.pool.send(request).await.map_err(Some)?;
+        Ok::<_, Option<pool::Failure>>((
+            response,
+            Upstream {
+                _lease: lease,
+                _permit: permit,
+            },
+        ))
     })
     .await;
     inner.metrics.upstream(started.elapsed());
@@ -661,7 +628,12 @@ async fn send(
                 }
                 _ => "the upstream connection failed before it answered",
             };
-            tracing::warn!(upstream = %inner.authority, error = ?error.as_ref().map(error_chain), "proxy: upstream failed");
+            match &error {
+                Some(e) => {
+                    tracing::warn!(upstream = %inner.authority, error = %e, "proxy: upstream failed");
+                }
+                None => tracing::warn!(upstream = %inner.authority, "proxy: upstream failed"),
+            }
             Err(answer::bad_gateway(description))
         }
         Err(_) => {
@@ -674,8 +646,8 @@ async fn send(
 
 /// The upstream's answer as the client gets it: the header rules for answers applied, the
 /// version set back to HTTP/1.1 (the listener answers in the client's own version), the body
-/// streamed, holding the in-flight slot until it ends.
-fn client_response(response: http::Response<Incoming>, permit: OwnedSemaphorePermit) -> Response {
+/// streamed, holding the in-flight slot and the upstream connection until it ends.
+fn client_response(response: http::Response<Incoming>, upstream: Upstream) -> Response {
     let (mut parts, body) = response.into_parts();
     headers::HeaderRules::to_client(&mut parts.headers);
     parts.version = Version::HTTP_11;
@@ -683,26 +655,23 @@ fn client_response(response: http::Response<Incoming>, permit: OwnedSemaphorePer
         parts,
         Body::new(UpstreamBody {
             inner: body,
-            _permit: permit,
+            upstream: Some(upstream),
         }),
     )
 }
 
-fn error_chain(error: &hyper_util::client::legacy::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = std::error::Error::source(error);
-    while let Some(e) = source {
-        text.push_str(": ");
-        text.push_str(&e.to_string());
-        source = e.source();
-    }
-    text
+/// What an exchange holds until the upstream's answer has been read to its end: an in-flight
+/// slot and the connection.
+struct Upstream {
+    _lease: Lease,
+    _permit: OwnedSemaphorePermit,
 }
 
-/// The upstream's response body, holding the in-flight slot until it is finished or dropped.
+/// The upstream's response body. At its end (or when dropped) it lets go of the in-flight slot
+/// and gives the connection back to the pool, before the client has read the last bytes.
 struct UpstreamBody {
     inner: Incoming,
-    _permit: OwnedSemaphorePermit,
+    upstream: Option<Upstream>,
 }
 
 impl hyper::body::Body for UpstreamBody {
@@ -713,7 +682,12 @@ impl hyper::body::Body for UpstreamBody {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        Pin::new(&mut self.get_mut().inner).poll_frame(cx)
+        let this = self.get_mut();
+        let frame = Pin::new(&mut this.inner).poll_frame(cx);
+        if matches!(frame, Poll::Ready(None)) {
+            this.upstream = None;
+        }
+        frame
     }
 
     fn is_end_stream(&self) -> bool {

@@ -1,0 +1,211 @@
+//! The pool against a real HTTP/1.1 upstream on 127.0.0.1 that records what it was sent and
+//! how its connections came and went.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use axum::body::Body;
+use http::Request;
+use http_body_util::BodyExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+use super::{Pool, PoolConfig};
+
+#[derive(Default)]
+struct Seen {
+    opened: AtomicUsize,
+    closed: AtomicUsize,
+    heads: std::sync::Mutex<Vec<String>>,
+}
+
+/// Answers every request `200 ok`; with `close_after_answer`, closes the connection after each
+/// answer without saying so (as an upstream whose keep-alive timeout ran out does).
+async fn upstream(close_after_answer: bool) -> (SocketAddr, Arc<Seen>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = Arc::new(Seen::default());
+    let state = Arc::clone(&seen);
+    tokio::spawn(async move {
+        loop {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            state.opened.fetch_add(1, Ordering::SeqCst);
+            let state = Arc::clone(&state);
+            tokio::spawn(async move {
+                let mut buffer = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    let n = stream.read(&mut chunk).await.unwrap_or(0);
+                    if n == 0 {
+                        break;
+                    }
+                    buffer.extend_from_slice(&chunk[..n]);
+                    while let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+                        let head = String::from_utf8_lossy(&buffer[..end]).into_owned();
+                        buffer.drain(..end + 4);
+                        state.heads.lock().unwrap().push(head);
+                        let _ = stream
+                            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                            .await;
+                    }
+                    if close_after_answer {
+                        break;
+                    }
+                }
+                state.closed.fetch_add(1, Ordering::SeqCst);
+            });
+        }
+    });
+    (addr, seen)
+}
+
+fn config(addr: SocketAddr) -> PoolConfig {
+    PoolConfig {
+        authority: addr.to_string().parse().unwrap(),
+        connect_timeout: Duration::from_secs(2),
+        max_idle: 16,
+        idle_timeout: Duration::from_secs(60),
+        http2: false,
+    }
+}
+
+fn get(target: &str) -> Request<Body> {
+    Request::get(target).body(Body::empty()).unwrap()
+}
+
+/// Sends `target` and reads the answer to its end (which gives the connection back).
+async fn fetch(pool: &Pool, target: &str) -> String {
+    let (response, lease) = pool.send(get(target)).await.expect("the upstream answers");
+    assert_eq!(response.status(), 200);
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    drop(lease);
+    String::from_utf8(body.to_vec()).unwrap()
+}
+
+/// Waits (up to 2 s) until `check` holds.
+async fn eventually(what: &str, check: impl Fn() -> bool) {
+    for _ in 0..200 {
+        if check() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("{what}: not within 2 s");
+}
+
+#[tokio::test]
+async fn one_connection_serves_requests_one_after_another() {
+    let (addr, seen) = upstream(false).await;
+    let pool = Pool::new(config(addr));
+    for _ in 0..20 {
+        assert_eq!(fetch(&pool, "/items").await, "ok");
+    }
+    assert_eq!(seen.opened.load(Ordering::SeqCst), 1);
+    assert_eq!(seen.heads.lock().unwrap().len(), 20);
+}
+
+#[tokio::test]
+async fn requests_go_in_origin_form_with_the_upstreams_host_when_none_is_set() {
+    let (addr, seen) = upstream(false).await;
+    let pool = Pool::new(config(addr));
+    fetch(&pool, "http://client.example/a/b?c=d").await;
+    let mut with_host = get("/kept");
+    with_host
+        .headers_mut()
+        .insert(http::header::HOST, "api.example".parse().unwrap());
+    let (response, _lease) = pool.send(with_host).await.unwrap();
+    response.into_body().collect().await.unwrap();
+    let heads = seen.heads.lock().unwrap().clone();
+    let first = heads[0].to_ascii_lowercase();
+    assert!(first.starts_with("get /a/b?c=d http/1.1\r\n"), "{first}");
+    assert!(first.contains(&format!("\r\nhost: {addr}")), "{first}");
+    let second = heads[1].to_ascii_lowercase();
+    assert!(second.contains("\r\nhost: api.example"), "{second}");
+    assert!(!second.contains(&addr.to_string()), "{second}");
+}
+
+#[tokio::test]
+async fn connections_the_upstream_closed_while_idle_are_not_used() {
+    let (addr, seen) = upstream(true).await;
+    let pool = Pool::new(config(addr));
+    for n in 1..=5 {
+        assert_eq!(fetch(&pool, "/items").await, "ok");
+        // The pool's side of the connection sees the close before the next request.
+        eventually("the upstream closed its side", || {
+            seen.closed.load(Ordering::SeqCst) == n
+        })
+        .await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(seen.opened.load(Ordering::SeqCst), 5);
+}
+
+#[tokio::test]
+async fn idle_connections_close_after_the_idle_timeout() {
+    let (addr, seen) = upstream(false).await;
+    let mut config = config(addr);
+    config.idle_timeout = Duration::from_millis(100);
+    let pool = Pool::new(config);
+    fetch(&pool, "/items").await;
+    assert_eq!(seen.closed.load(Ordering::SeqCst), 0);
+    eventually("the idle connection closed", || {
+        seen.closed.load(Ordering::SeqCst) == 1
+    })
+    .await;
+    assert!(pool.0.idle.lock().unwrap().is_empty());
+    // And the next request opens a new one.
+    fetch(&pool, "/items").await;
+    assert_eq!(seen.opened.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn at_most_max_idle_connections_are_kept() {
+    let (addr, seen) = upstream(false).await;
+    let mut config = config(addr);
+    config.max_idle = 2;
+    let pool = Pool::new(config);
+    // Four exchanges at once take four connections.
+    let leased: Vec<_> = futures_util::future::join_all((0..4).map(|_| pool.send(get("/"))))
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(seen.opened.load(Ordering::SeqCst), 4);
+    for (response, lease) in leased {
+        response.into_body().collect().await.unwrap();
+        drop(lease);
+    }
+    eventually("two connections given back", || {
+        pool.0.idle.lock().unwrap().len() == 2
+    })
+    .await;
+    eventually("the other two closed", || {
+        seen.closed.load(Ordering::SeqCst) == 2
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_answer_left_unread_does_not_give_its_connection_to_the_next_request() {
+    let (addr, seen) = upstream(false).await;
+    let pool = Pool::new(config(addr));
+    let (response, lease) = pool.send(get("/first")).await.unwrap();
+    // The exchange is still going (its answer not read): the next request needs another
+    // connection.
+    assert_eq!(fetch(&pool, "/second").await, "ok");
+    assert_eq!(seen.opened.load(Ordering::SeqCst), 2);
+    drop((response, lease));
+}
+
+#[tokio::test]
+async fn a_refused_connection_is_a_connect_failure() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    let pool = Pool::new(config(addr));
+    let failure = pool.send(get("/")).await.err().expect("nothing listens");
+    assert!(failure.is_connect(), "{failure}");
+    assert!(failure.to_string().starts_with("connect: "), "{failure}");
+}
