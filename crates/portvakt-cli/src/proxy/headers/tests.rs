@@ -1,6 +1,6 @@
 //! Each header rule on its own, and the orders the module documentation says matter.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use http::uri::Authority;
@@ -8,7 +8,7 @@ use http::{HeaderMap, Version};
 use portvakt::{Algorithm, Config, KeySet, SigningKey, Validator, VerifiedToken};
 use serde_json::json;
 
-use super::{ClientSide, HeaderRules};
+use super::{ClientSide, HeaderRules, ip_value};
 
 const PEER: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 1, 2, 3));
 
@@ -282,6 +282,34 @@ fn rule_9_appends_the_client_address_after_hop_by_hop_removal() {
     };
     rules(Version::HTTP_11).to_upstream(&mut map, no_address, None);
     assert!(!map.contains_key("x-forwarded-for"));
+}
+
+#[test]
+fn rule_9_writes_every_address_as_display_does() {
+    for a in [0u8, 1, 9, 10, 42, 99, 100, 199, 200, 255] {
+        for b in [0u8, 7, 10, 100, 255] {
+            let ip = IpAddr::V4(Ipv4Addr::new(a, b, b.wrapping_add(a), 255 - a));
+            assert_eq!(ip_value(ip).to_str().unwrap(), ip.to_string());
+        }
+    }
+    for ip in [
+        Ipv6Addr::LOCALHOST,
+        Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1),
+    ] {
+        assert_eq!(ip_value(IpAddr::V6(ip)).to_str().unwrap(), ip.to_string());
+    }
+}
+
+#[test]
+fn rule_2_removes_a_lone_proxy_header_and_leaves_a_request_without_any_as_it_was() {
+    let map = to_upstream(&[("proxy-x", "1"), ("x-kept", "1")], None);
+    assert!(!map.contains_key("proxy-x"));
+    assert_eq!(values(&map, "x-kept"), ["1"]);
+
+    let mut answer = headers(&[("content-type", "text/plain"), ("x-a", "1"), ("x-a", "2")]);
+    let before = answer.clone();
+    HeaderRules::to_client(&mut answer);
+    assert_eq!(answer, before);
 }
 
 #[test]
