@@ -21,9 +21,11 @@
 //!
 //! The upstream is the application in the same pod, so it is reached over plain HTTP (an
 //! `https://` upstream is refused at start-up). HTTP/1.1 by default, or HTTP/2 with prior
-//! knowledge ([`ProxyConfig::upstream_http2`]). Connections are pooled and kept alive: at most
-//! [`ProxyConfig::pool_max_idle_per_host`] idle ones, closed after
-//! [`ProxyConfig::pool_idle_timeout`]; at most [`ProxyConfig::max_in_flight`] requests are
+//! knowledge ([`ProxyConfig::upstream_http2`]). Each worker thread keeps its own connections
+//! alive (`pool`): at most [`ProxyConfig::pool_max_idle_per_host`] idle ones, closed after
+//! [`ProxyConfig::pool_idle_timeout`]; a connection is reused as soon as the upstream's answer
+//! has been read to its end, and a request that a kept-alive connection could not start (the
+//! upstream closed it while idle) goes again on another; at most [`ProxyConfig::max_in_flight`] requests are
 //! in flight to the upstream at once (more wait, within the request timeout). The
 //! [`ProxyConfig::request_timeout`] runs from the moment the request is authorized until the
 //! upstream's response headers arrive (including the time to send the request body); the
