@@ -96,7 +96,7 @@
 
 pub(crate) mod answer;
 pub mod headers;
-mod pool;
+pub mod pool;
 pub mod routes;
 
 use std::net::SocketAddr;

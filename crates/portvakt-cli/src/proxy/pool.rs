@@ -35,19 +35,23 @@ use tokio::net::TcpStream;
 
 /// How a worker's upstream connections are made and kept.
 #[derive(Debug, Clone)]
-pub(crate) struct PoolConfig {
+pub struct PoolConfig {
     /// `host:port` of the upstream.
-    pub(crate) authority: Authority,
-    pub(crate) connect_timeout: Duration,
-    pub(crate) max_idle: usize,
-    pub(crate) idle_timeout: Duration,
-    pub(crate) http2: bool,
+    pub authority: Authority,
+    /// To open a TCP connection.
+    pub connect_timeout: Duration,
+    /// Idle HTTP/1.1 connections kept at most.
+    pub max_idle: usize,
+    /// An idle connection is closed after this long unused.
+    pub idle_timeout: Duration,
+    /// HTTP/2 with prior knowledge instead of HTTP/1.1.
+    pub http2: bool,
 }
 
 /// One worker's upstream connections. Made on the runtime that will drive them (its idle
 /// connections are swept by a task on that runtime).
 #[derive(Clone)]
-pub(crate) struct Pool(Arc<Shared>);
+pub struct Pool(Arc<Shared>);
 
 struct Shared {
     config: PoolConfig,
@@ -68,7 +72,7 @@ struct Idle {
 
 /// Why the upstream did not answer.
 #[derive(Debug)]
-pub(crate) enum Failure {
+pub enum Failure {
     /// No connection could be opened (refused, unreachable, or not within the connect timeout).
     Connect(io::Error),
     /// The connection failed before the answer's headers arrived.
@@ -77,7 +81,7 @@ pub(crate) enum Failure {
 
 impl Failure {
     /// Whether no connection could be opened.
-    pub(crate) fn is_connect(&self) -> bool {
+    pub fn is_connect(&self) -> bool {
         matches!(self, Failure::Connect(_))
     }
 }
@@ -104,7 +108,7 @@ impl std::fmt::Display for Failure {
 
 /// An HTTP/1.1 connection in use; back to its pool when dropped, once it is ready for the next
 /// request (the upstream's answer read to its end). An HTTP/2 lease holds nothing.
-pub(crate) struct Lease(Option<(http1::SendRequest<Body>, Weak<Shared>)>);
+pub struct Lease(Option<(http1::SendRequest<Body>, Weak<Shared>)>);
 
 impl Drop for Lease {
     fn drop(&mut self) {
@@ -135,7 +139,7 @@ impl Pool {
     /// # Panics
     ///
     /// Outside a Tokio runtime.
-    pub(crate) fn new(config: PoolConfig) -> Pool {
+    pub fn new(config: PoolConfig) -> Pool {
         let host = HeaderValue::from_str(&host_header(&config.authority))
             .unwrap_or_else(|_| HeaderValue::from_static("localhost"));
         let connect_to = (
@@ -160,7 +164,7 @@ impl Pool {
 
     /// Sends `request` (its URI's path and query, its headers as they are) to the upstream,
     /// on an idle connection or a new one.
-    pub(crate) async fn send(
+    pub async fn send(
         &self,
         request: Request<Body>,
     ) -> Result<(Response<Incoming>, Lease), Failure> {

@@ -1,0 +1,144 @@
+//! The floor of the enforcing proxy's throughput: `portvakt serve --upstream`'s own HTTP stack
+//! moving requests and nothing else. Its listener, one accept loop per core on a
+//! single-threaded runtime of its own (as the proxy's worker threads run), and its upstream
+//! pool ([`portvakt_cli::proxy::pool`]), forwarding every request as it came: no path check, no
+//! route, no token, no header rule. No proxy on this stack can be faster, so
+//! `scripts/load-proxy.sh` measures it beside nginx and the proxy. What lies between nginx and
+//! the floor is the HTTP stack (hyper, tokio); what lies between the floor and the proxy is
+//! the security work.
+//!
+//! ```sh
+//! cargo run --release -p portvakt-cli --example proxy_floor -- 127.0.0.1:18083 127.0.0.1:18080
+//! ```
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::response::Response;
+use http::{StatusCode, Version};
+use hyper::body::{Bytes, Frame, Incoming, SizeHint};
+use portvakt_cli::proxy::pool::{Lease, Pool, PoolConfig};
+use portvakt_cli::serve::listener::{self, Admission, FastRoute, ListenerConfig};
+
+/// The upstream's answer, holding its connection until read to its end.
+struct Leased {
+    body: Incoming,
+    lease: Option<Lease>,
+}
+
+impl hyper::body::Body for Leased {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let this = self.get_mut();
+        let frame = Pin::new(&mut this.body).poll_frame(cx);
+        if matches!(frame, Poll::Ready(None)) {
+            this.lease = None;
+        }
+        frame
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+async fn forward(pool: Pool, request: http::Request<Incoming>) -> Response {
+    let mut request = request.map(Body::new);
+    *request.version_mut() = Version::HTTP_11;
+    match pool.send(request).await {
+        Ok((response, lease)) => {
+            let (mut parts, body) = response.into_parts();
+            parts.version = Version::HTTP_11;
+            let body = Leased {
+                body,
+                lease: Some(lease),
+            };
+            Response::from_parts(parts, Body::new(body))
+        }
+        Err(e) => {
+            eprintln!("proxy_floor: upstream failed: {e}");
+            let mut answer = Response::new(Body::empty());
+            *answer.status_mut() = StatusCode::BAD_GATEWAY;
+            answer
+        }
+    }
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let listen = args.next().unwrap_or_else(|| "127.0.0.1:18083".to_owned());
+    let upstream = args.next().unwrap_or_else(|| "127.0.0.1:18080".to_owned());
+    let Ok(authority) = upstream.parse::<http::uri::Authority>() else {
+        eprintln!("usage: proxy_floor [LISTEN] [UPSTREAM host:port]  (upstream `{upstream}`)");
+        std::process::exit(2);
+    };
+    let socket = match std::net::TcpListener::bind(&listen).and_then(|socket| {
+        socket.set_nonblocking(true)?;
+        Ok(socket)
+    }) {
+        Ok(socket) => socket,
+        Err(e) => {
+            eprintln!("error: cannot listen on {listen}: {e}");
+            std::process::exit(1);
+        }
+    };
+    let config = PoolConfig {
+        authority,
+        connect_timeout: Duration::from_secs(2),
+        max_idle: 1024,
+        idle_timeout: Duration::from_secs(60),
+        http2: false,
+    };
+    let admission = Admission::new(listener::DEFAULT_MAX_CONNECTIONS);
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    eprintln!(
+        "proxy_floor listening on http://{listen}, forwarding to http://{upstream}, {workers} worker threads"
+    );
+    let threads: Vec<_> = (0..workers)
+        .map(|_| {
+            let socket = socket
+                .try_clone()
+                .expect("the listening socket can be shared");
+            let config = config.clone();
+            let admission = Arc::clone(&admission);
+            std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("a runtime");
+                runtime.block_on(async move {
+                    let listener = tokio::net::TcpListener::from_std(socket)?;
+                    let pool = Pool::new(config);
+                    let handler =
+                        FastRoute::any(move |request| Box::pin(forward(pool.clone(), request)));
+                    listener::serve_handler_admitted(
+                        listener,
+                        handler,
+                        ListenerConfig::default(),
+                        &admission,
+                        std::future::pending(),
+                    )
+                    .await
+                })
+            })
+        })
+        .collect();
+    for thread in threads {
+        if let Ok(Err(e)) = thread.join() {
+            eprintln!("error: {e}");
+            std::process::exit(1);
+        }
+    }
+}
