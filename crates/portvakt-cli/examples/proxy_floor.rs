@@ -84,10 +84,12 @@ fn main() {
         eprintln!("usage: proxy_floor [LISTEN] [UPSTREAM host:port]  (upstream `{upstream}`)");
         std::process::exit(2);
     };
-    let socket = match std::net::TcpListener::bind(&listen).and_then(|socket| {
-        socket.set_nonblocking(true)?;
-        Ok(socket)
-    }) {
+    // The proxy's own listening socket (its backlog included), made on a runtime of its own.
+    let bound = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .and_then(|runtime| runtime.block_on(async { listener::bind(&listen).await?.into_std() }));
+    let socket = match bound {
         Ok(socket) => socket,
         Err(e) => {
             eprintln!("error: cannot listen on {listen}: {e}");

@@ -1171,3 +1171,50 @@ async fn trace_logs_never_contain_a_token() {
         assert!(!stderr.contains(secret), "the log contains {what}");
     }
 }
+
+/// How many of `n` connections to `addr` the kernel completes within 800 ms while nobody
+/// accepts (a dropped SYN is retried only after 1 s).
+async fn completed_without_accepting(
+    addr: SocketAddr,
+    n: usize,
+) -> (usize, Vec<tokio::net::TcpStream>) {
+    let connects = (0..n).map(|_| {
+        tokio::time::timeout(
+            Duration::from_millis(800),
+            tokio::net::TcpStream::connect(addr),
+        )
+    });
+    let streams: Vec<_> = futures_util::future::join_all(connects)
+        .await
+        .into_iter()
+        .filter_map(|r| r.ok().and_then(Result::ok))
+        .collect();
+    (streams.len(), streams)
+}
+
+#[tokio::test]
+async fn the_listener_holds_a_burst_of_connections_beyond_128_until_it_accepts() {
+    // Linux caps the backlog at net.core.somaxconn; below 300 this cannot be shown here.
+    let somaxconn: usize = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+        .ok()
+        .and_then(|text| text.trim().parse().ok())
+        .unwrap_or(0);
+    assert!(
+        somaxconn >= 300,
+        "net.core.somaxconn is {somaxconn}; this test needs at least 300 (sysctl -w net.core.somaxconn=4096)"
+    );
+    let burst = 300;
+    let listener = listener::bind("127.0.0.1:0").await.unwrap();
+    let (completed, _held) =
+        completed_without_accepting(listener.local_addr().unwrap(), burst).await;
+    assert_eq!(completed, burst, "connections completed in the backlog");
+
+    // The same burst against tokio's own bind (a backlog of 128) loses SYNs, which is why the
+    // sidecar binds its own way.
+    let small = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let (completed, _held) = completed_without_accepting(small.local_addr().unwrap(), burst).await;
+    assert!(
+        completed < burst,
+        "{completed} of {burst} completed with a backlog of 128"
+    );
+}

@@ -81,6 +81,45 @@ pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// Connections served at once per listener, by default.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
 
+/// How many connections the kernel completes and holds for [`bind`]'s listener before the
+/// accept loop takes them (the `listen(2)` backlog; Linux caps it at
+/// `net.core.somaxconn`, 4096 by default since Linux 5.4).
+///
+/// `TcpListener::bind` asks for 128. When more clients than that connect at once (1000 wrk
+/// connections; in a pod, every client reconnecting after a deploy), the kernel drops the
+/// SYNs beyond it and each dropped client waits for its retransmission: 1 s, then 3 s in all.
+/// Measured: 591 dropped SYNs per 1000-connection burst and requests over 2 s
+/// (docs/BENCHMARKS.md). nginx asks for 511, Go for `somaxconn`; this asks for as many as
+/// [`DEFAULT_MAX_CONNECTIONS`], the connections it serves at once.
+pub const LISTEN_BACKLOG: u32 = 4096;
+
+/// Listens on `addr` (the first of its addresses that can be bound) with
+/// [`LISTEN_BACKLOG`], and `SO_REUSEADDR` as `TcpListener::bind` sets it.
+pub async fn bind(addr: &str) -> io::Result<TcpListener> {
+    let mut last = None;
+    for addr in tokio::net::lookup_host(addr).await? {
+        let socket = match addr {
+            SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4(),
+            SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6(),
+        };
+        let listening = socket.and_then(|socket| {
+            socket.set_reuseaddr(true)?;
+            socket.bind(addr)?;
+            socket.listen(LISTEN_BACKLOG)
+        });
+        match listening {
+            Ok(listener) => return Ok(listener),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("`{addr}` names no address"),
+        )
+    }))
+}
+
 /// The most an HTTP/1.1 connection buffers while reading a request's headers: a 16 KiB token
 /// and ordinary headers fit; more is answered 431. Bounds a slow client's memory (hyper's own
 /// default is about 400 KiB).

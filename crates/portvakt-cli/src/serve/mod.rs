@@ -473,7 +473,7 @@ async fn await_issuer(validator: &Validator) -> Result<(), ServeError> {
 }
 
 async fn bind(addr: &str, flag: &'static str) -> Result<TcpListener, ServeError> {
-    TcpListener::bind(addr)
+    listener::bind(addr)
         .await
         .map_err(|source| ServeError::Listen {
             addr: addr.to_owned(),
