@@ -65,7 +65,8 @@ wait_for() { # $1: URL, $2: what, $3: log file
 # Two nginx processes: the upstream, and the plain reverse proxy to it (apart, so that each
 # one's CPU is its own). One worker per core (as portvakt has one proxy thread per core);
 # keep-alive without a request limit on both sides, as portvakt's; no access log (portvakt
-# keeps none).
+# keeps none); a listen backlog of 4096, as portvakt's (nginx's default, 511, drops SYNs when
+# 1000 wrk connections open at once, and wrk counts the retransmission's second as timeouts).
 nginx_conf() { # $1: name, $2: server block -> $WORK/$1/nginx.conf
   mkdir -p "$WORK/$1"
   cat >"$WORK/$1/nginx.conf" <<NGINX
@@ -88,10 +89,10 @@ NGINX
   "$NGINX_BIN" -p "$WORK/$1" -c "$WORK/$1/nginx.conf" 2>"$WORK/$1/start.log" ||
     { cat "$WORK/$1/start.log" >&2; exit 1; }
 }
-nginx_conf upstream "server { listen $UPSTREAM; location / { default_type text/plain; return 200 \"ok\"; } }"
+nginx_conf upstream "server { listen $UPSTREAM backlog=4096; location / { default_type text/plain; return 200 \"ok\"; } }"
 nginx_conf proxy "upstream app { server $UPSTREAM; keepalive 64; keepalive_requests 100000000; }
   server {
-    listen $NGINX;
+    listen $NGINX backlog=4096;
     location / {
       proxy_pass http://app;
       proxy_http_version 1.1;

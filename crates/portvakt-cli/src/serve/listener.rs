@@ -1,5 +1,8 @@
 //! The accept loop behind every listener of `portvakt serve` (API, probes, enforcing proxy).
 //!
+//! - Listening sockets come from [`bind`], with a backlog of [`LISTEN_BACKLOG`] (4096, not the
+//!   128 of `TcpListener::bind`), so a burst of new clients is held by the kernel until the
+//!   accept loop takes them instead of losing their SYNs to a second's retransmission.
 //! - HTTP/1.1, and HTTP/2 with prior knowledge (h2c), told apart by the client's first bytes.
 //! - A client must send its request headers within [`ListenerConfig::header_read_timeout`]
 //!   (default 30 s) or the connection is closed without an answer; this also covers the first
