@@ -18,8 +18,9 @@
 //!   keep-alive timeout and a new request is never the client's 502;
 //! - HTTP/1.1 requests in origin form (`GET /path?query`), with `Host` set to the upstream's
 //!   address when the header rules removed the client's;
-//! - with HTTP/2, one connection per worker multiplexes every request, and a closed one is
-//!   replaced on the next request.
+//! - with HTTP/2, one connection per worker multiplexes every request: the requests of a
+//!   burst that finds none wait for the one being opened, and a closed one is replaced on the
+//!   next request.
 
 use std::io;
 use std::sync::{Arc, Mutex, Weak};
@@ -63,6 +64,9 @@ struct Shared {
     idle: Mutex<Vec<Idle>>,
     /// The HTTP/2 connection, when the upstream speaks HTTP/2.
     h2: Mutex<Option<http2::SendRequest<Body>>>,
+    /// Held while an HTTP/2 connection is being opened, so that the requests of a burst wait
+    /// for that one instead of each opening its own.
+    h2_connecting: tokio::sync::Mutex<()>,
 }
 
 struct Idle {
@@ -157,6 +161,7 @@ impl Pool {
             connect_to,
             idle: Mutex::new(Vec::new()),
             h2: Mutex::new(None),
+            h2_connecting: tokio::sync::Mutex::new(()),
         });
         tokio::spawn(sweep(Arc::downgrade(&shared)));
         Pool(shared)
@@ -230,17 +235,18 @@ impl Pool {
         }
         let mut reused = true;
         loop {
-            let kept = shared
-                .h2
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .clone()
-                .filter(|sender| !sender.is_closed());
-            let mut sender = match kept {
+            let mut sender = match shared.kept_h2() {
                 Some(sender) => sender,
                 None => {
-                    reused = false;
-                    shared.connect_h2().await?
+                    let _connecting = shared.h2_connecting.lock().await;
+                    match shared.kept_h2() {
+                        // Opened by another request while this one waited.
+                        Some(sender) => sender,
+                        None => {
+                            reused = false;
+                            shared.connect_h2().await?
+                        }
+                    }
                 }
             };
             if let Err(e) = sender.ready().await {
@@ -337,6 +343,15 @@ impl Shared {
         });
         *self.h2.lock().unwrap_or_else(|e| e.into_inner()) = Some(sender.clone());
         Ok(sender)
+    }
+
+    /// The kept HTTP/2 connection, if it is still open.
+    fn kept_h2(&self) -> Option<http2::SendRequest<Body>> {
+        self.h2
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .filter(|sender| !sender.is_closed())
     }
 
     /// Drops the kept HTTP/2 connection if it is still `failed`, so the next request opens one.

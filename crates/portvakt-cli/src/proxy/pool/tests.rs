@@ -209,3 +209,87 @@ async fn a_refused_connection_is_a_connect_failure() {
     assert!(failure.is_connect(), "{failure}");
     assert!(failure.to_string().starts_with("connect: "), "{failure}");
 }
+
+/// An HTTP/2 (prior knowledge) upstream answering `ok`; with `one_request_per_connection`,
+/// each connection is shut down (GOAWAY) after its first answer.
+async fn h2_upstream(one_request_per_connection: bool) -> (SocketAddr, Arc<Seen>) {
+    use hyper::server::conn::http2;
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = Arc::new(Seen::default());
+    let state = Arc::clone(&seen);
+    tokio::spawn(async move {
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            state.opened.fetch_add(1, Ordering::SeqCst);
+            let state = Arc::clone(&state);
+            tokio::spawn(async move {
+                let answered = Arc::new(tokio::sync::Notify::new());
+                let notify = Arc::clone(&answered);
+                let seen = Arc::clone(&state);
+                let service =
+                    hyper::service::service_fn(move |request: Request<hyper::body::Incoming>| {
+                        seen.heads.lock().unwrap().push(request.uri().to_string());
+                        notify.notify_one();
+                        async {
+                            Ok::<_, std::convert::Infallible>(http::Response::new(
+                                http_body_util::Full::new(hyper::body::Bytes::from_static(b"ok")),
+                            ))
+                        }
+                    });
+                let connection = http2::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), service);
+                let mut connection = std::pin::pin!(connection);
+                if one_request_per_connection {
+                    tokio::select! {
+                        _ = connection.as_mut() => {}
+                        () = answered.notified() => {
+                            connection.as_mut().graceful_shutdown();
+                            let _ = connection.await;
+                        }
+                    }
+                } else {
+                    let _ = connection.await;
+                }
+                state.closed.fetch_add(1, Ordering::SeqCst);
+            });
+        }
+    });
+    (addr, seen)
+}
+
+#[tokio::test]
+async fn http2_requests_share_one_connection_with_the_upstreams_authority() {
+    let (addr, seen) = h2_upstream(false).await;
+    let mut config = config(addr);
+    config.http2 = true;
+    let pool = Pool::new(config);
+    let answers = futures_util::future::join_all((0..10).map(|_| fetch(&pool, "/a?b=c"))).await;
+    assert!(answers.iter().all(|answer| answer == "ok"), "{answers:?}");
+    assert_eq!(seen.opened.load(Ordering::SeqCst), 1);
+    let targets = seen.heads.lock().unwrap().clone();
+    assert_eq!(targets.len(), 10);
+    assert!(
+        targets.iter().all(|t| *t == format!("http://{addr}/a?b=c")),
+        "{targets:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_closed_http2_connection_is_replaced_by_the_next_request() {
+    let (addr, seen) = h2_upstream(true).await;
+    let mut config = config(addr);
+    config.http2 = true;
+    let pool = Pool::new(config);
+    for n in 1..=3 {
+        assert_eq!(fetch(&pool, "/items").await, "ok");
+        eventually("the upstream closed the connection", || {
+            seen.closed.load(Ordering::SeqCst) == n
+        })
+        .await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(seen.opened.load(Ordering::SeqCst), 3);
+}
