@@ -5,8 +5,8 @@
 //! other thread touches. Per request it cloned the client, boxed the request's future, hashed
 //! the pool key (scheme and authority) with SipHash into a map behind a lock, and on the way
 //! back locked and hashed again: about 9,300 of the proxy's 58,000 instructions per proxied
-//! request, counted by `valgrind --tool=callgrind` (docs/BENCHMARKS.md, "Where the proxy's time
-//! goes"). Here a worker's idle HTTP/1.1 connections are one stack: a request takes the most
+//! request, counted by `valgrind --tool=callgrind` (docs/BENCHMARKS.md, "What changed, counted
+//! in instructions"). Here a worker's idle HTTP/1.1 connections are one stack: a request takes the most
 //! recently used one (warm in the caches, and the others can age out), and its [`Lease`] puts
 //! it back when the upstream's answer has been read to its end.
 //!
@@ -14,8 +14,8 @@
 //! - TCP_NODELAY and TCP keep-alive (60 s) on every upstream connection, the connect timeout;
 //! - at most `max_idle` idle connections kept, each closed after `idle_timeout` unused;
 //! - a request that a kept-alive connection could not even start (the upstream closed it while
-//!   it was idle) goes again on another connection, so the race between the upstream's
-//!   keep-alive timeout and a new request is never the client's 502;
+//!   it was idle) goes again on another connection; one already written is never sent twice
+//!   (the upstream may have acted on it), and if its connection breaks it is the client's 502;
 //! - HTTP/1.1 requests in origin form (`GET /path?query`), with `Host` set to the upstream's
 //!   address when the header rules removed the client's;
 //! - with HTTP/2, one connection per worker multiplexes every request: the requests of a
