@@ -11,48 +11,15 @@
 //! cargo run --release -p portvakt-cli --example proxy_floor -- 127.0.0.1:18083 127.0.0.1:18080
 //! ```
 
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::body::Body;
 use axum::response::Response;
 use http::{StatusCode, Version};
-use hyper::body::{Bytes, Frame, Incoming, SizeHint};
-use portvakt_cli::proxy::pool::{Lease, Pool, PoolConfig};
+use hyper::body::Incoming;
+use portvakt_cli::proxy::pool::{HeldBody, Pool, PoolConfig};
 use portvakt_cli::serve::listener::{self, Admission, FastRoute, ListenerConfig};
-
-/// The upstream's answer, holding its connection until read to its end.
-struct Leased {
-    body: Incoming,
-    lease: Option<Lease>,
-}
-
-impl hyper::body::Body for Leased {
-    type Data = Bytes;
-    type Error = hyper::Error;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        let this = self.get_mut();
-        let frame = Pin::new(&mut this.body).poll_frame(cx);
-        if matches!(frame, Poll::Ready(None)) {
-            this.lease = None;
-        }
-        frame
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.body.size_hint()
-    }
-}
 
 async fn forward(pool: Pool, request: http::Request<Incoming>) -> Response {
     let mut request = request.map(Body::new);
@@ -61,11 +28,7 @@ async fn forward(pool: Pool, request: http::Request<Incoming>) -> Response {
         Ok((response, lease)) => {
             let (mut parts, body) = response.into_parts();
             parts.version = Version::HTTP_11;
-            let body = Leased {
-                body,
-                lease: Some(lease),
-            };
-            Response::from_parts(parts, Body::new(body))
+            Response::from_parts(parts, Body::new(HeldBody::new(body, lease)))
         }
         Err(e) => {
             eprintln!("proxy_floor: upstream failed: {e}");

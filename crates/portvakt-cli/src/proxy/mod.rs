@@ -101,9 +101,7 @@ pub mod routes;
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
@@ -111,7 +109,7 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::response::Response;
 use http::uri::Authority;
 use http::{HeaderMap, Version};
-use hyper::body::{Bytes, Frame, Incoming, SizeHint};
+use hyper::body::Incoming;
 use portvakt::bearer::{self, Reason, Rejection};
 use portvakt::{Validator, VerifiedToken};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -119,7 +117,7 @@ use url::Url;
 
 use crate::serve::listener::{self, ListenerConfig};
 use crate::serve::metrics::Metrics;
-use pool::{Lease, Pool, PoolConfig};
+use pool::{HeldBody, Lease, Pool, PoolConfig};
 use routes::{Access, PolicyError, PolicyFile, RequestPath};
 
 /// Settings for the proxy. [`ProxyConfig::new`] fills in the defaults.
@@ -653,50 +651,12 @@ fn client_response(response: http::Response<Incoming>, upstream: Upstream) -> Re
     let (mut parts, body) = response.into_parts();
     headers::HeaderRules::to_client(&mut parts.headers);
     parts.version = Version::HTTP_11;
-    Response::from_parts(
-        parts,
-        Body::new(UpstreamBody {
-            inner: body,
-            upstream: Some(upstream),
-        }),
-    )
+    Response::from_parts(parts, Body::new(HeldBody::new(body, upstream)))
 }
 
-/// What an exchange holds until the upstream's answer has been read to its end: an in-flight
-/// slot and the connection.
+/// What an exchange holds until the upstream's answer has been read to its end ([`HeldBody`]):
+/// an in-flight slot and the connection.
 struct Upstream {
     _lease: Lease,
     _permit: OwnedSemaphorePermit,
-}
-
-/// The upstream's response body. At its end (or when dropped) it lets go of the in-flight slot
-/// and gives the connection back to the pool, before the client has read the last bytes.
-struct UpstreamBody {
-    inner: Incoming,
-    upstream: Option<Upstream>,
-}
-
-impl hyper::body::Body for UpstreamBody {
-    type Data = Bytes;
-    type Error = hyper::Error;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        let this = self.get_mut();
-        let frame = Pin::new(&mut this.inner).poll_frame(cx);
-        if matches!(frame, Poll::Ready(None)) {
-            this.upstream = None;
-        }
-        frame
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
-    }
 }

@@ -23,13 +23,15 @@
 //!   next request.
 
 use std::io;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, Weak};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{HeaderValue, Request, Response, Uri, header};
-use hyper::body::Incoming;
+use hyper::body::{Bytes, Frame, Incoming, SizeHint};
 use hyper::client::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpStream;
@@ -134,6 +136,49 @@ impl Drop for Lease {
                 }
             });
         }
+    }
+}
+
+/// The upstream's answer body, holding `held` (a [`Lease`], and whatever else the exchange
+/// keeps, such as an in-flight slot) until the body ends or is dropped: at its end the
+/// connection goes back to the pool before the client has read the last bytes.
+pub struct HeldBody<H> {
+    body: Incoming,
+    held: Option<H>,
+}
+
+impl<H> HeldBody<H> {
+    /// `body`, holding `held` until it ends.
+    pub fn new(body: Incoming, held: H) -> HeldBody<H> {
+        HeldBody {
+            body,
+            held: Some(held),
+        }
+    }
+}
+
+impl<H: Unpin> hyper::body::Body for HeldBody<H> {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let this = self.get_mut();
+        let frame = Pin::new(&mut this.body).poll_frame(cx);
+        if matches!(frame, Poll::Ready(None)) {
+            this.held = None;
+        }
+        frame
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
     }
 }
 
