@@ -230,12 +230,7 @@ impl Pool {
         mut request: Request<Body>,
     ) -> Result<(Response<Incoming>, Lease), Failure> {
         let shared = &self.0;
-        let origin_form = request
-            .uri()
-            .path_and_query()
-            .cloned()
-            .unwrap_or_else(|| PathAndQuery::from_static("/"));
-        *request.uri_mut() = Uri::from(origin_form);
+        *request.uri_mut() = Uri::from(path_and_query(&request));
         if !request.headers().contains_key(header::HOST) {
             request
                 .headers_mut()
@@ -266,15 +261,10 @@ impl Pool {
     ) -> Result<(Response<Incoming>, Lease), Failure> {
         let shared = &self.0;
         // HTTP/2 takes `:scheme` and `:authority` from the URI: the upstream's.
-        let path_and_query = request
-            .uri()
-            .path_and_query()
-            .cloned()
-            .unwrap_or_else(|| PathAndQuery::from_static("/"));
         let mut uri = http::uri::Parts::default();
         uri.scheme = Some(Scheme::HTTP);
         uri.authority = Some(shared.config.authority.clone());
-        uri.path_and_query = Some(path_and_query);
+        uri.path_and_query = Some(path_and_query(&request));
         if let Ok(uri) = Uri::from_parts(uri) {
             *request.uri_mut() = uri;
         }
@@ -366,11 +356,7 @@ impl Shared {
     async fn connect_h1(&self) -> Result<http1::SendRequest<Body>, Failure> {
         let io = self.connect_tcp().await?;
         let (sender, connection) = http1::handshake(io).await.map_err(Failure::Exchange)?;
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!(error = %e, "proxy: upstream connection closed");
-            }
-        });
+        drive(connection);
         Ok(sender)
     }
 
@@ -381,11 +367,7 @@ impl Shared {
             .handshake(io)
             .await
             .map_err(Failure::Exchange)?;
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!(error = %e, "proxy: upstream connection closed");
-            }
-        });
+        drive(connection);
         *self.h2.lock().unwrap_or_else(|e| e.into_inner()) = Some(sender.clone());
         Ok(sender)
     }
@@ -409,6 +391,25 @@ impl Shared {
             *kept = None;
         }
     }
+}
+
+/// The request's path and query, `/` when it has none (the request target either protocol
+/// sends).
+fn path_and_query(request: &Request<Body>) -> PathAndQuery {
+    request
+        .uri()
+        .path_and_query()
+        .cloned()
+        .unwrap_or_else(|| PathAndQuery::from_static("/"))
+}
+
+/// Runs a new connection's own task on the current runtime until the connection closes.
+fn drive(connection: impl std::future::Future<Output = hyper::Result<()>> + Send + 'static) {
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::debug!(error = %e, "proxy: upstream connection closed");
+        }
+    });
 }
 
 /// `Host` for the upstream: `host:port`, without the port when it is 80.
