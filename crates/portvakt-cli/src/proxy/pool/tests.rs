@@ -21,44 +21,58 @@ struct Seen {
     heads: std::sync::Mutex<Vec<String>>,
 }
 
-/// Answers every request `200 ok`; with `close_after_answer`, closes the connection after each
-/// answer without saying so (as an upstream whose keep-alive timeout ran out does).
-async fn upstream(close_after_answer: bool) -> (SocketAddr, Arc<Seen>) {
+/// An upstream on 127.0.0.1 that serves each connection with `serve`, counting the
+/// connections it opened and those that ended.
+async fn serve_each<F, Fut>(serve: F) -> (SocketAddr, Arc<Seen>)
+where
+    F: Fn(tokio::net::TcpStream, Arc<Seen>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let seen = Arc::new(Seen::default());
     let state = Arc::clone(&seen);
     tokio::spawn(async move {
         loop {
-            let (mut stream, _) = listener.accept().await.unwrap();
+            let (stream, _) = listener.accept().await.unwrap();
             state.opened.fetch_add(1, Ordering::SeqCst);
+            let served = serve(stream, Arc::clone(&state));
             let state = Arc::clone(&state);
             tokio::spawn(async move {
-                let mut buffer = Vec::new();
-                let mut chunk = [0u8; 4096];
-                loop {
-                    let n = stream.read(&mut chunk).await.unwrap_or(0);
-                    if n == 0 {
-                        break;
-                    }
-                    buffer.extend_from_slice(&chunk[..n]);
-                    while let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
-                        let head = String::from_utf8_lossy(&buffer[..end]).into_owned();
-                        buffer.drain(..end + 4);
-                        state.heads.lock().unwrap().push(head);
-                        let _ = stream
-                            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
-                            .await;
-                    }
-                    if close_after_answer {
-                        break;
-                    }
-                }
+                served.await;
                 state.closed.fetch_add(1, Ordering::SeqCst);
             });
         }
     });
     (addr, seen)
+}
+
+/// Answers every request `200 ok`; with `close_after_answer`, closes the connection after each
+/// answer without saying so (as an upstream whose keep-alive timeout ran out does).
+async fn upstream(close_after_answer: bool) -> (SocketAddr, Arc<Seen>) {
+    serve_each(move |mut stream, state| async move {
+        let mut buffer = Vec::new();
+        let mut chunk = [0u8; 4096];
+        loop {
+            let n = stream.read(&mut chunk).await.unwrap_or(0);
+            if n == 0 {
+                break;
+            }
+            buffer.extend_from_slice(&chunk[..n]);
+            while let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&buffer[..end]).into_owned();
+                buffer.drain(..end + 4);
+                state.heads.lock().unwrap().push(head);
+                let _ = stream
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                    .await;
+            }
+            if close_after_answer {
+                break;
+            }
+        }
+    })
+    .await
 }
 
 fn config(addr: SocketAddr) -> PoolConfig {
@@ -216,48 +230,35 @@ async fn h2_upstream(one_request_per_connection: bool) -> (SocketAddr, Arc<Seen>
     use hyper::server::conn::http2;
     use hyper_util::rt::{TokioExecutor, TokioIo};
 
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let seen = Arc::new(Seen::default());
-    let state = Arc::clone(&seen);
-    tokio::spawn(async move {
-        loop {
-            let (stream, _) = listener.accept().await.unwrap();
-            state.opened.fetch_add(1, Ordering::SeqCst);
-            let state = Arc::clone(&state);
-            tokio::spawn(async move {
-                let answered = Arc::new(tokio::sync::Notify::new());
-                let notify = Arc::clone(&answered);
-                let seen = Arc::clone(&state);
-                let service =
-                    hyper::service::service_fn(move |request: Request<hyper::body::Incoming>| {
-                        seen.heads.lock().unwrap().push(request.uri().to_string());
-                        notify.notify_one();
-                        async {
-                            Ok::<_, std::convert::Infallible>(http::Response::new(
-                                http_body_util::Full::new(hyper::body::Bytes::from_static(b"ok")),
-                            ))
-                        }
-                    });
-                let connection = http2::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(stream), service);
-                let mut connection = std::pin::pin!(connection);
-                if one_request_per_connection {
-                    tokio::select! {
-                        _ = connection.as_mut() => {}
-                        () = answered.notified() => {
-                            connection.as_mut().graceful_shutdown();
-                            let _ = connection.await;
-                        }
-                    }
-                } else {
+    serve_each(move |stream, state| async move {
+        let answered = Arc::new(tokio::sync::Notify::new());
+        let notify = Arc::clone(&answered);
+        let seen = Arc::clone(&state);
+        let service = hyper::service::service_fn(move |request: Request<hyper::body::Incoming>| {
+            seen.heads.lock().unwrap().push(request.uri().to_string());
+            notify.notify_one();
+            async {
+                Ok::<_, std::convert::Infallible>(http::Response::new(http_body_util::Full::new(
+                    hyper::body::Bytes::from_static(b"ok"),
+                )))
+            }
+        });
+        let connection = http2::Builder::new(TokioExecutor::new())
+            .serve_connection(TokioIo::new(stream), service);
+        let mut connection = std::pin::pin!(connection);
+        if one_request_per_connection {
+            tokio::select! {
+                _ = connection.as_mut() => {}
+                () = answered.notified() => {
+                    connection.as_mut().graceful_shutdown();
                     let _ = connection.await;
                 }
-                state.closed.fetch_add(1, Ordering::SeqCst);
-            });
+            }
+        } else {
+            let _ = connection.await;
         }
-    });
-    (addr, seen)
+    })
+    .await
 }
 
 #[tokio::test]
