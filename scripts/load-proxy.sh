@@ -136,20 +136,6 @@ answer=$(curl -s -w ' %{http_code}' -H "Authorization: Bearer $TOKEN" "http://$P
 answer=$(curl -s -w ' %{http_code}' "http://$FLOOR$PATH_UNDER_TEST")
 [ "$answer" = "ok 200" ] || { echo "expected 'ok 200' through the floor, got '$answer'" >&2; exit 1; }
 
-# Requests formatted once, at start (wrk.format per request would cost wrk, and so the proxy
-# on these shared cores, more CPU than the proxy spends on a cached token).
-cat >"$WORK/cycle.lua" <<LUA
-local requests = {}
-for line in io.lines(os.getenv("TOKENS")) do
-  requests[#requests + 1] = wrk.format("GET", "$PATH_UNDER_TEST", { ["Authorization"] = "Bearer " .. line })
-end
-local i = 0
-request = function()
-  i = i % #requests + 1
-  return requests[i]
-end
-LUA
-
 forwarded() { # the proxy's count of forwarded requests
   curl -sf "http://$API/metrics" |
     awk '/^portvakt_requests_total\{endpoint="proxy",outcome="forwarded"\}/ { n += $NF } END { print n + 0 }'
@@ -170,7 +156,7 @@ run() { # $1: case, $2: base URL, $3: connections, $4: "lua" tokens file or "", 
   [ "$connections" -ge 2 ] || threads=1
   local args=(-t"$threads" -c"$connections" -d"$DURATION" --latency)
   if [ -n "$lua" ]; then
-    args+=(-s "$WORK/cycle.lua")
+    args+=(-s scripts/lib/proxy-cycle.lua)
   else
     args+=(-H "Authorization: Bearer $TOKEN")
   fi
