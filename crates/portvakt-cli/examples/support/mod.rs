@@ -40,7 +40,9 @@ where
         }
     };
     runtime.block_on(async move {
-        let listener = match TcpListener::bind(addr).await {
+        // The sidecar's own way of listening (its backlog included), so that a floor measured
+        // beside it differs only in what it does per request.
+        let listener = match portvakt_cli::serve::listener::bind(&addr.to_string()).await {
             Ok(listener) => listener,
             Err(e) => {
                 eprintln!("error: cannot listen on {addr}: {e}");
