@@ -134,6 +134,16 @@ async fn a_key_removed_from_the_jwks_invalidates_its_cached_tokens() {
         v.validate_now(&token_a).unwrap_err().code(),
         "bad_signature"
     );
+    // KEY_B, still held, is found in the new set once and then known to be in it: both are
+    // hits (the validator remembers which key set it last found the key in).
+    let hits = v.stats().cache_hits;
+    v.validate_now(&token_b).unwrap();
+    v.validate_now(&token_b).unwrap();
+    assert_eq!(v.stats().cache_hits, hits + 2);
+    // And a hit remembered in the old set does not outlive KEY_B's removal.
+    server.set(Behaviour::Serve(jwks(&[&KEY_A_IMPOSTOR])));
+    v.refresh().await.unwrap();
+    assert_eq!(v.validate_now(&token_b).unwrap_err().code(), "unknown_kid");
 }
 
 #[tokio::test]

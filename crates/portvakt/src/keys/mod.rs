@@ -22,4 +22,4 @@ pub use discovery::{Discovery, DiscoveryError};
 pub use jwk::{JwksError, MAX_RSA_BITS, MIN_RSA_BITS};
 
 pub(crate) use jwk::{KeySet, VerifyFailure, VerifyingKey};
-pub(crate) use store::{KeyStats, KeyStore, Readiness, RefreshError};
+pub(crate) use store::{KeyStats, KeyStore, Readiness, RefreshError, Snapshot};

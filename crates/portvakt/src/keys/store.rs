@@ -35,11 +35,29 @@ struct Remote {
 }
 
 /// What the validator verifies against at one moment: the trusted issuer and its keys.
+/// Never changed once made; a refresh makes a new one.
 #[derive(Debug)]
 pub(crate) struct Snapshot {
     pub(crate) issuer: Arc<str>,
     pub(crate) keys: KeySet,
     pub(crate) fetched_at: Instant,
+    /// Unique among the process's snapshots, and never reused: a cached token found to have
+    /// its key in the snapshot of this generation need not look the key up again while this
+    /// snapshot is current (see `Verified::held_in`). A pointer would not do: a freed
+    /// snapshot's address can be a later one's.
+    pub(crate) generation: u64,
+}
+
+impl Snapshot {
+    pub(crate) fn new(issuer: Arc<str>, keys: KeySet) -> Snapshot {
+        static NEXT_GENERATION: AtomicU64 = AtomicU64::new(1);
+        Snapshot {
+            issuer,
+            keys,
+            fetched_at: Instant::now(),
+            generation: NEXT_GENERATION.fetch_add(1, Ordering::Relaxed),
+        }
+    }
 }
 
 /// Whether the validator can validate tokens now.
@@ -263,11 +281,7 @@ impl KeyStore {
 
     /// A store with fixed keys and no network (tests, the embedded issuer, Wycheproof).
     pub(crate) fn fixed(config: &Config, issuer: &str, keys: KeySet) -> KeyStore {
-        let snapshot = Snapshot {
-            issuer: Arc::from(issuer),
-            keys,
-            fetched_at: Instant::now(),
-        };
+        let snapshot = Snapshot::new(Arc::from(issuer), keys);
         KeyStore::new(None, config, Some(snapshot))
     }
 
@@ -576,11 +590,8 @@ impl KeyStore {
         }
         let keys = keys?;
         tracing::debug!(keys = keys.len(), kids = ?keys.kids(), "loaded the issuer's keys");
-        self.current.store(Some(Arc::new(Snapshot {
-            issuer,
-            keys,
-            fetched_at: Instant::now(),
-        })));
+        self.current
+            .store(Some(Arc::new(Snapshot::new(issuer, keys))));
         Ok(())
     }
 

@@ -2,6 +2,7 @@
 
 use std::ops::Deref;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 
 use super::Claims;
 use crate::algorithm::Algorithm;
@@ -19,6 +20,10 @@ pub(crate) struct Verified {
     pub(crate) claims: Claims,
     pub(crate) algorithm: Algorithm,
     pub(crate) key: Arc<VerifyingKey>,
+    /// The generation of the newest key-set snapshot found to hold `key` under its `kid`: a
+    /// cache hit while that snapshot is current skips the lookup (the validator's
+    /// `key_held`).
+    pub(crate) held_in: AtomicU64,
 }
 
 impl VerifiedToken {

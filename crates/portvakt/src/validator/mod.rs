@@ -12,6 +12,7 @@
 mod cache;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use self::cache::TokenCache;
@@ -19,7 +20,7 @@ use crate::algorithm::Algorithm;
 use crate::config::{Config, StartError};
 use crate::error::{ValidationError, printable};
 use crate::jws::{KeyLookup, split_compact, verify_parts};
-use crate::keys::{KeySet, KeyStats, KeyStore, Readiness, RefreshError};
+use crate::keys::{KeySet, KeyStats, KeyStore, Readiness, RefreshError, Snapshot};
 use crate::policy::Policy;
 use crate::token::{Claims, Verified, VerifiedToken, check_audience, parse_claims, past_expiry};
 
@@ -250,11 +251,7 @@ impl Validator {
             && let Some(hit) = cache.get(token)
         {
             // Still valid only while the key that verified it is in the current set.
-            let key_held = snapshot
-                .as_ref()
-                .and_then(|s| s.keys.get(hit.kid()))
-                .is_some_and(|key| Arc::ptr_eq(key, &hit.0.key));
-            if key_held {
+            if key_held(snapshot.as_deref(), &hit) {
                 inner
                     .cache_hits
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -298,6 +295,7 @@ impl Validator {
             claims,
             algorithm: jws.header.alg,
             key: jws.key,
+            held_in: AtomicU64::new(snapshot.generation),
         }));
         if let Some(cache) = &inner.cache {
             cache.insert(token, verified.clone(), now, inner.leeway);
@@ -341,6 +339,28 @@ impl Validator {
 }
 
 static NEXT_VALIDATOR_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+/// Whether the key that verified a cached token is still in the current key set, under its
+/// `kid`. While the snapshot it was last found in is current, that is known without a lookup
+/// (a SipHash of the `kid` and a probe, on every hit); after a refresh the first hit looks it
+/// up and remembers the new snapshot.
+fn key_held(snapshot: Option<&Snapshot>, hit: &VerifiedToken) -> bool {
+    let Some(snapshot) = snapshot else {
+        return false;
+    };
+    if hit.0.held_in.load(Relaxed) == snapshot.generation {
+        return true;
+    }
+    let held = snapshot
+        .keys
+        .get(hit.kid())
+        .is_some_and(|key| Arc::ptr_eq(key, &hit.0.key));
+    if held {
+        // Snapshots are never changed, so this stays true while this one is current.
+        hit.0.held_in.store(snapshot.generation, Relaxed);
+    }
+    held
+}
 
 fn unix_seconds(time: SystemTime) -> i64 {
     match time.duration_since(UNIX_EPOCH) {
