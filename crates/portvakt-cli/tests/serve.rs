@@ -206,6 +206,82 @@ async fn the_fast_route_and_the_router_answer_introspection_alike() {
     }
 }
 
+/// The two plain JSON bodies are answered from their token's bytes; bodies of the same shape
+/// whose middle is more than a token (an escape, a quote that ends the token early, a control
+/// character) are read in full. Either way the answer is the one serde_json's reading gives:
+/// the same body after a leading space, which only the full read accepts.
+#[tokio::test]
+async fn plain_bodies_and_their_near_misses_get_the_answer_of_the_full_read() {
+    let issuer = issuer().await;
+    let base = sidecar(ready_validator(&issuer).await).await;
+    let token = dev_token(&issuer, "889640782", READ);
+    let identity_first =
+        |middle: &str| format!(r#"{{"identity_provider":"maskinporten","token":"{middle}"}}"#);
+    let cases = [
+        (identity_first(&token), 200, Some(true)),
+        (identity_first(&token), 200, Some(true)), // now cached
+        (
+            format!(r#"{{"token":"{token}","identity_provider":"maskinporten"}}"#),
+            200,
+            Some(true),
+        ),
+        // An escape: serde_json reads the token itself.
+        (
+            identity_first(&format!("\\u0065{}", &token[1..])),
+            200,
+            Some(true),
+        ),
+        // A quote ends the token; the body asks for a scope the token lacks, or has.
+        (
+            identity_first(&format!(r#"{token}","scope":"{WRITE}"#)),
+            200,
+            Some(false),
+        ),
+        (
+            identity_first(&format!(r#"{token}","scope":"{READ}"#)),
+            200,
+            Some(true),
+        ),
+        // The provider twice: 400.
+        (
+            identity_first(&format!(r#"{token}","identity_provider":"maskinporten"#)),
+            400,
+            None,
+        ),
+        // A control character is not JSON: 400.
+        (identity_first(&format!("{}\t", token)), 400, None),
+        // A forged signature: inactive, from the bytes as from the text.
+        (
+            identity_first(&format!("{}x", &token[..token.len() - 1])),
+            200,
+            Some(false),
+        ),
+        (identity_first("a.b"), 200, Some(false)),
+    ];
+    for (body, status, active) in cases {
+        let plain =
+            introspect_raw(&base, Some("application/json"), body.clone().into_bytes()).await;
+        assert_eq!(plain.0, status, "{body}: {}", plain.1);
+        assert_eq!(plain.1["active"].as_bool(), active, "{body}: {}", plain.1);
+        let mut full = introspect_raw(
+            &base,
+            Some("application/json"),
+            format!(" {body}").into_bytes(),
+        )
+        .await;
+        if status == 400 {
+            // serde_json's position counts the space.
+            let at = |answer: &Value| {
+                let text = answer["error_description"].as_str().unwrap().to_owned();
+                text.split(" at line").next().unwrap().to_owned()
+            };
+            assert_eq!(at(&plain.1), at(&full.1), "{body}");
+            full.1["error_description"] = plain.1["error_description"].clone();
+        }
+        assert_eq!(plain, full, "{body}");
+    }
+}
+
 #[tokio::test]
 async fn active_tokens_return_every_claim_verbatim() {
     let issuer = issuer().await;

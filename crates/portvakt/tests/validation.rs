@@ -764,3 +764,52 @@ async fn a_verified_token_knows_which_validator_verified_it() {
         "same issuer and keys, but another validator"
     );
 }
+
+#[tokio::test]
+async fn a_token_as_bytes_is_judged_as_its_text_is() {
+    let v = validator();
+    let read = Policy::new().scopes(ScopeRequirement::all_of([READ]));
+    let write = Policy::new().scopes(ScopeRequirement::all_of([WRITE]));
+    let token = sign(&KEY_A, &claims(ISSUER, READ));
+    // First sight: a full validation of the text; then hits found by the bytes alone.
+    let first = v
+        .validate_bytes_with(token.as_bytes(), &read)
+        .await
+        .unwrap();
+    assert_eq!(first.scopes().iter().collect::<Vec<_>>(), [READ]);
+    assert_eq!((v.stats().cache_misses, v.stats().cache_hits), (1, 0));
+    v.validate_bytes_with(token.as_bytes(), &read)
+        .await
+        .unwrap();
+    assert_eq!(v.stats().cache_hits, 1);
+    // The policy applies to a hit as to a full validation.
+    let refused = v.validate_bytes_with(token.as_bytes(), &write).await;
+    assert_eq!(code(refused), code(v.validate_with(&token, &write).await));
+    assert_ne!(code(v.validate_with(&token, &write).await), "ok");
+    // Whatever the text would be refused for, so are its bytes.
+    let expired = sign(
+        &KEY_A,
+        &with(claims(ISSUER, READ), "exp", json!(now() - 3600)),
+    );
+    let forged = format!("{}x", &token[..token.len() - 1]);
+    for text in [expired.as_str(), forged.as_str(), "a.b", "e30.e30.", ""] {
+        assert_eq!(
+            code(v.validate_bytes_with(text.as_bytes(), &read).await),
+            code(v.validate_with(text, &read).await),
+            "{text}"
+        );
+    }
+    // Bytes that are not UTF-8 are never a token.
+    let mut bytes = token.clone().into_bytes();
+    bytes[3] = 0xff;
+    let error = v.validate_bytes_with(&bytes, &read).await.unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "token header is not base64url without padding"
+    );
+    let too_large = vec![b'a'; v.max_token_size() + 1];
+    assert_eq!(
+        code(v.validate_bytes_with(&too_large, &read).await),
+        "token_too_large"
+    );
+}

@@ -13,6 +13,8 @@
 //! [`SWEEP_INTERVAL_SECS`], an insertion (a full validation, which costs far more) first
 //! removes every entry past its `exp` and leeway.
 
+use std::borrow::Borrow;
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering::Relaxed};
 
@@ -27,18 +29,36 @@ use crate::token::{VerifiedToken, past_expiry};
 /// allocator's own).
 const ENTRY_OVERHEAD_BYTES: usize = 128;
 
+/// A cached token's text, found by its bytes: a caller holding the bytes it received (an
+/// HTTP body) looks it up without first proving them UTF-8 (`Validator::validate_bytes_with`).
+/// Hashes and compares as `[u8]`, as `Borrow` requires.
+#[derive(Clone, PartialEq, Eq)]
+struct TokenKey(Arc<str>);
+
+impl Hash for TokenKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.0.as_bytes().hash(state);
+    }
+}
+
+impl Borrow<[u8]> for TokenKey {
+    fn borrow(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+}
+
 #[derive(Clone)]
 struct TokenWeight;
 
-impl Weighter<Arc<str>, VerifiedToken> for TokenWeight {
-    fn weight(&self, key: &Arc<str>, value: &VerifiedToken) -> u64 {
-        (ENTRY_OVERHEAD_BYTES + key.len() + value.approximate_size()) as u64
+impl Weighter<TokenKey, VerifiedToken> for TokenWeight {
+    fn weight(&self, key: &TokenKey, value: &VerifiedToken) -> u64 {
+        (ENTRY_OVERHEAD_BYTES + key.0.len() + value.approximate_size()) as u64
     }
 }
 
 /// A bounded cache of verified tokens, sized in bytes.
 pub(crate) struct TokenCache {
-    entries: Cache<Arc<str>, VerifiedToken, TokenWeight>,
+    entries: Cache<TokenKey, VerifiedToken, TokenWeight>,
     /// When (Unix seconds) the next insertion sweeps out expired entries.
     next_sweep: AtomicI64,
 }
@@ -63,8 +83,10 @@ impl TokenCache {
         })
     }
 
+    /// The entry for exactly these bytes. Only tokens that validated are inserted, so a hit
+    /// is a token's text (strict base64url and dots).
     #[inline]
-    pub(crate) fn get(&self, token: &str) -> Option<VerifiedToken> {
+    pub(crate) fn get(&self, token: &[u8]) -> Option<VerifiedToken> {
         self.entries.get(token)
     }
 
@@ -91,10 +113,10 @@ impl TokenCache {
                     .is_some_and(|exp| !past_expiry(exp, now, leeway))
             });
         }
-        self.entries.insert(Arc::from(token), verified);
+        self.entries.insert(TokenKey(Arc::from(token)), verified);
     }
 
-    pub(crate) fn remove(&self, token: &str) {
+    pub(crate) fn remove(&self, token: &[u8]) {
         self.entries.remove(token);
     }
 
