@@ -813,3 +813,58 @@ async fn a_token_as_bytes_is_judged_as_its_text_is() {
         "token_too_large"
     );
 }
+
+/// `authorize_now` answers a cached token from its bytes, skipping the header's b64token
+/// check; every header shape gets the decision a validator without a cache gives.
+#[test]
+fn a_cached_token_is_authorized_as_an_uncached_one_whatever_the_header() {
+    use http::{HeaderMap, HeaderValue, header::AUTHORIZATION};
+    use portvakt::bearer::{Authorization, Reason, authorize_now};
+
+    let cached = validator();
+    let uncached = validator_with(config().cache_bytes(0), &[Algorithm::RS256]);
+    let token = sign(&KEY_A, &claims(ISSUER, READ));
+    cached.validate_now(&token).unwrap();
+    let read = Policy::new().scopes(ScopeRequirement::all_of([READ]));
+    let write = Policy::new().scopes(ScopeRequirement::all_of([WRITE]));
+    let decide = |validator: &Validator, headers: &HeaderMap, policy: &Policy| {
+        match authorize_now(validator, headers, policy) {
+            Authorization::Granted(verified) => format!("granted {}", verified.kid()),
+            Authorization::Refused(Reason::Header(e)) => format!("header {e:?}"),
+            Authorization::Refused(Reason::Token(e)) => format!("token {}", e.code()),
+            Authorization::Refused(other) => format!("refused {other:?}"),
+            Authorization::Pending(_) => "pending".to_owned(),
+        }
+    };
+    let values = [
+        format!("Bearer {token}"),
+        format!("bearer {token}"),
+        format!("  BEARER    {token} \t"),
+        format!("Bearer\t{token}"),
+        format!("Basic {token}"),
+        format!("Bearer {token} x"),
+        format!("Bearer Bearer {token}"),
+        format!("Bearer {token},"),
+        format!("Bearer {}", &token[1..]),
+    ];
+    let mut granted = 0;
+    for value in &values {
+        let mut one = HeaderMap::new();
+        one.insert(AUTHORIZATION, HeaderValue::from_str(value).unwrap());
+        let mut two = one.clone();
+        two.append(AUTHORIZATION, HeaderValue::from_str(value).unwrap());
+        for headers in [&one, &two] {
+            for policy in [&read, &write] {
+                let hits = cached.stats().cache_hits;
+                let decision = decide(&cached, headers, policy);
+                assert_eq!(decision, decide(&uncached, headers, policy), "{value:?}");
+                if decision.starts_with("granted") {
+                    granted += 1;
+                    assert_eq!(cached.stats().cache_hits, hits + 1, "{value:?}");
+                }
+            }
+        }
+    }
+    // The three spellings of one Bearer header, with the scope the token has.
+    assert_eq!(granted, 3);
+}

@@ -151,6 +151,31 @@ pub fn bearer_token(headers: &HeaderMap) -> Result<&str, BearerError> {
 /// assert_eq!(parse_authorization(&value), Err(BearerError::ExtraParts));
 /// ```
 pub fn parse_authorization(value: &HeaderValue) -> Result<&str, BearerError> {
+    let token = credentials(value)?;
+    if !is_b64token(token) {
+        return Err(classify_malformed(token));
+    }
+    if token.eq_ignore_ascii_case(b"bearer") {
+        return Err(BearerError::RepeatedScheme);
+    }
+    // Only ASCII is left, so this cannot fail; no unwrap on the input path all the same.
+    std::str::from_utf8(token).map_err(|_| BearerError::InvalidCharacter)
+}
+
+/// The credentials of the one `Authorization` header when it reads `Bearer <credentials>`,
+/// before anything about the credentials themselves is checked: what [`bearer_token`] would
+/// judge as a b64token. `None` where `bearer_token` refuses the header itself.
+pub(super) fn bearer_credentials(headers: &HeaderMap) -> Option<&[u8]> {
+    let mut values = headers.get_all(AUTHORIZATION).iter();
+    let value = values.next()?;
+    if values.next().is_some() {
+        return None;
+    }
+    credentials(value).ok()
+}
+
+/// A header value's credentials after `Bearer` and its spaces (see [`parse_authorization`]).
+fn credentials(value: &HeaderValue) -> Result<&[u8], BearerError> {
     let bytes = trim_ows(value.as_bytes());
     if bytes.is_empty() {
         return Err(BearerError::Empty);
@@ -170,14 +195,7 @@ pub fn parse_authorization(value: &HeaderValue) -> Result<&str, BearerError> {
     if token.is_empty() {
         return Err(BearerError::NoToken);
     }
-    if !is_b64token(token) {
-        return Err(classify_malformed(token));
-    }
-    if token.eq_ignore_ascii_case(SCHEME) {
-        return Err(BearerError::RepeatedScheme);
-    }
-    // Only ASCII is left, so this cannot fail; no unwrap on the input path all the same.
-    std::str::from_utf8(token).map_err(|_| BearerError::InvalidCharacter)
+    Ok(token)
 }
 
 /// Why a credential that is not one b64token was refused (the slow path, off the hot one).

@@ -7,7 +7,10 @@
 //! 5. claims: `iss`, `exp`, `nbf`, `iat`, and `aud` when an audience is required;
 //! 6. the route's [`Policy`] (scopes, consumers).
 //!
-//! Verified tokens are cached; a cache hit is re-checked against the clock and the key set.
+//! Verified tokens are cached, keyed by the token's exact bytes; a cache hit is re-checked
+//! against the clock and the key set (whether the key that verified it is still held under
+//! its `kid`; known without a lookup while the key-set snapshot it was last found in is
+//! current), then against the policy.
 
 mod cache;
 
@@ -253,14 +256,12 @@ impl Validator {
         token: &[u8],
         policy: &Policy,
     ) -> Result<VerifiedToken, ValidationError> {
-        let inner = &*self.inner;
-        if token.len() <= inner.max_token_size {
-            let now = unix_seconds(SystemTime::now());
-            if let Some(decided) = self.cached(token, inner.store.snapshot().as_deref(), now) {
-                let verified = decided?;
-                policy.check(verified.claims())?;
-                return Ok(verified);
-            }
+        if token.len() <= self.inner.max_token_size
+            && let Some(decided) = self.cached_now(token)
+        {
+            let verified = decided?;
+            policy.check(verified.claims())?;
+            return Ok(verified);
         }
         self.validate_with(&String::from_utf8_lossy(token), policy)
             .await
@@ -326,6 +327,16 @@ impl Validator {
             cache.insert(token, verified.clone(), now, inner.leeway);
         }
         Ok(verified)
+    }
+
+    /// [`cached`](Self::cached) against the clock and key set of now: the verdict
+    /// [`validate_now`](Self::validate_now) would give, for a token the cache holds.
+    pub(crate) fn cached_now(
+        &self,
+        token: &[u8],
+    ) -> Option<Result<VerifiedToken, ValidationError>> {
+        let now = unix_seconds(SystemTime::now());
+        self.cached(token, self.inner.store.snapshot().as_deref(), now)
     }
 
     /// The verdict on a token the cache holds, judged now: `None` when it is not cached, or
