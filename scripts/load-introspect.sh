@@ -7,10 +7,14 @@
 #   cycle  DISTINCT different tokens, cycled (many consumers; cache hits after one pass)
 #   cold   DISTINCT tokens with the verified-token cache off: every request a full RS256
 #          validation (the worst case)
-# ROUNDS rounds; in each, floor, one and cycle run one after the other, so the machine's drift
-# touches them alike; cold runs afterwards on a sidecar without a cache. Every answer is
-# checked to be "active":true by the sidecar's own counters. Prints each run, then the median
-# of each case, its share of the floor, and the sidecar's peak resident memory.
+# ROUNDS rounds; in each, floor, one and cycle run one after the other (odd rounds in that
+# order, even rounds the other way round), so the machine's drift touches them alike; cold
+# runs afterwards on a sidecar without a cache. Every answer is checked to be "active":true by
+# the sidecar's own counters. Prints each run (with the server's CPU per request, from
+# /proc/<pid>/stat around it), then for each case: the median throughput and its share of the
+# floor's, the median of the rounds' own shares (each round's case against the same round's
+# floor: the figure least moved by drift between rounds), the median CPU per request, and the
+# sidecar's peak resident memory.
 #
 # Usage: scripts/load-introspect.sh [DURATION=10s] [CONNECTIONS=32] [DISTINCT=5000] [ROUNDS=3]
 # Needs: wrk (apt-get install wrk), curl, python3.
@@ -60,8 +64,10 @@ introspections() { # $1: active|other -> the sidecar's count of such introspecti
 }
 
 PEAK_RSS=0
-load() { # $1: case, $2: URL, $3: tokens file, $4: Lua script, $5: pid to sample -> $WORK/<case>.rps
-  local peak=0 rss
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; } # user + system, 1/100 s
+load() { # $1: case, $2: URL, $3: tokens file, $4: Lua script, $5: pid to sample -> $WORK/runs
+  local peak=0 rss t0 t1
+  t0=$(cpu_ticks "$5")
   TOKENS="$3" wrk -t2 -c"$CONNECTIONS" -d"$DURATION" --latency -s "$4" "$2" >"$WORK/wrk.txt" &
   local job=$!
   while kill -0 "$job" 2>/dev/null; do
@@ -70,7 +76,8 @@ load() { # $1: case, $2: URL, $3: tokens file, $4: Lua script, $5: pid to sample
     sleep 0.2
   done
   wait "$job"
-  local rps p50 p99
+  t1=$(cpu_ticks "$5")
+  local rps p50 p99 completed cpu
   rps=$(awk '/^Requests\/sec/ { print $2 }' "$WORK/wrk.txt")
   p50=$(awk '$1 == "50%" { print $2 }' "$WORK/wrk.txt")
   p99=$(awk '$1 == "99%" { print $2 }' "$WORK/wrk.txt")
@@ -79,8 +86,11 @@ load() { # $1: case, $2: URL, $3: tokens file, $4: Lua script, $5: pid to sample
     echo "FAILED: $1: wrk saw errors" >&2
     exit 1
   fi
-  echo "$rps" >>"$WORK/$1.rps"
-  printf '%-6s %10s req/s  median %8s  p99 %8s  peak RSS %3d MiB\n' "$1" "$rps" "$p50" "$p99" $((peak / 1024))
+  completed=$(awk '/requests in/ { print $1 }' "$WORK/wrk.txt")
+  cpu=$(awk -v t=$((t1 - t0)) -v n="$completed" 'BEGIN { printf "%.2f", t * 10000 / n }')
+  echo "$1 $ROUND $rps $cpu" >>"$WORK/runs"
+  printf '%-6s %10s req/s  median %8s  p99 %8s  CPU %6s us/request  peak RSS %3d MiB\n' \
+    "$1" "$rps" "$p50" "$p99" "$cpu" $((peak / 1024))
   [ "$5" = "$SIDECAR" ] && [ "$peak" -gt "$PEAK_RSS" ] && PEAK_RSS=$peak
   return 0
 }
@@ -109,12 +119,19 @@ sidecar_case() { # $1: case, $2: tokens file, $3: Lua script
 target/release/examples/http_floor "$FLOOR" 2>"$WORK/floor.log" &
 FLOOR_PID=$!
 start_sidecar
-for round in $(seq "$ROUNDS"); do
-  echo "== round $round of $ROUNDS (wrk -t2 -c$CONNECTIONS -d$DURATION)"
+floor_case() { load floor "http://$FLOOR" "$WORK/one.txt" scripts/lib/introspect-one.lua "$FLOOR_PID"; }
+for ROUND in $(seq "$ROUNDS"); do
+  echo "== round $ROUND of $ROUNDS (wrk -t2 -c$CONNECTIONS -d$DURATION)"
   fresh_tokens "$DISTINCT"
-  load floor "http://$FLOOR" "$WORK/one.txt" scripts/lib/introspect-one.lua "$FLOOR_PID"
-  sidecar_case one "$WORK/one.txt" scripts/lib/introspect-one.lua
-  sidecar_case cycle "$WORK/tokens.txt" scripts/lib/introspect-cycle.lua
+  if ((ROUND % 2)); then
+    floor_case
+    sidecar_case one "$WORK/one.txt" scripts/lib/introspect-one.lua
+    sidecar_case cycle "$WORK/tokens.txt" scripts/lib/introspect-cycle.lua
+  else
+    sidecar_case cycle "$WORK/tokens.txt" scripts/lib/introspect-cycle.lua
+    sidecar_case one "$WORK/one.txt" scripts/lib/introspect-one.lua
+    floor_case
+  fi
 done
 echo "verified-token cache after the rounds:"
 curl -sf "http://$API/metrics" | grep -E '^portvakt_token_cache_(hits|misses|entries|bytes)' | sed 's/^/  /'
@@ -124,7 +141,7 @@ kill "$FLOOR_PID"
 start_sidecar --token-cache-bytes 0
 echo "== cache off"
 MINTED=-1000 # this sidecar's issuer has keys of its own
-for round in $(seq "$ROUNDS"); do
+for ROUND in $(seq "$ROUNDS"); do
   fresh_tokens "$DISTINCT"
   sidecar_case cold "$WORK/tokens.txt" scripts/lib/introspect-cycle.lua
 done
@@ -134,18 +151,28 @@ echo "== medians of $ROUNDS rounds (every answer checked \"active\":true)"
 python3 - "$WORK" "$PEAK_RSS" <<'PY'
 import statistics, sys
 work, peak = sys.argv[1], int(sys.argv[2])
-def median(case):
-    with open(f"{work}/{case}.rps") as f:
-        return statistics.median(float(line) for line in f)
-floor = median("floor")
+runs = {}  # case -> {round: (rps, cpu)}
+with open(f"{work}/runs") as f:
+    for line in f:
+        case, rnd, rps, cpu = line.split()
+        runs.setdefault(case, {})[int(rnd)] = (float(rps), float(cpu))
+median = statistics.median
+floor = runs["floor"]
+floor_rps = median(r for r, _ in floor.values())
 titles = {
     "floor": "HTTP floor (same stack, fixed answer, no validation)",
     "one": "one token, repeated",
     "cycle": "distinct tokens, cycled (cache on)",
     "cold": "distinct tokens, cache off (full RS256 each)",
 }
+print(f"  {'':<52} {'req/s':>9}  {'of floor':>8}  {'per round':>9}  {'CPU/request':>11}")
 for case, title in titles.items():
-    rps = median(case)
-    print(f"  {title:<52} {rps:>9,.0f} req/s  {rps / floor:5.2f} of the floor")
+    by_round = runs[case]
+    rps = median(r for r, _ in by_round.values())
+    cpu = median(c for _, c in by_round.values())
+    # cold runs on its own sidecar after the rounds: no floor in its rounds.
+    paired = [r / floor[n][0] for n, (r, _) in by_round.items() if case != "cold" and n in floor]
+    per_round = f"{median(paired):9.2f}" if paired else f"{'':>9}"
+    print(f"  {title:<52} {rps:>9,.0f}  {rps / floor_rps:8.2f}  {per_round}  {cpu:8.2f} us")
 print(f"  peak RSS of the sidecar: {peak // 1024} MiB")
 PY
