@@ -827,14 +827,14 @@ fn a_cached_token_is_authorized_as_an_uncached_one_whatever_the_header() {
     cached.validate_now(&token).unwrap();
     let read = Policy::new().scopes(ScopeRequirement::all_of([READ]));
     let write = Policy::new().scopes(ScopeRequirement::all_of([WRITE]));
-    let decide = |validator: &Validator, headers: &HeaderMap, policy: &Policy| {
-        match authorize_now(validator, headers, policy) {
-            Authorization::Granted(verified) => format!("granted {}", verified.kid()),
-            Authorization::Refused(Reason::Header(e)) => format!("header {e:?}"),
-            Authorization::Refused(Reason::Token(e)) => format!("token {}", e.code()),
-            Authorization::Refused(other) => format!("refused {other:?}"),
-            Authorization::Pending(_) => "pending".to_owned(),
-        }
+    let decide = |validator: &Validator, headers: &HeaderMap, policy: &Policy| match authorize_now(
+        validator, headers, policy,
+    ) {
+        Authorization::Granted(verified) => format!("granted {}", verified.kid()),
+        Authorization::Refused(Reason::Header(e)) => format!("header {e:?}"),
+        Authorization::Refused(Reason::Token(e)) => format!("token {}", e.code()),
+        Authorization::Refused(other) => format!("refused {other:?}"),
+        Authorization::Pending(_) => "pending".to_owned(),
     };
     let values = [
         format!("Bearer {token}"),
