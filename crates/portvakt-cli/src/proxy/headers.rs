@@ -295,15 +295,17 @@ fn join_cookies(headers: &mut HeaderMap) {
 
 /// Rule 9: the client's address appended to `X-Forwarded-For`, as one field.
 fn append_forwarded_for(headers: &mut HeaderMap, ip: IpAddr) {
-    if !headers.contains_key(X_FORWARDED_FOR) {
-        headers.insert(X_FORWARDED_FOR, ip_value(ip));
-        return;
-    }
+    // No allocation when there is nothing to keep (the usual case: no value, or none that is
+    // text).
     let existing: Vec<&str> = headers
         .get_all(X_FORWARDED_FOR)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .collect();
+    if existing.is_empty() {
+        headers.insert(X_FORWARDED_FOR, ip_value(ip));
+        return;
+    }
     let value = format!("{}, {ip}", existing.join(", "));
     if let Ok(value) = HeaderValue::from_str(&value) {
         headers.insert(X_FORWARDED_FOR, value);

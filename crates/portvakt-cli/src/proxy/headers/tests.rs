@@ -4,7 +4,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use http::uri::Authority;
-use http::{HeaderMap, Version};
+use http::{HeaderMap, HeaderValue, Version};
 use portvakt::{Algorithm, Config, KeySet, SigningKey, Validator, VerifiedToken};
 use serde_json::json;
 
@@ -273,6 +273,15 @@ fn rule_9_appends_the_client_address_after_hop_by_hop_removal() {
         ],
         None,
     );
+    assert_eq!(values(&map, "x-forwarded-for"), ["10.1.2.3"]);
+
+    // A value that is not text is not kept, and leaves no empty entry before the address.
+    let mut map = HeaderMap::new();
+    map.insert(
+        "x-forwarded-for",
+        HeaderValue::from_bytes(b"\xe9t\xe9").unwrap(),
+    );
+    rules(Version::HTTP_11).to_upstream(&mut map, http1_client(), None);
     assert_eq!(values(&map, "x-forwarded-for"), ["10.1.2.3"]);
 
     let mut map = HeaderMap::new();
