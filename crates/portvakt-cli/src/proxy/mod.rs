@@ -278,7 +278,7 @@ pub struct ProxyState(Arc<Inner>);
 impl std::fmt::Debug for ProxyState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ProxyState")
-            .field("upstream", &self.0.authority)
+            .field("upstream", self.0.upstream())
             .field("routes", &self.0.policy.routes().len())
             .finish_non_exhaustive()
     }
@@ -290,16 +290,21 @@ struct Inner {
     metrics: Arc<Metrics>,
     policy: PolicyFile,
     realm: Arc<str>,
-    authority: Authority,
-    /// This worker's upstream connections.
+    /// This worker's upstream connections (and the upstream's address: `pool.config()`).
     pool: Pool,
-    pool_config: PoolConfig,
     in_flight: Arc<Semaphore>,
     request_timeout: Duration,
     header_rules: headers::HeaderRules,
     max_body_bytes: Option<u64>,
     listener: ListenerConfig,
     workers: usize,
+}
+
+impl Inner {
+    /// The upstream's `host:port`.
+    fn upstream(&self) -> &Authority {
+        &self.pool.config().authority
+    }
 }
 
 impl ProxyState {
@@ -330,7 +335,7 @@ impl ProxyState {
             }
         }
         let pool_config = PoolConfig {
-            authority: authority.clone(),
+            authority,
             connect_timeout: config.connect_timeout,
             max_idle: config.pool_max_idle_per_host,
             idle_timeout: config.pool_idle_timeout,
@@ -341,9 +346,7 @@ impl ProxyState {
             metrics,
             realm: Arc::from(config.policy.realm()),
             policy: config.policy,
-            authority,
-            pool: Pool::new(pool_config.clone()),
-            pool_config,
+            pool: Pool::new(pool_config),
             in_flight: Arc::new(Semaphore::new(config.max_in_flight)),
             request_timeout: config.request_timeout,
             header_rules: headers::HeaderRules {
@@ -368,7 +371,7 @@ impl ProxyState {
     /// by the runtime that opened them. Call it on the thread that will use it.
     fn for_worker(&self) -> ProxyState {
         let mut inner = Inner::clone(&self.0);
-        inner.pool = Pool::new(inner.pool_config.clone());
+        inner.pool = Pool::new(inner.pool.config().clone());
         ProxyState(Arc::new(inner))
     }
 
@@ -630,15 +633,15 @@ async fn send(
             };
             match &error {
                 Some(e) => {
-                    tracing::warn!(upstream = %inner.authority, error = %e, "proxy: upstream failed");
+                    tracing::warn!(upstream = %inner.upstream(), error = %e, "proxy: upstream failed");
                 }
-                None => tracing::warn!(upstream = %inner.authority, "proxy: upstream failed"),
+                None => tracing::warn!(upstream = %inner.upstream(), "proxy: upstream failed"),
             }
             Err(answer::bad_gateway(description))
         }
         Err(_) => {
             count(inner, "gateway_timeout");
-            tracing::warn!(upstream = %inner.authority, timeout = ?inner.request_timeout, "proxy: upstream timed out");
+            tracing::warn!(upstream = %inner.upstream(), timeout = ?inner.request_timeout, "proxy: upstream timed out");
             Err(answer::gateway_timeout(inner.request_timeout))
         }
     }

@@ -212,6 +212,11 @@ impl Pool {
         Pool(shared)
     }
 
+    /// How this pool makes and keeps its connections.
+    pub fn config(&self) -> &PoolConfig {
+        &self.0.config
+    }
+
     /// Sends `request` (its URI's path and query, its headers as they are) to the upstream,
     /// on an idle connection or a new one.
     pub async fn send(
