@@ -144,16 +144,22 @@ async fn requests_go_in_origin_form_with_the_upstreams_host_when_none_is_set() {
 async fn connections_the_upstream_closed_while_idle_are_not_used() {
     let (addr, seen) = upstream(true).await;
     let pool = Pool::new(config(addr));
-    for n in 1..=5 {
-        assert_eq!(fetch(&pool, "/items").await, "ok");
+    each_on_a_new_connection(&pool, &seen, 5).await;
+}
+
+/// `times` requests in turn to an upstream that closes each connection after one answer: each
+/// succeeds, on a connection of its own.
+async fn each_on_a_new_connection(pool: &Pool, seen: &Seen, times: usize) {
+    for n in 1..=times {
+        assert_eq!(fetch(pool, "/items").await, "ok");
         // The pool's side of the connection sees the close before the next request.
-        eventually("the upstream closed its side", || {
+        eventually("the upstream closed the connection", || {
             seen.closed.load(Ordering::SeqCst) == n
         })
         .await;
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert_eq!(seen.opened.load(Ordering::SeqCst), 5);
+    assert_eq!(seen.opened.load(Ordering::SeqCst), times);
 }
 
 #[tokio::test]
@@ -284,13 +290,5 @@ async fn a_closed_http2_connection_is_replaced_by_the_next_request() {
     let mut config = config(addr);
     config.http2 = true;
     let pool = Pool::new(config);
-    for n in 1..=3 {
-        assert_eq!(fetch(&pool, "/items").await, "ok");
-        eventually("the upstream closed the connection", || {
-            seen.closed.load(Ordering::SeqCst) == n
-        })
-        .await;
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert_eq!(seen.opened.load(Ordering::SeqCst), 3);
+    each_on_a_new_connection(&pool, &seen, 3).await;
 }
