@@ -3,17 +3,21 @@
 # on loopback (docs/BENCHMARKS.md, "The enforcing proxy"):
 #   upstream   nginx answering 200 "ok" (the upstream of both proxies), measured directly
 #   nginx      nginx as a plain reverse proxy to it (validates nothing; keepalive upstream pool)
+#   bare       hyper's HTTP/1.1 server and client alone, one upstream connection per client
+#              connection, none of portvakt's protections (examples/hyper_floor.rs): what any
+#              proxy on hyper and tokio costs, so bare / nginx is the cost of that stack and
+#              floor / bare the cost of the listener's and pool's protections
 #   floor      portvakt's own HTTP stack forwarding to it and checking nothing (the listener and
 #              upstream pool of `serve --upstream`, examples/proxy_floor.rs): the fastest any
 #              proxy on this stack can be, so portvakt / floor is the cost of its security work
-#              and floor / nginx the cost of the stack (hyper, tokio)
+#              and floor / nginx the cost of its stack (hyper, tokio, the protections)
 #   portvakt   portvakt serve --upstream, a route of examples/policy.toml that needs
 #              nav:arbeid:some.scope.read, one valid token repeated
 #   distinct   the same, DISTINCT valid tokens cycled (more than one second of wrk's requests
 #              spread over, fewer than the verified-token cache holds)
 #   one-lua    the same, one token, sent by the same Lua script as `distinct` (wrk's Lua costs
 #              it CPU these 2 cores share, so `distinct` is compared with this, not `portvakt`)
-# first with CONNECTIONS connections, then with one (upstream-1, nginx-1, floor-1, portvakt-1: the
+# first with CONNECTIONS connections, then with one (upstream-1, nginx-1, bare-1, floor-1, portvakt-1: the
 # latency one request gains by the hop). ROUNDS rounds; in each, every case runs once, one
 # after the other, so the VM's drift touches them alike; medians of the rounds are compared as
 # ratios. Every portvakt answer is checked: wrk saw only 2xx, and the proxy's own counter of
@@ -32,6 +36,7 @@ DISTINCT=${4:-5000}
 UPSTREAM=127.0.0.1:18080
 NGINX=127.0.0.1:18082
 FLOOR=127.0.0.1:18083
+BARE=127.0.0.1:18084
 PROXY=127.0.0.1:17167
 API=127.0.0.1:17164
 ISSUER=127.0.0.1:17166
@@ -47,7 +52,7 @@ install() { # $@: Debian packages
 command -v wrk >/dev/null || install wrk
 command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || install nginx
 NGINX_BIN=$(command -v nginx || echo /usr/sbin/nginx)
-cargo build --release -q -p portvakt-cli --bin portvakt --example proxy_floor
+cargo build --release -q -p portvakt-cli --bin portvakt --example proxy_floor --example hyper_floor
 BIN=target/release/portvakt
 # Development mode needs every MASKINPORTEN_* variable unset.
 for v in $(compgen -e | grep "^MASKINPORTEN_" || true); do unset "$v"; done
@@ -107,6 +112,9 @@ workers() { pgrep -P "$(cat "$WORK/$1/nginx.pid")" | tr '\n' ' '; }
 target/release/examples/proxy_floor "$FLOOR" "$UPSTREAM" 2>"$WORK/floor.log" &
 FLOOR_PID=$!
 wait_for "http://$FLOOR/" "the HTTP floor (examples/proxy_floor.rs)" "$WORK/floor.log"
+target/release/examples/hyper_floor "$BARE" "$UPSTREAM" 2>"$WORK/bare.log" &
+BARE_PID=$!
+wait_for "http://$BARE/" "hyper's floor (examples/hyper_floor.rs)" "$WORK/bare.log"
 
 # shellcheck source=lib/tokens.sh
 . scripts/lib/tokens.sh
@@ -196,7 +204,7 @@ PY
 }
 
 # Warm up every path (connections, pools, caches).
-for url in "http://$UPSTREAM" "http://$NGINX" "http://$FLOOR" "http://$PROXY"; do
+for url in "http://$UPSTREAM" "http://$NGINX" "http://$BARE" "http://$FLOOR" "http://$PROXY"; do
   wrk -t2 -c"$CONNECTIONS" -d2s -H "Authorization: Bearer $TOKEN" "$url$PATH_UNDER_TEST" >/dev/null
 done
 for round in $(seq "$ROUNDS"); do
@@ -204,12 +212,14 @@ for round in $(seq "$ROUNDS"); do
   tokens
   run upstream "http://$UPSTREAM" "$CONNECTIONS" "" $(workers upstream)
   run nginx "http://$NGINX" "$CONNECTIONS" "" $(workers proxy)
+  run bare "http://$BARE" "$CONNECTIONS" "" "$BARE_PID"
   run floor "http://$FLOOR" "$CONNECTIONS" "" "$FLOOR_PID"
   run portvakt "http://$PROXY" "$CONNECTIONS" "" "$PORTVAKT"
   run one-lua "http://$PROXY" "$CONNECTIONS" "$WORK/one.txt" "$PORTVAKT"
   run distinct "http://$PROXY" "$CONNECTIONS" "$WORK/tokens.txt" "$PORTVAKT"
   run upstream-1 "http://$UPSTREAM" 1 "" $(workers upstream)
   run nginx-1 "http://$NGINX" 1 "" $(workers proxy)
+  run bare-1 "http://$BARE" 1 "" "$BARE_PID"
   run floor-1 "http://$FLOOR" 1 "" "$FLOOR_PID"
   run portvakt-1 "http://$PROXY" 1 "" "$PORTVAKT"
 done
@@ -229,6 +239,7 @@ def med(name, i):
 print(f"| | req/s at {c} connections | median at {c} | p99 at {c} | median at 1 connection | p99 at 1 | CPU per request |")
 print("|---|---|---|---|---|---|---|")
 for name, title in (("upstream", "nginx upstream alone"), ("nginx", "nginx, plain reverse proxy"),
+                    ("bare", "hyper alone (hyper_floor, no protections)"),
                     ("floor", "portvakt's HTTP stack alone (proxy_floor, checks nothing)"),
                     ("portvakt", "portvakt serve --upstream (one token)")):
     print(f"| {title} | {med(name, 0):,.0f} | {med(name, 1):,.0f} us | {med(name, 2):,.0f} us | "
@@ -241,14 +252,17 @@ added_p = med("portvakt-1", 1) - med("upstream-1", 1)
 added_n = med("nginx-1", 1) - med("upstream-1", 1)
 distinct = med("distinct", 0) / med("one-lua", 0)
 print(f"throughput at {c} connections, portvakt / nginx: {ratio:.2f} (goal >= 0.90)")
-print(f"  of which the HTTP stack, floor / nginx: {med('floor', 0) / med('nginx', 0):.2f}; "
+print(f"  of which hyper and tokio, bare / nginx: {med('bare', 0) / med('nginx', 0):.2f}; "
+      f"the protections, floor / bare: {med('floor', 0) / med('bare', 0):.2f}; "
       f"the security work, portvakt / floor: {med('portvakt', 0) / med('floor', 0):.2f}")
 print(f"added median latency at 1 connection: portvakt {added_p:.0f} us, nginx {added_n:.0f} us (goal: portvakt <= nginx); "
-      f"the floor {med('floor-1', 1) - med('upstream-1', 1):.0f} us")
+      f"the floor {med('floor-1', 1) - med('upstream-1', 1):.0f} us, hyper alone {med('bare-1', 1) - med('upstream-1', 1):.0f} us")
 print(f"p99 at {c} connections: portvakt {med('portvakt', 2):,.0f} us, nginx {med('nginx', 2):,.0f} us (goal: portvakt <= nginx)")
 print(f"distinct tokens / one token (both by Lua): {distinct:.2f} (goal >= 0.90)")
 per_round = [p[0] / n[0] for p, n in zip(rows["portvakt"], rows["nginx"])]
 print("throughput ratio per round: " + ", ".join(f"{r:.2f}" for r in per_round))
 per_round = [f[0] / n[0] for f, n in zip(rows["floor"], rows["nginx"])]
 print("floor / nginx per round: " + ", ".join(f"{r:.2f}" for r in per_round))
+per_round = [b[0] / n[0] for b, n in zip(rows["bare"], rows["nginx"])]
+print("bare / nginx per round: " + ", ".join(f"{r:.2f}" for r in per_round))
 PY
