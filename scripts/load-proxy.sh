@@ -209,18 +209,23 @@ for url in "http://$UPSTREAM" "http://$NGINX" "http://$BARE" "http://$FLOOR" "ht
 done
 for round in $(seq "$ROUNDS"); do
   echo "== round $round of $ROUNDS (wrk -c$CONNECTIONS and -c1, $DURATION each)"
-  tokens
+  # Before every case that sends tokens: a round takes longer than a token lives (120 s, and
+  # 60 s of leeway), and a set is minted again once it is 100 s old.
   run upstream "http://$UPSTREAM" "$CONNECTIONS" "" $(workers upstream)
   run nginx "http://$NGINX" "$CONNECTIONS" "" $(workers proxy)
   run bare "http://$BARE" "$CONNECTIONS" "" "$BARE_PID"
   run floor "http://$FLOOR" "$CONNECTIONS" "" "$FLOOR_PID"
+  tokens
   run portvakt "http://$PROXY" "$CONNECTIONS" "" "$PORTVAKT"
+  tokens
   run one-lua "http://$PROXY" "$CONNECTIONS" "$WORK/one.txt" "$PORTVAKT"
+  tokens
   run distinct "http://$PROXY" "$CONNECTIONS" "$WORK/tokens.txt" "$PORTVAKT"
   run upstream-1 "http://$UPSTREAM" 1 "" $(workers upstream)
   run nginx-1 "http://$NGINX" 1 "" $(workers proxy)
   run bare-1 "http://$BARE" 1 "" "$BARE_PID"
   run floor-1 "http://$FLOOR" 1 "" "$FLOOR_PID"
+  tokens
   run portvakt-1 "http://$PROXY" 1 "" "$PORTVAKT"
 done
 echo "portvakt's verified-token cache after the rounds:"
