@@ -27,10 +27,11 @@ fn http1_client() -> ClientSide<'static> {
     }
 }
 
-fn headers(list: &[(&'static str, &'static str)]) -> HeaderMap {
+fn headers(list: &[(&str, &str)]) -> HeaderMap {
     let mut map = HeaderMap::new();
     for (name, value) in list {
-        map.append(*name, value.parse().unwrap());
+        let name = http::HeaderName::from_bytes(name.as_bytes()).unwrap();
+        map.append(name, value.parse().unwrap());
     }
     map
 }
@@ -56,10 +57,7 @@ fn assert_kept(map: &HeaderMap, sent: &[(&str, &str)]) {
     }
 }
 
-fn to_upstream(
-    list: &[(&'static str, &'static str)],
-    identity: Option<&VerifiedToken>,
-) -> HeaderMap {
+fn to_upstream(list: &[(&str, &str)], identity: Option<&VerifiedToken>) -> HeaderMap {
     let mut map = headers(list);
     rules(Version::HTTP_11).to_upstream(&mut map, http1_client(), identity);
     map
@@ -128,6 +126,30 @@ fn rule_2_removes_hop_by_hop_headers_and_what_connection_names() {
     HeaderRules::to_client(&mut answer);
     assert_eq!(answer.len(), 1, "{answer:?}");
     assert_eq!(values(&answer, "content-type"), ["text/plain"]);
+}
+
+#[test]
+fn rule_2_finds_what_connection_names_in_any_case_and_length_and_across_fields() {
+    let long = format!("x-{}", "l".repeat(70)); // longer than `http`'s 64-byte stack buffer
+    let connection_1 = format!("X-Secret ,  {},keep-alive", long.to_uppercase());
+    let hop = [
+        ("connection", connection_1.as_str()),
+        ("connection", "X-OTHER, not a name, ,"),
+        ("x-secret", "1"),
+        (long.as_str(), "1"),
+        ("x-other", "1"),
+    ];
+    let kept = [("authorization", "Bearer t"), ("x-kept", "1")];
+    let map = to_upstream(&[&hop[..], &kept].concat(), None);
+    assert_removed(&map, &hop);
+    assert_kept(&map, &kept);
+
+    // An upstream's usual `Connection: keep-alive`, with no header of that name: only
+    // `Connection` goes.
+    let mut answer = headers(&[("connection", "keep-alive"), ("content-length", "2")]);
+    HeaderRules::to_client(&mut answer);
+    assert_eq!(answer.len(), 1, "{answer:?}");
+    assert_eq!(values(&answer, "content-length"), ["2"]);
 }
 
 #[test]
