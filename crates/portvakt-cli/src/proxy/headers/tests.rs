@@ -66,6 +66,11 @@ fn to_upstream(list: &[(&str, &str)], identity: Option<&VerifiedToken>) -> Heade
 /// A token verified by a real validator: consumer 889640782, supplier 974761076, client
 /// `the-client`, scopes `b:scope a:scope`.
 fn verified() -> VerifiedToken {
+    verified_with(|_| {})
+}
+
+/// [`verified`]'s token with its claims changed by `edit` before signing.
+fn verified_with(edit: impl FnOnce(&mut serde_json::Value)) -> VerifiedToken {
     const ISSUER: &str = "https://headers.test/";
     let key = SigningKey::generate("headers-key").unwrap();
     let jwks = json!({"keys": [key.public_jwk()]}).to_string();
@@ -91,6 +96,8 @@ fn verified() -> VerifiedToken {
         "exp": now + 120,
         "jti": "headers-test",
     });
+    let mut claims = claims;
+    edit(&mut claims);
     let token = key.sign_jwt(Algorithm::RS256, &claims).unwrap();
     validator.validate_now(&token).unwrap()
 }
@@ -213,6 +220,29 @@ fn rule_6_sets_the_identity_after_removing_forgeries_and_hop_by_hop_names() {
     assert_eq!(values(&map, "x-portvakt-client-id"), ["the-client"]);
     assert_eq!(values(&map, "x-portvakt-scopes"), ["a:scope b:scope"]);
     assert!(!map.contains_key("x_portvakt_client_id"));
+}
+
+#[test]
+fn rule_6_leaves_out_a_value_the_token_lacks_or_no_header_can_carry_and_keeps_the_others() {
+    // The supplier missing, the client id (between them) with a control character.
+    let token = verified_with(|claims| {
+        let claims = claims.as_object_mut().unwrap();
+        claims.remove("supplier");
+        claims.insert("client_id".into(), json!("the\u{1}client"));
+    });
+    let map = to_upstream(&[], Some(&token));
+    assert_eq!(values(&map, "x-portvakt-consumer-orgno"), ["889640782"]);
+    assert_eq!(values(&map, "x-portvakt-consumer-id"), ["0192:889640782"]);
+    assert!(!map.contains_key("x-portvakt-supplier-orgno"));
+    assert!(!map.contains_key("x-portvakt-client-id"));
+    assert_eq!(values(&map, "x-portvakt-scopes"), ["a:scope b:scope"]);
+
+    // An empty client id is a value (an empty one), as `HeaderValue` allows.
+    let token = verified_with(|claims| claims["client_id"] = json!(""));
+    let map = to_upstream(&[], Some(&token));
+    assert_eq!(values(&map, "x-portvakt-client-id"), [""]);
+    assert_eq!(values(&map, "x-portvakt-supplier-orgno"), ["974761076"]);
+    assert_eq!(values(&map, "x-portvakt-scopes"), ["a:scope b:scope"]);
 }
 
 #[test]
