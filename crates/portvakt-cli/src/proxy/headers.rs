@@ -300,7 +300,7 @@ pub fn identity_headers(token: &VerifiedToken, mut f: impl FnMut(HeaderName, Hea
         .map(|(name, value)| (name, value.is_some()))
         .into_iter();
     for ((name, present), end) in names.chain([(SCOPES, !scopes.is_empty())]).zip(ends) {
-        // A value no header can carry (a control character) is left out, as before.
+        // A value no header can carry (a control character) is left out.
         if present && let Ok(value) = HeaderValue::from_maybe_shared(buffer.slice(start..end)) {
             f(name, value);
         }
