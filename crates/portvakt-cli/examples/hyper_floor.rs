@@ -9,8 +9,9 @@
 //! - proxy_floor / portvakt: what the security work costs (path, route, token, header rules).
 //!
 //! It is not a proxy to deploy: it has none of those protections, it opens one upstream
-//! connection per client connection and panics when the upstream is not there. One worker
-//! thread per core, each with a single-threaded runtime, as `serve --upstream` has.
+//! connection per client connection and drops a client when the upstream is not there. Its
+//! listening socket and worker threads are `serve --upstream`'s (`support/workers.rs`): one
+//! thread per core, each with a single-threaded runtime.
 //!
 //! The last argument says where a client connection's upstream connection is driven:
 //! `spawned` (the default), in a task of its own as [`portvakt_cli::proxy::pool`] does; or
@@ -32,6 +33,9 @@ use hyper::client::conn::http1 as client;
 use hyper::server::conn::http1 as server;
 use hyper_util::rt::TokioIo;
 use portvakt_cli::proxy::pool::HeldBody;
+
+#[path = "support/workers.rs"]
+mod workers;
 
 /// A client connection's one upstream connection, between its requests.
 type Slot = Arc<Mutex<Option<client::SendRequest<Body>>>>;
@@ -116,49 +120,18 @@ fn main() {
             std::process::exit(2);
         }
     };
-    let socket = match std::net::TcpListener::bind(&listen).and_then(|s| {
-        s.set_nonblocking(true)?;
-        Ok(s)
-    }) {
-        Ok(socket) => socket,
-        Err(e) => {
-            eprintln!("error: cannot listen on {listen}: {e}");
-            std::process::exit(1);
+    let what = format!("forwarding to http://{upstream}");
+    workers::per_core("hyper_floor", &listen, &what, move |listener| {
+        let upstream = Arc::clone(&upstream);
+        async move {
+            loop {
+                let Ok((client, _)) = listener.accept().await else {
+                    continue;
+                };
+                let _ = client.set_nodelay(true);
+                let upstream = Arc::clone(&upstream);
+                tokio::spawn(async move { connection(client, &upstream, same_task).await });
+            }
         }
-    };
-    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
-    eprintln!("hyper_floor listening on http://{listen}, forwarding to http://{upstream}");
-    let threads: Vec<_> = (0..workers)
-        .map(|_| {
-            let socket = socket
-                .try_clone()
-                .expect("the listening socket can be shared");
-            let upstream = Arc::clone(&upstream);
-            std::thread::spawn(move || {
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("a runtime");
-                runtime.block_on(async move {
-                    let listener = tokio::net::TcpListener::from_std(socket)?;
-                    loop {
-                        let Ok((client, _)) = listener.accept().await else {
-                            continue;
-                        };
-                        let _ = client.set_nodelay(true);
-                        let upstream = Arc::clone(&upstream);
-                        tokio::spawn(async move { connection(client, &upstream, same_task).await });
-                    }
-                    #[allow(unreachable_code)]
-                    Ok::<(), std::io::Error>(())
-                })
-            })
-        })
-        .collect();
-    for thread in threads {
-        if let Ok(Err(e)) = thread.join() {
-            eprintln!("error: {e}");
-            std::process::exit(1);
-        }
-    }
+    });
 }

@@ -21,6 +21,9 @@ use hyper::body::Incoming;
 use portvakt_cli::proxy::pool::{HeldBody, Pool, PoolConfig};
 use portvakt_cli::serve::listener::{self, Admission, FastRoute, ListenerConfig};
 
+#[path = "support/workers.rs"]
+mod workers;
+
 async fn forward(pool: Pool, request: http::Request<Incoming>) -> Response {
     let mut request = request.map(Body::new);
     *request.version_mut() = Version::HTTP_11;
@@ -47,18 +50,6 @@ fn main() {
         eprintln!("usage: proxy_floor [LISTEN] [UPSTREAM host:port]  (upstream `{upstream}`)");
         std::process::exit(2);
     };
-    // The proxy's own listening socket (its backlog included), made on a runtime of its own.
-    let bound = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .and_then(|runtime| runtime.block_on(async { listener::bind(&listen).await?.into_std() }));
-    let socket = match bound {
-        Ok(socket) => socket,
-        Err(e) => {
-            eprintln!("error: cannot listen on {listen}: {e}");
-            std::process::exit(1);
-        }
-    };
     let config = PoolConfig {
         authority,
         connect_timeout: Duration::from_secs(2),
@@ -67,43 +58,21 @@ fn main() {
         http2: false,
     };
     let admission = Admission::new(listener::DEFAULT_MAX_CONNECTIONS);
-    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
-    eprintln!(
-        "proxy_floor listening on http://{listen}, forwarding to http://{upstream}, {workers} worker threads"
-    );
-    let threads: Vec<_> = (0..workers)
-        .map(|_| {
-            let socket = socket
-                .try_clone()
-                .expect("the listening socket can be shared");
-            let config = config.clone();
-            let admission = Arc::clone(&admission);
-            std::thread::spawn(move || {
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("a runtime");
-                runtime.block_on(async move {
-                    let listener = tokio::net::TcpListener::from_std(socket)?;
-                    let pool = Pool::new(config);
-                    let handler =
-                        FastRoute::any(move |request| Box::pin(forward(pool.clone(), request)));
-                    listener::serve_handler_admitted(
-                        listener,
-                        handler,
-                        ListenerConfig::default(),
-                        &admission,
-                        std::future::pending(),
-                    )
-                    .await
-                })
-            })
-        })
-        .collect();
-    for thread in threads {
-        if let Ok(Err(e)) = thread.join() {
-            eprintln!("error: {e}");
-            std::process::exit(1);
+    let what = format!("forwarding to http://{upstream}");
+    workers::per_core("proxy_floor", &listen, &what, move |listener| {
+        let config = config.clone();
+        let admission = Arc::clone(&admission);
+        async move {
+            let pool = Pool::new(config);
+            let handler = FastRoute::any(move |request| Box::pin(forward(pool.clone(), request)));
+            listener::serve_handler_admitted(
+                listener,
+                handler,
+                ListenerConfig::default(),
+                &admission,
+                std::future::pending(),
+            )
+            .await
         }
-    }
+    });
 }
