@@ -274,37 +274,35 @@ pub fn identity_headers(token: &VerifiedToken, mut f: impl FnMut(HeaderName, Hea
     // Every value is written into one buffer, and each header value is a slice of it (a
     // reference count, not a copy): two allocations (the buffer, and its count when first
     // shared) instead of one per value and the scope list's own (callgrind; docs/BENCHMARKS.md).
-    let scopes_len = scopes.iter().map(|s| s.len() + 1).sum::<usize>();
     let len = values
         .iter()
         .filter_map(|(_, v)| *v)
-        .map(str::len)
-        .sum::<usize>()
-        + scopes_len;
+        .chain(scopes.iter())
+        .map(|v| v.len() + 1)
+        .sum::<usize>();
     let mut buffer = Vec::with_capacity(len);
-    let mut ends = [0usize; 5];
-    for (end, (_, value)) in ends.iter_mut().zip(&values) {
-        buffer.extend_from_slice(value.unwrap_or_default().as_bytes());
-        *end = buffer.len();
-    }
+    let mut write = |value: &str| {
+        let start = buffer.len();
+        buffer.extend_from_slice(value.as_bytes());
+        start..buffer.len()
+    };
+    let ranges = values.map(|(name, value)| (name, value.map(&mut write)));
+    let start = buffer.len();
     for (i, scope) in scopes.iter().enumerate() {
         if i > 0 {
             buffer.push(b' ');
         }
         buffer.extend_from_slice(scope.as_bytes());
     }
-    ends[4] = buffer.len();
+    let scopes_range = (!scopes.is_empty()).then_some(start..buffer.len());
     let buffer = Bytes::from(buffer);
-    let mut start = 0;
-    let names = values
-        .map(|(name, value)| (name, value.is_some()))
-        .into_iter();
-    for ((name, present), end) in names.chain([(SCOPES, !scopes.is_empty())]).zip(ends) {
+    for (name, range) in ranges.into_iter().chain([(SCOPES, scopes_range)]) {
         // A value no header can carry (a control character) is left out.
-        if present && let Ok(value) = HeaderValue::from_maybe_shared(buffer.slice(start..end)) {
+        if let Some(range) = range
+            && let Ok(value) = HeaderValue::from_maybe_shared(buffer.slice(range))
+        {
             f(name, value);
         }
-        start = end;
     }
 }
 
