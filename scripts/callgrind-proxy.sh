@@ -1,0 +1,190 @@
+#!/usr/bin/env bash
+# Instructions (and heap allocations) per proxied request, counted by valgrind's callgrind,
+# which the VM's drift leaves alone (docs/BENCHMARKS.md, "counted in instructions"):
+#   nginx      nginx as a plain reverse proxy (one process: master_process off, one worker),
+#              the same configuration as scripts/load-proxy.sh's
+#   bare       hyper alone (examples/hyper_floor.rs)
+#   floor      portvakt's HTTP stack checking nothing (examples/proxy_floor.rs)
+#   portvakt   portvakt serve --upstream, a route of examples/policy.toml that needs
+#              nav:arbeid:some.scope.read, one valid token repeated (its embedded issuer too)
+# each behind the same nginx upstream answering 200 "ok", with wrk -t1 -cCONNECTIONS for
+# DURATION. The counter is zeroed after start-up and a warm-up, dumped after wrk, and divided
+# by the requests wrk completed: every thread of the process is counted (the runtime, the
+# validator's refresh, the issuer idle), so the figure is an upper bound on the request's own.
+# Allocations are the calls to malloc, calloc and realloc (Rust's allocator and nginx's pools
+# both end there).
+#
+# The binaries are built with symbols into target/profiling (the release profile otherwise:
+# fat LTO, one codegen unit), so that `callgrind_annotate` can name functions in the kept
+# profiles (KEEP=dir keeps callgrind.out.* there).
+#
+# Usage: scripts/callgrind-proxy.sh [CASES="nginx bare floor portvakt"] [DURATION=10s] [CONNECTIONS=4]
+# Needs: valgrind, wrk, nginx (installed with apt-get when missing), curl, python3.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+CASES=${1:-nginx bare floor portvakt}
+DURATION=${2:-10s}
+CONNECTIONS=${3:-4}
+UPSTREAM=127.0.0.1:18090
+TARGET=127.0.0.1:18091
+API=127.0.0.1:18092
+ISSUER=127.0.0.1:18093
+PATH_UNDER_TEST=/api/v1/items
+WORK=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; for p in "$WORK"/*/nginx.pid; do [ -f "$p" ] && kill "$(cat "$p")" 2>/dev/null; done; rm -rf "$WORK"' EXIT
+
+install() { # $@: Debian packages
+  local sudo=""
+  [ "$(id -u)" = 0 ] || sudo=sudo
+  $sudo apt-get update -qq && $sudo apt-get install -y -qq "$@" >/dev/null
+}
+command -v wrk >/dev/null || install wrk
+command -v valgrind >/dev/null || install valgrind
+command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || install nginx
+NGINX_BIN=$(command -v nginx || echo /usr/sbin/nginx)
+CARGO_PROFILE_RELEASE_STRIP=none CARGO_PROFILE_RELEASE_DEBUG=line-tables-only \
+  cargo build --release -q --target-dir target/profiling \
+  -p portvakt-cli --bin portvakt --example proxy_floor --example hyper_floor
+BIN=target/profiling/release
+for v in $(compgen -e | grep "^MASKINPORTEN_" || true); do unset "$v"; done
+
+wait_for() { # $1: URL, $2: what, $3: log file
+  for _ in $(seq 300); do
+    curl -s -o /dev/null "$1" && return 0
+    sleep 0.1
+  done
+  echo "$2 did not come up ($1)" >&2
+  cat "$3" >&2
+  exit 1
+}
+
+nginx_conf() { # $1: name, $2: server block, $3: extra main-context lines -> $WORK/$1/nginx.conf
+  mkdir -p "$WORK/$1"
+  cat >"$WORK/$1/nginx.conf" <<NGINX
+pid $WORK/$1/nginx.pid;
+error_log $WORK/$1/error.log warn;
+$3
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $WORK/$1/body;
+  proxy_temp_path $WORK/$1/proxy;
+  fastcgi_temp_path $WORK/$1/fastcgi;
+  uwsgi_temp_path $WORK/$1/uwsgi;
+  scgi_temp_path $WORK/$1/scgi;
+  keepalive_requests 100000000;
+  keepalive_timeout 60s;
+  $2
+}
+NGINX
+}
+nginx_conf upstream "server { listen $UPSTREAM backlog=4096; location / { default_type text/plain; return 200 \"ok\"; } }" \
+  "worker_processes auto;"
+"$NGINX_BIN" -p "$WORK/upstream" -c "$WORK/upstream/nginx.conf"
+wait_for "http://$UPSTREAM/" "nginx (the upstream)" "$WORK/upstream/error.log"
+# The plain proxy as load-proxy.sh runs it, in one process so that callgrind sees its work.
+nginx_conf proxy "upstream app { server $UPSTREAM; keepalive 64; keepalive_requests 100000000; }
+  server {
+    listen $TARGET backlog=4096;
+    location / {
+      proxy_pass http://app;
+      proxy_http_version 1.1;
+      proxy_set_header Connection \"\";
+      proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+      proxy_set_header X-Forwarded-Proto http;
+    }
+  }" "daemon off; master_process off; worker_processes 1;"
+
+# shellcheck source=lib/tokens.sh
+. scripts/lib/tokens.sh
+long_lived_manifest
+
+grind() { # $1: case, $@: command -> "case instructions/request allocations/request requests"
+  local name=$1
+  shift
+  valgrind --tool=callgrind --callgrind-out-file="$WORK/callgrind.out.$name" "$@" \
+    2>"$WORK/$name.log" &
+  local pid=$!
+  if [ "$name" = portvakt ]; then
+    for _ in $(seq 600); do
+      curl -sf "http://$API/readyz" >/dev/null && break
+      sleep 0.1
+    done
+    # A token of its own embedded issuer (the same claims, the same length).
+    MINTED=-1000
+    fresh_tokens 1
+    auth=(-H "Authorization: Bearer $(cat "$WORK/one.txt")")
+  fi
+  wait_for "http://$TARGET/" "$name" "$WORK/$name.log"
+  local answer
+  answer=$(curl -s -w ' %{http_code}' "${auth[@]}" "http://$TARGET$PATH_UNDER_TEST")
+  [ "$answer" = "ok 200" ] || { echo "$name: expected 'ok 200', got '$answer'" >&2; exit 1; }
+  # Warm up (connections, pools, the token cache), then count from zero.
+  wrk -t1 -c"$CONNECTIONS" -d2s "${auth[@]}" "http://$TARGET$PATH_UNDER_TEST" >/dev/null
+  callgrind_control -z "$pid" >/dev/null 2>&1
+  wrk -t1 -c"$CONNECTIONS" -d"$DURATION" "${auth[@]}" "http://$TARGET$PATH_UNDER_TEST" >"$WORK/wrk.txt"
+  if grep -qE "Non-2xx|Socket errors" "$WORK/wrk.txt"; then
+    cat "$WORK/wrk.txt" >&2
+    echo "FAILED: $name: wrk saw errors" >&2
+    exit 1
+  fi
+  local requests
+  requests=$(awk '/requests in/ { print $1 }' "$WORK/wrk.txt")
+  callgrind_control -d "$pid" >/dev/null 2>&1
+  kill -TERM "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+  local dump
+  dump=$(ls -t "$WORK"/callgrind.out."$name".* | head -n 1)
+  if [ -n "${KEEP:-}" ]; then
+    mkdir -p "$KEEP"
+    cp "$dump" "$KEEP/callgrind.out.$name"
+  fi
+  python3 - "$name" "$dump" "$requests" <<'PY'
+import re, sys
+name, dump, requests = sys.argv[1], sys.argv[2], int(sys.argv[3])
+total = allocs = 0
+names = {}  # callgrind's compressed function names: "(id) name" once, "(id)" after
+callee = None
+for line in open(dump, errors="replace"):
+    m = re.match(r"(?:summary|totals):\s*(\d+)", line)
+    if m:
+        total = int(m.group(1))
+    m = re.match(r"c?fn=\((\d+)\)(?: (.*))?", line)
+    if m:
+        if m.group(2):
+            names[m.group(1)] = m.group(2).strip()
+        callee = names.get(m.group(1)) if line.startswith("cfn=") else None
+        continue
+    m = re.match(r"calls=(\d+) ", line)
+    if m and callee in ("malloc", "calloc", "realloc"):
+        allocs += int(m.group(1))
+print(name, total / requests, allocs / requests, requests)
+PY
+}
+
+echo "case       instructions/request  allocations/request  requests (wrk -t1 -c$CONNECTIONS -d$DURATION)"
+# Every case gets the same request, the token included (as in load-proxy.sh): parsing and
+# writing its 800 bytes is part of any hop's work. The token comes from portvakt's own
+# development issuer, started once for this.
+"$BIN/portvakt" issuer --listen "$ISSUER" --manifest "$WORK/nais.yaml" 2>"$WORK/issuer.log" &
+ISSUER_PID=$!
+wait_for "http://$ISSUER/.well-known/oauth-authorization-server" "the issuer" "$WORK/issuer.log"
+fresh_tokens 1
+kill "$ISSUER_PID"
+wait "$ISSUER_PID" 2>/dev/null || true
+auth=(-H "Authorization: Bearer $(cat "$WORK/one.txt")")
+
+for name in $CASES; do
+  case $name in
+    nginx) line=$(grind nginx "$NGINX_BIN" -p "$WORK/proxy" -c "$WORK/proxy/nginx.conf") ;;
+    bare) line=$(grind bare "$BIN/examples/hyper_floor" "$TARGET" "$UPSTREAM") ;;
+    floor) line=$(grind floor "$BIN/examples/proxy_floor" "$TARGET" "$UPSTREAM") ;;
+    portvakt)
+      line=$(RUST_LOG=warn grind portvakt "$BIN/portvakt" serve --listen "$API" \
+        --dev-issuer-listen "$ISSUER" --manifest "$WORK/nais.yaml" \
+        --upstream "http://$UPSTREAM" --policy examples/policy.toml --proxy-listen "$TARGET")
+      ;;
+    *) echo "unknown case $name (nginx, bare, floor, portvakt)" >&2; exit 2 ;;
+  esac
+  echo "$line" | awk '{ printf "%-10s %20.0f  %19.1f  %8d\n", $1, $2, $3, $4 }'
+done
