@@ -64,7 +64,8 @@ fn main() {
         let admission = Arc::clone(&admission);
         async move {
             let pool = Pool::new(config);
-            let handler = FastRoute::any(move |request| Box::pin(forward(pool.clone(), request)));
+            let handler =
+                FastRoute::any(move |request, _peer| Box::pin(forward(pool.clone(), request)));
             listener::serve_handler_admitted(
                 listener,
                 handler,

@@ -105,7 +105,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{Request, State};
 use axum::response::Response;
 use http::uri::Authority;
 use http::{HeaderMap, Version};
@@ -476,9 +476,9 @@ where
     let limits = state.0.listener;
     // Every request goes to `handle`: as a fast route, not through a router's fallback, which
     // would clone a boxed service and box a future per request (see listener::FastRoute).
-    let handler = listener::FastRoute::any(move |request| {
+    let handler = listener::FastRoute::any(move |request, peer| {
         let state = state.clone();
-        Box::pin(async move { handle(State(state), request.map(Body::new)).await })
+        Box::pin(async move { handle(State(state), request.map(Body::new), peer).await })
     });
     listener::serve_handler_admitted(listener, handler, limits, admission, shutdown).await
 }
@@ -488,7 +488,7 @@ fn count(inner: &Inner, outcome: &'static str) {
     inner.metrics.request("proxy", outcome);
 }
 
-async fn handle(State(state): State<ProxyState>, request: Request) -> Response {
+async fn handle(State(state): State<ProxyState>, request: Request, peer: SocketAddr) -> Response {
     let inner = &*state.0;
     if let Some(limit) = inner.max_body_bytes
         && hyper::body::Body::size_hint(request.body()).lower() > limit
@@ -518,7 +518,7 @@ async fn handle(State(state): State<ProxyState>, request: Request) -> Response {
             Err(response) => return response,
         },
     };
-    forward(inner, request, identity.as_ref()).await
+    forward(inner, request, identity.as_ref(), peer).await
 }
 
 /// Authorizes the request through the library's seam ([`bearer::authorize`]: the token read,
@@ -549,9 +549,14 @@ async fn authorize(
     ))
 }
 
-/// Forwards the (authorized) request and streams the answer back.
-async fn forward(inner: &Inner, request: Request, identity: Option<&VerifiedToken>) -> Response {
-    let request = upstream_request(inner, request, identity);
+/// Forwards the (authorized) request from `peer` and streams the answer back.
+async fn forward(
+    inner: &Inner,
+    request: Request,
+    identity: Option<&VerifiedToken>,
+    peer: SocketAddr,
+) -> Response {
+    let request = upstream_request(inner, request, identity, peer);
     let (response, lease) = match send(inner, request).await {
         Ok(sent) => sent,
         Err(failed) => return failed,
@@ -573,15 +578,13 @@ fn upstream_request(
     inner: &Inner,
     request: Request,
     identity: Option<&VerifiedToken>,
+    peer: SocketAddr,
 ) -> http::Request<Body> {
     let (mut parts, body) = request.into_parts();
     let client = headers::ClientSide {
         version: parts.version,
         authority: parts.uri.authority(),
-        ip: parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|info| info.0.ip()),
+        ip: Some(peer.ip()),
     };
     inner
         .header_rules

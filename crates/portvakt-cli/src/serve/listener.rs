@@ -46,10 +46,10 @@
 //!   otherwise wait for Nagle's algorithm).
 //! - With [`serve_with_fast_route`], one route is answered by a plain function before the
 //!   router is consulted (see [`FastRoute`]).
-//! - With [`serve_handler_with_connect_info`], every request goes to one handler with the peer
-//!   address in its extensions as [`ConnectInfo<SocketAddr>`](axum::extract::ConnectInfo)
-//!   (the proxy's `X-Forwarded-For`); the others leave it out, saving an allocation per
-//!   request.
+//! - With [`serve_handler`], every request goes to one handler ([`FastRoute::any`]), which is
+//!   given the peer's address beside the request (the proxy's `X-Forwarded-For`). Not in the
+//!   request's extensions: the first extension allocates a map, its table and the boxed value,
+//!   three allocations of every proxied request (callgrind; docs/BENCHMARKS.md).
 //! - Graceful shutdown: when the shutdown future completes, no new connection is accepted,
 //!   idle connections are closed, requests in flight are finished (HTTP/2 clients get a
 //!   `GOAWAY`), and [`serve`] returns once every connection has closed.
@@ -67,7 +67,6 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::ConnectInfo;
 use axum::response::Response;
 use futures_util::future::{BoxFuture, Either};
 use http::Method;
@@ -182,8 +181,13 @@ impl Default for ListenerConfig {
 pub struct FastRoute {
     /// `None`: every request.
     route: Option<(Method, &'static str)>,
-    handler: Arc<dyn Fn(http::Request<Incoming>) -> BoxFuture<'static, Response> + Send + Sync>,
+    /// Called with the request and the peer's address.
+    handler: Arc<Handler>,
 }
+
+/// A [`FastRoute`]'s handler: the request and the peer's address in, the answer out.
+type Handler =
+    dyn Fn(http::Request<Incoming>, SocketAddr) -> BoxFuture<'static, Response> + Send + Sync;
 
 impl FastRoute {
     /// Answers `method path` (exact path, no parameters) with `handler`.
@@ -193,14 +197,17 @@ impl FastRoute {
     {
         FastRoute {
             route: Some((method, path)),
-            handler: Arc::new(handler),
+            handler: Arc::new(move |request, _peer| handler(request)),
         }
     }
 
-    /// Answers every request with `handler`.
+    /// Answers every request with `handler`, which is also given the peer's address.
     pub fn any<H>(handler: H) -> FastRoute
     where
-        H: Fn(http::Request<Incoming>) -> BoxFuture<'static, Response> + Send + Sync + 'static,
+        H: Fn(http::Request<Incoming>, SocketAddr) -> BoxFuture<'static, Response>
+            + Send
+            + Sync
+            + 'static,
     {
         FastRoute {
             route: None,
@@ -221,7 +228,6 @@ struct Protocols {
     http1: http1::Builder,
     http2: http2::Builder<TokioExecutor>,
     header_read_timeout: Duration,
-    connect_info: bool,
     fast_route: Option<FastRoute>,
 }
 
@@ -237,7 +243,7 @@ where
     F: Future<Output = ()> + Send + 'static,
 {
     let admission = Admission::new(config.max_connections);
-    accept_loop(listener, router, None, config, false, admission, shutdown).await
+    accept_loop(listener, router, None, config, admission, shutdown).await
 }
 
 /// [`serve`], with `fast_route` answered ahead of `router`.
@@ -257,16 +263,15 @@ where
         router,
         Some(fast_route),
         config,
-        false,
         admission,
         shutdown,
     )
     .await
 }
 
-/// Serves every request with `handler` (a [`FastRoute::any`]), with the peer address in its
-/// extensions as [`ConnectInfo<SocketAddr>`](axum::extract::ConnectInfo).
-pub async fn serve_handler_with_connect_info<F>(
+/// Serves every request with `handler` (a [`FastRoute::any`], which is given the peer's
+/// address with each request).
+pub async fn serve_handler<F>(
     listener: TcpListener,
     handler: FastRoute,
     config: ListenerConfig,
@@ -279,7 +284,7 @@ where
     serve_handler_admitted(listener, handler, config, &admission, shutdown).await
 }
 
-/// [`serve_handler_with_connect_info`], counting connections against `admission`, which
+/// [`serve_handler`], counting connections against `admission`, which
 /// several accept loops may share: the enforcing proxy runs one accept loop per worker thread
 /// on clones of one listening socket, and [`ListenerConfig::max_connections`] (and which idle
 /// connection gives way) is for all of them together. `admission` decides the limit;
@@ -299,7 +304,6 @@ where
         Router::new(),
         Some(handler),
         config,
-        true,
         Arc::clone(admission),
         shutdown,
     )
@@ -342,7 +346,6 @@ async fn accept_loop<F>(
     router: Router,
     fast_route: Option<FastRoute>,
     config: ListenerConfig,
-    connect_info: bool,
     admission: Arc<Admission>,
     shutdown: F,
 ) -> io::Result<()>
@@ -367,7 +370,6 @@ where
         http1,
         http2,
         header_read_timeout,
-        connect_info,
         fast_route,
     });
 
@@ -686,17 +688,13 @@ async fn connection(
         write_timeout: protocols.header_read_timeout,
         stalled: None,
     });
-    let connect_info = protocols.connect_info;
     let fast_route = protocols.fast_route.clone();
     let handle = tracked.handle.clone();
-    let service = hyper::service::service_fn(move |mut request: http::Request<Incoming>| {
-        if connect_info {
-            request.extensions_mut().insert(ConnectInfo(peer));
-        }
+    let service = hyper::service::service_fn(move |request: http::Request<Incoming>| {
         let busy = handle.busy();
         match &fast_route {
             Some(fast) if fast.matches(&request) => {
-                let answer = (fast.handler)(request);
+                let answer = (fast.handler)(request, peer);
                 Either::Left(async move { Ok::<_, Infallible>(attach(answer.await, busy)) })
             }
             _ => {
