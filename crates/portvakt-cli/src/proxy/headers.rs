@@ -47,6 +47,7 @@
 //! only a `Connection` header naming headers, a client-sent `proxy-*` or forged header, split
 //! cookies and the `X-Forwarded-For` value (and the identity's scope list) take memory.
 
+use std::cell::RefCell;
 use std::net::IpAddr;
 
 use http::header::{self, HeaderName};
@@ -78,6 +79,10 @@ const SCOPES: HeaderName = HeaderName::from_static(HEADER_SCOPES);
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 
+/// The most headers rules 6 to 10 add to a request: five identity headers, `Host`,
+/// `X-Forwarded-For` and `X-Forwarded-Proto`.
+const ADDED_AT_MOST: usize = 8;
+
 /// The header rules of one proxy: what they depend on in its configuration.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct HeaderRules {
@@ -108,46 +113,113 @@ impl HeaderRules {
         identity: Option<&VerifiedToken>,
     ) {
         let to_http2 = self.upstream_version == Version::HTTP_2;
-        let keep_te = to_http2 && wants_trailers(headers); // 1
-        strip_hop_by_hop(headers); // 2
+        // What is there, from one look at each name: a rule whose headers are absent costs
+        // nothing more (no lookup, no scan).
+        let seen = Seen::scan(headers);
+        // Room for what rules 6, 9 and 10 add, made once: hyper sizes the map for the headers
+        // it parsed, and it would otherwise grow (and rehash) two or three times.
+        headers.reserve(ADDED_AT_MOST);
+        let keep_te = to_http2 && seen.te && wants_trailers(headers); // 1
+        if seen.hop_by_hop {
+            strip_hop_by_hop(headers); // 2
+        }
         if keep_te {
             headers.insert(header::TE, HeaderValue::from_static("trailers")); // 3
         }
-        headers.remove(header::EXPECT); // 4
-        strip_client_forgeries(headers); // 5
+        if seen.expect {
+            headers.remove(header::EXPECT); // 4
+        }
+        if seen.forgery {
+            strip_client_forgeries(headers); // 5
+        }
         if let Some(token) = identity {
             set_identity(headers, token); // 6
         }
-        self.set_host(headers, client.authority); // 7
+        // Rule 2 never removes `Host` (whatever `Connection` names), so `seen.host` holds.
+        self.set_host(headers, seen.host, client.authority); // 7
         if client.version == Version::HTTP_2 && !to_http2 {
             join_cookies(headers); // 8
         }
         if let Some(ip) = client.ip {
-            append_forwarded_for(headers, ip); // 9
+            // Rule 2 may have removed the client's value (`Connection: x-forwarded-for`):
+            // `append_forwarded_for` looks again. Nothing adds one before this rule.
+            if seen.forwarded_for {
+                append_forwarded_for(headers, ip); // 9
+            } else {
+                headers.insert(X_FORWARDED_FOR, forwarded_value(ip)); // 9
+            }
         }
-        if !headers.contains_key(X_FORWARDED_PROTO) {
+        // Likewise for `Connection: x-forwarded-proto`.
+        if !seen.forwarded_proto || !headers.contains_key(X_FORWARDED_PROTO) {
             headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http")); // 10
         }
     }
 
     /// Applies the rules for the upstream's answer (rule 2).
     pub(crate) fn to_client(headers: &mut HeaderMap) {
-        strip_hop_by_hop(headers);
+        if headers.keys().any(is_hop_by_hop) {
+            strip_hop_by_hop(headers);
+        }
     }
 
-    /// Rule 7. An HTTP/1.1 client's `Host` is in the headers; an HTTP/2 client's is the
-    /// `:authority`, which hyper keeps in the URI, and the upstream URI is rewritten.
-    fn set_host(self, headers: &mut HeaderMap, authority: Option<&Authority>) {
+    /// Rule 7. An HTTP/1.1 client's `Host` is in the headers (`present`); an HTTP/2 client's
+    /// is the `:authority`, which hyper keeps in the URI, and the upstream URI is rewritten.
+    fn set_host(self, headers: &mut HeaderMap, present: bool, authority: Option<&Authority>) {
         if !self.preserve_host {
-            headers.remove(header::HOST);
+            if present {
+                headers.remove(header::HOST);
+            }
             return;
         }
-        if !headers.contains_key(header::HOST)
+        if !present
             && let Some(authority) = authority
             && let Ok(host) = HeaderValue::from_str(authority.as_str())
         {
             headers.insert(header::HOST, host);
         }
+    }
+}
+
+/// What the rules look for in a request's headers, found in one pass over its names.
+#[derive(Debug, Default, Clone, Copy)]
+struct Seen {
+    /// Any header rule 2 removes.
+    hop_by_hop: bool,
+    /// `TE` (rule 1).
+    te: bool,
+    /// `Expect` (rule 4).
+    expect: bool,
+    /// Any header rule 5 removes.
+    forgery: bool,
+    /// `Host` (rule 7).
+    host: bool,
+    /// `X-Forwarded-For` (rule 9).
+    forwarded_for: bool,
+    /// `X-Forwarded-Proto` (rule 10).
+    forwarded_proto: bool,
+}
+
+impl Seen {
+    fn scan(headers: &HeaderMap) -> Seen {
+        let mut seen = Seen::default();
+        for name in headers.keys() {
+            // Standard names compare as one number each; the rest by their text.
+            if name == header::HOST {
+                seen.host = true;
+            } else if name == header::EXPECT {
+                seen.expect = true;
+            } else if name == X_FORWARDED_FOR {
+                seen.forwarded_for = true;
+            } else if name == X_FORWARDED_PROTO {
+                seen.forwarded_proto = true;
+            } else if is_hop_by_hop(name) {
+                seen.hop_by_hop = true;
+                seen.te |= name == header::TE;
+            } else if is_client_forgery(name) {
+                seen.forgery = true;
+            }
+        }
+        seen
     }
 }
 
@@ -168,29 +240,46 @@ fn is_hop_by_hop(name: &HeaderName) -> bool {
 /// httpoxy's `proxy`). Headers the proxy relies on are never removed because `Connection`
 /// names them.
 fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    // Most requests carry none (a header `Connection` names is only removed when `Connection`
-    // itself is there, and it is hop-by-hop): one look at each name instead of a lookup of
-    // each of the nine.
-    if !headers.keys().any(is_hop_by_hop) {
+    // One look at each name: how many hop-by-hop ones there are, and whether `Connection` is
+    // one. An upstream's answer usually has exactly one, `Connection: keep-alive`.
+    let mut hop_by_hop = 0;
+    let mut connection = false;
+    for name in headers.keys() {
+        if is_hop_by_hop(name) {
+            hop_by_hop += 1;
+            connection |= name == header::CONNECTION;
+        }
+    }
+    if hop_by_hop == 0 {
         return;
     }
-    // The names `Connection` lists that are here: looked up by their text, which allocates
-    // nothing, so the usual `Connection: keep-alive` of an upstream's answer (no header of
-    // that name) makes no `HeaderName` and no list: two allocations fewer per proxied
-    // request (265 of its 43,240 instructions, counted by callgrind; docs/BENCHMARKS.md).
+    // The names `Connection` lists that are here, but for those removed below anyway (such as
+    // `keep-alive`): looked up by their text, which allocates nothing, so the usual
+    // `Connection: keep-alive` or `close` of an upstream's answer makes no `HeaderName` and no
+    // list (callgrind; docs/BENCHMARKS.md).
     let mut named: Vec<HeaderName> = Vec::new();
-    for value in headers.get_all(header::CONNECTION) {
-        let Ok(value) = value.to_str() else { continue };
-        for name in value.split(',') {
-            let name = name.trim();
-            if headers.contains_key(name)
-                && let Ok(name) = HeaderName::from_bytes(name.as_bytes())
-                && name != header::AUTHORIZATION
-                && name != header::HOST
-            {
-                named.push(name);
+    if connection {
+        for value in headers.get_all(header::CONNECTION) {
+            // Visible ASCII only (`to_str`), so every piece is text.
+            let Ok(value) = value.to_str() else { continue };
+            for name in value.as_bytes().split(|b| *b == b',') {
+                let Ok(name) = std::str::from_utf8(name.trim_ascii()) else {
+                    continue;
+                };
+                if !is_hop_by_hop_text(name)
+                    && headers.contains_key(name)
+                    && let Ok(name) = HeaderName::from_bytes(name.as_bytes())
+                    && name != header::AUTHORIZATION
+                    && name != header::HOST
+                {
+                    named.push(name);
+                }
             }
         }
+    }
+    if hop_by_hop == 1 && connection && named.is_empty() {
+        headers.remove(header::CONNECTION);
+        return;
     }
     for name in named {
         headers.remove(name);
@@ -199,6 +288,24 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
     while let Some(name) = headers.keys().find(|name| is_hop_by_hop(name)).cloned() {
         headers.remove(name);
     }
+}
+
+/// [`is_hop_by_hop`] for a name as `Connection` lists it, in any case.
+fn is_hop_by_hop_text(name: &str) -> bool {
+    [
+        "connection",
+        "keep-alive",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "proxy",
+    ]
+    .iter()
+    .any(|hop| name.eq_ignore_ascii_case(hop))
+        || name
+            .get(..6)
+            .is_some_and(|start| start.eq_ignore_ascii_case("proxy-"))
 }
 
 /// Method-override headers (matched with `_` taken for `-`).
@@ -333,13 +440,35 @@ fn append_forwarded_for(headers: &mut HeaderMap, ip: IpAddr) {
         .filter_map(|v| v.to_str().ok())
         .collect();
     if existing.is_empty() {
-        headers.insert(X_FORWARDED_FOR, ip_value(ip));
+        headers.insert(X_FORWARDED_FOR, forwarded_value(ip));
         return;
     }
     let value = format!("{}, {ip}", existing.join(", "));
     if let Ok(value) = HeaderValue::from_str(&value) {
         headers.insert(X_FORWARDED_FOR, value);
     }
+}
+
+thread_local! {
+    /// The value [`forwarded_value`] made last on this thread, with its address.
+    static LAST_FORWARDED: RefCell<Option<(IpAddr, HeaderValue)>> = const { RefCell::new(None) };
+}
+
+/// [`ip_value`], made again only when the address differs from the last request's on this
+/// thread: a proxy's clients are few (an ingress, a keep-alive connection's many requests),
+/// and a value shares its bytes, where making it allocates (callgrind; docs/BENCHMARKS.md).
+fn forwarded_value(ip: IpAddr) -> HeaderValue {
+    LAST_FORWARDED.with(|last| {
+        let mut last = last.borrow_mut();
+        match &*last {
+            Some((kept, value)) if *kept == ip => value.clone(),
+            _ => {
+                let value = ip_value(ip);
+                *last = Some((ip, value.clone()));
+                value
+            }
+        }
+    })
 }
 
 /// `ip` as a header value, as `Display` writes it. IPv4 by hand: `Display` through the

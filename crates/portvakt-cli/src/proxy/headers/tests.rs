@@ -382,3 +382,79 @@ fn rule_10_sets_x_forwarded_proto_unless_sent() {
     let map = to_upstream(&[("x-forwarded-proto", "https")], None);
     assert_eq!(values(&map, "x-forwarded-proto"), ["https"]);
 }
+
+#[test]
+fn rule_9_writes_each_request_s_own_address_when_addresses_alternate_on_a_thread() {
+    // The value is kept from the last request on this thread; another address must never
+    // get it.
+    let other = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 77));
+    let v6 = IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 9));
+    for ip in [PEER, other, other, v6, PEER, v6, PEER] {
+        let mut map = HeaderMap::new();
+        let client = ClientSide {
+            ip: Some(ip),
+            ..http1_client()
+        };
+        rules(Version::HTTP_11).to_upstream(&mut map, client, None);
+        assert_eq!(values(&map, "x-forwarded-for"), [ip.to_string()]);
+    }
+}
+
+#[test]
+fn connection_naming_expect_or_a_forwarded_header_removes_the_client_s_and_the_rules_still_hold() {
+    let map = to_upstream(
+        &[
+            ("connection", "X-Forwarded-Proto, expect"),
+            ("x-forwarded-proto", "https"),
+            ("expect", "100-continue"),
+            ("host", "api.example"),
+        ],
+        None,
+    );
+    // Rule 2 took the client's `X-Forwarded-Proto`, so rule 10 sets the proxy's.
+    assert_eq!(values(&map, "x-forwarded-proto"), ["http"]);
+    assert!(!map.contains_key("expect"));
+    assert!(!map.contains_key("connection"));
+    assert_eq!(values(&map, "host"), ["api.example"]);
+    assert_eq!(values(&map, "x-forwarded-for"), ["10.1.2.3"]);
+}
+
+#[test]
+fn to_client_removes_connection_whatever_options_it_lists_and_what_they_name() {
+    // The usual answers: one `Connection` listing only options or hop-by-hop names.
+    for connection in [
+        "keep-alive",
+        "close",
+        "Keep-Alive",
+        " keep-alive , close ",
+        "TE, Upgrade",
+    ] {
+        let mut answer = headers(&[
+            ("content-type", "text/plain"),
+            ("connection", connection),
+            ("content-length", "2"),
+        ]);
+        HeaderRules::to_client(&mut answer);
+        assert!(!answer.contains_key("connection"), "{connection}");
+        assert_eq!(values(&answer, "content-type"), ["text/plain"]);
+        assert_eq!(values(&answer, "content-length"), ["2"]);
+    }
+    // An option that names a header present: both go.
+    let mut answer = headers(&[
+        ("connection", "close, X-Internal"),
+        ("x-internal", "1"),
+        ("close", "1"),
+        ("x-kept", "1"),
+    ]);
+    HeaderRules::to_client(&mut answer);
+    assert_eq!(answer.len(), 1, "{answer:?}");
+    assert_eq!(values(&answer, "x-kept"), ["1"]);
+    // `Keep-Alive` beside `Connection`: both are hop-by-hop.
+    let mut answer = headers(&[
+        ("connection", "keep-alive"),
+        ("keep-alive", "timeout=5"),
+        ("x-kept", "1"),
+    ]);
+    HeaderRules::to_client(&mut answer);
+    assert_eq!(answer.len(), 1, "{answer:?}");
+}
