@@ -53,13 +53,12 @@ fn norwegian_orgno<'a>(authority: &str, id: &'a str) -> Option<&'a str> {
     if authority != ISO6523_AUTHORITY {
         return None;
     }
-    let mut parts = id.split(':');
-    if parts.next() != Some(NORWEGIAN_ORGNO_ICD) {
-        return None;
-    }
-    parts
-        .next()
-        .filter(|orgno| orgno.len() == 9 && orgno.bytes().all(|b| b.is_ascii_digit()))
+    // The second `:`-separated part, by byte comparisons: `split(':')` set up a searcher on
+    // every call, and the proxy asks for the consumer's and the supplier's on every request.
+    let rest = id.strip_prefix(NORWEGIAN_ORGNO_ICD)?.strip_prefix(':')?;
+    let orgno = rest.get(..9)?;
+    let whole_part = rest.len() == 9 || rest.as_bytes()[9] == b':';
+    (whole_part && orgno.bytes().all(|b| b.is_ascii_digit())).then_some(orgno)
 }
 
 /// Verified claims of a Maskinporten access token.
@@ -417,6 +416,23 @@ mod tests {
         assert_eq!(org("0192:88964078", ISO6523_AUTHORITY).orgno(), None);
         assert_eq!(org("0192:889640782", "other").orgno(), None);
         assert_eq!(org("0192:889640782", "other").id(), "0192:889640782");
+        // The second part, whole: nine digits, then the end or another part.
+        for (id, orgno) in [
+            ("0192:889640782", Some("889640782")),
+            ("0192:889640782:", Some("889640782")),
+            ("0192:8896407821", None),
+            ("0192:88964078x", None),
+            ("0192:88964078", None),
+            ("0192:", None),
+            ("0192", None),
+            ("01920:889640782", None),
+            ("0192:889640782x:1", None),
+            ("0192:88964078\u{e9}", None),
+            ("0192:\u{e9}889640782", None),
+            ("", None),
+        ] {
+            assert_eq!(org(id, ISO6523_AUTHORITY).orgno(), orgno, "{id:?}");
+        }
     }
 
     #[test]
