@@ -157,9 +157,7 @@ impl HeaderRules {
 
     /// Applies the rules for the upstream's answer (rule 2).
     pub(crate) fn to_client(headers: &mut HeaderMap) {
-        if headers.keys().any(is_hop_by_hop) {
-            strip_hop_by_hop(headers);
-        }
+        strip_hop_by_hop(headers);
     }
 
     /// Rule 7. An HTTP/1.1 client's `Host` is in the headers (`present`); an HTTP/2 client's
