@@ -57,7 +57,9 @@ fn main() {
         idle_timeout: Duration::from_secs(60),
         http2: false,
     };
-    let admission = Admission::new(listener::DEFAULT_MAX_CONNECTIONS);
+    // One accept loop per core, sharing out the connections as the proxy's workers do.
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let admission = Admission::with_workers(listener::DEFAULT_MAX_CONNECTIONS, workers);
     let what = format!("forwarding to http://{upstream}");
     workers::per_core("proxy_floor", &listen, &what, move |listener| {
         let config = config.clone();

@@ -1294,3 +1294,132 @@ async fn the_listener_holds_a_burst_of_connections_beyond_128_until_it_accepts()
         "{completed} of {burst} completed with a backlog of 128"
     );
 }
+
+/// Sends one request on `stream` and reads the answer's body (by its `Content-Length`),
+/// leaving the connection open.
+async fn request_on(stream: &mut tokio::net::TcpStream) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    stream
+        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut read = Vec::new();
+    loop {
+        let mut chunk = [0u8; 1024];
+        let n = stream.read(&mut chunk).await.unwrap();
+        assert!(n > 0, "the connection closed before its answer");
+        read.extend_from_slice(&chunk[..n]);
+        let text = String::from_utf8_lossy(&read).into_owned();
+        let Some((head, body)) = text.split_once("\r\n\r\n") else {
+            continue;
+        };
+        let length: usize = head
+            .lines()
+            .find_map(|line| {
+                line.to_ascii_lowercase()
+                    .strip_prefix("content-length: ")
+                    .map(str::to_owned)
+            })
+            .expect("a Content-Length")
+            .trim()
+            .parse()
+            .unwrap();
+        if body.len() >= length {
+            return body[..length].to_owned();
+        }
+    }
+}
+
+#[test]
+fn worker_threads_share_out_connections_whichever_thread_accepts_them() {
+    // Two accept loops, each on a thread of its own with a single-threaded runtime, as the
+    // proxy's workers run. Clients reach only the first loop's socket (the second listens where
+    // no one connects), so every connection is accepted by one thread: half must still be
+    // served by the other, in turn (the fewest-connections rule, the accepting one on a tie).
+    let admission = listener::Admission::with_workers(64, 2);
+    let (stops, threads): (Vec<_>, Vec<_>) = ["worker-a", "worker-b"]
+        .into_iter()
+        .map(|name| {
+            let socket = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            socket.set_nonblocking(true).unwrap();
+            let addr = socket.local_addr().unwrap();
+            let admission = std::sync::Arc::clone(&admission);
+            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+            let thread = std::thread::Builder::new()
+                .name(name.to_owned())
+                .spawn(move || {
+                    let runtime = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .unwrap();
+                    runtime.block_on(async move {
+                        let listener = tokio::net::TcpListener::from_std(socket).unwrap();
+                        let handler = listener::FastRoute::any(|_request, _peer| {
+                            Box::pin(async {
+                                let name = std::thread::current().name().unwrap().to_owned();
+                                axum::response::IntoResponse::into_response(name)
+                            })
+                        });
+                        let stopped = async move {
+                            let _ = stopped.await;
+                        };
+                        listener::serve_handler_admitted(
+                            listener,
+                            handler,
+                            ListenerConfig::default(),
+                            &admission,
+                            stopped,
+                        )
+                        .await
+                        .unwrap();
+                    });
+                })
+                .unwrap();
+            (stop, (addr, thread))
+        })
+        .unzip();
+    let accepting = threads[0].0;
+
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let clients = runtime.block_on(async {
+        let mut served = std::collections::BTreeMap::<String, usize>::new();
+        let mut clients = Vec::new();
+        for _ in 0..32 {
+            let mut stream = tokio::net::TcpStream::connect(accepting).await.unwrap();
+            *served.entry(request_on(&mut stream).await).or_default() += 1;
+            clients.push(stream);
+        }
+        assert_eq!(
+            served,
+            [("worker-a".to_owned(), 16), ("worker-b".to_owned(), 16)].into(),
+            "connections served by each thread"
+        );
+        // Every connection still answers on the thread that took it over.
+        for stream in &mut clients {
+            let name = request_on(stream).await;
+            assert!(name.starts_with("worker-"), "{name}");
+        }
+        clients
+    });
+    let mut counts = admission.worker_connections();
+    counts.sort_unstable();
+    assert_eq!(counts, [16, 16]);
+
+    // Each closed connection is taken off its worker's count.
+    drop(clients);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while admission.worker_connections() != [0, 0] {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still counted after the clients closed: {:?}",
+            admission.worker_connections()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for stop in stops {
+        let _ = stop.send(());
+    }
+    for (_, thread) in threads {
+        thread.join().unwrap();
+    }
+}

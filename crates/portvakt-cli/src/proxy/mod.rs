@@ -398,7 +398,8 @@ pub async fn serve<F>(
 where
     F: std::future::Future<Output = ()> + Send + 'static,
 {
-    let admission = listener::Admission::new(state.0.listener.max_connections);
+    let admission =
+        listener::Admission::with_workers(state.0.listener.max_connections, state.0.workers);
     if state.0.workers <= 1 {
         return serve_worker(listener, state, &admission, shutdown).await;
     }

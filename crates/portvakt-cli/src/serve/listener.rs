@@ -75,7 +75,7 @@ use hyper::server::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, watch};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tower::ServiceExt as _;
 
 /// How long a client may take to send a request's headers, by default.
@@ -312,23 +312,146 @@ where
 
 /// The connection slots of a listener, and the registry that picks which idle connection gives
 /// way when they are all taken. One per listener; shared by the accept loops of one listener
-/// ([`serve_handler_admitted`]).
+/// ([`serve_handler_admitted`]), which with [`Admission::with_workers`] also share out the
+/// connections evenly.
 pub struct Admission {
     max: usize,
     slots: Arc<Semaphore>,
     registry: Arc<Registry>,
+    workers: Option<Workers>,
 }
 
 impl Admission {
     /// Slots for `max_connections` connections (at least 1).
     pub fn new(max_connections: usize) -> Arc<Admission> {
+        Admission::with_workers(max_connections, 1)
+    }
+
+    /// Slots for `max_connections` connections, shared by the accept loops of `workers`
+    /// threads on one listening socket, which also share out the connections: each new one is
+    /// served by the thread serving the fewest, whichever thread accepted it (see
+    /// `Workers` in this module). The first `workers` accept loops started with this admission
+    /// take part.
+    pub fn with_workers(max_connections: usize, workers: usize) -> Arc<Admission> {
         // `acquire_many` takes a u32; no one needs more connections than that.
         let max = max_connections.clamp(1, Semaphore::MAX_PERMITS.min(u32::MAX as usize));
         Arc::new(Admission {
             max,
             slots: Arc::new(Semaphore::new(max)),
             registry: Arc::new(Registry::new()),
+            workers: (workers > 1).then(|| Workers::new(workers)),
         })
+    }
+
+    /// How many connections each worker thread serves, in the order the accept loops joined
+    /// (empty without [`Admission::with_workers`]).
+    pub fn worker_connections(&self) -> Vec<usize> {
+        self.workers.as_ref().map_or_else(Vec::new, |workers| {
+            workers
+                .load
+                .iter()
+                .map(|load| load.load(Ordering::Relaxed))
+                .collect()
+        })
+    }
+}
+
+/// The accept loops of one listening socket on threads of their own (the enforcing proxy's
+/// workers, each a single-threaded runtime), and how many connections each one serves.
+///
+/// A connection is served, start to end, by one thread. Which thread accepts it is the
+/// kernel's race between the loops, and the thread that wins goes on accepting while more are
+/// waiting: a burst of new clients (wrk opening 32 connections, or every client reconnecting
+/// after a deploy) was often taken whole by one thread, which then served them all for as
+/// long as they stayed open while the other thread idled. In one run in four, all 32 of wrk's
+/// connections landed on one thread, at about 0.85 of the throughput of an even split
+/// (docs/BENCHMARKS.md). So every new connection goes to the thread serving the fewest
+/// (the accepting one on a tie), whichever accepted it: the socket is taken out of the
+/// accepting thread's reactor and handed to the other's accept loop, which registers it with
+/// its own. That costs two `epoll_ctl` calls and a wake-up of the other thread once per
+/// connection, not per request.
+struct Workers {
+    /// Connections each worker serves.
+    load: Box<[AtomicUsize]>,
+    /// Where each worker is handed connections.
+    inboxes: Box<[mpsc::UnboundedSender<Handed>]>,
+    /// The receiving ends, each taken by the accept loop that joins as that worker.
+    unjoined: Mutex<Vec<Option<mpsc::UnboundedReceiver<Handed>>>>,
+}
+
+/// A connection accepted by one worker's loop for another: its socket, out of any reactor.
+struct Handed {
+    stream: std::net::TcpStream,
+    peer: SocketAddr,
+    slot: OwnedSemaphorePermit,
+}
+
+impl Workers {
+    fn new(count: usize) -> Workers {
+        let (inboxes, receivers): (Vec<_>, Vec<_>) = (0..count)
+            .map(|_| {
+                let (inbox, receiver) = mpsc::unbounded_channel();
+                (inbox, Some(receiver))
+            })
+            .unzip();
+        Workers {
+            load: (0..count).map(|_| AtomicUsize::new(0)).collect(),
+            inboxes: inboxes.into(),
+            unjoined: Mutex::new(receivers),
+        }
+    }
+
+    /// The next free worker's number and inbox; `None` once every worker has joined.
+    fn join(&self) -> Option<(usize, mpsc::UnboundedReceiver<Handed>)> {
+        let mut unjoined = self.unjoined.lock().unwrap_or_else(PoisonError::into_inner);
+        unjoined
+            .iter_mut()
+            .enumerate()
+            .find_map(|(worker, receiver)| Some((worker, receiver.take()?)))
+    }
+
+    /// The worker a new connection goes to: the one serving the fewest, `me` on a tie. Counts
+    /// the connection as that worker's.
+    fn assign(&self, me: usize) -> usize {
+        let mut to = me;
+        let mut fewest = self.load[me].load(Ordering::Relaxed);
+        for (worker, load) in self.load.iter().enumerate() {
+            let load = load.load(Ordering::Relaxed);
+            if load < fewest {
+                to = worker;
+                fewest = load;
+            }
+        }
+        self.load[to].fetch_add(1, Ordering::Relaxed);
+        to
+    }
+
+    /// Moves a connection counted as `from`'s to `to`.
+    fn recount(&self, from: usize, to: usize) {
+        self.load[from].fetch_sub(1, Ordering::Relaxed);
+        self.load[to].fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// One connection's place in its worker's count, given back when the connection closes.
+struct Load {
+    admission: Arc<Admission>,
+    worker: usize,
+}
+
+impl Drop for Load {
+    fn drop(&mut self) {
+        if let Some(workers) = &self.admission.workers {
+            workers.load[self.worker].fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// The next connection handed to this worker; never, for an accept loop that is not one.
+async fn handed(inbox: &mut Option<mpsc::UnboundedReceiver<Handed>>) -> Option<Handed> {
+    match inbox {
+        Some(inbox) => inbox.recv().await,
+        None => std::future::pending().await,
     }
 }
 
@@ -376,11 +499,36 @@ where
     let slots = Arc::clone(&admission.slots);
     let registry = Arc::clone(&admission.registry);
     let (stop_tx, stop_rx) = watch::channel(false);
+    // With worker threads (`Admission::with_workers`): this loop's number and its inbox.
+    let (me, mut inbox) = match admission.workers.as_ref().and_then(Workers::join) {
+        Some((me, inbox)) => (Some(me), Some(inbox)),
+        None => (None, None),
+    };
+    let serve = |stream: TcpStream, peer: SocketAddr, slot, load: Option<Load>| {
+        let router = router.clone();
+        let protocols = Arc::clone(&protocols);
+        let stop = stop_rx.clone();
+        let tracked = Registered::new(&registry, slot);
+        tokio::spawn(async move {
+            connection(stream, peer, router, &protocols, stop, &tracked).await;
+            drop(tracked);
+            drop(load);
+        });
+    };
     let mut shutdown = pin!(shutdown);
     'accept: loop {
         let accepted = tokio::select! {
             biased;
             () = &mut shutdown => break 'accept,
+            Some(handed) = handed(&mut inbox) => {
+                // Accepted by another worker's loop for this one (counted as this one's).
+                let load = me.map(|worker| Load { admission: Arc::clone(&admission), worker });
+                match TcpStream::from_std(handed.stream) {
+                    Ok(stream) => serve(stream, handed.peer, handed.slot, load),
+                    Err(e) => tracing::debug!(error = %e, "cannot take over a connection"),
+                }
+                continue;
+            }
             accepted = listener.accept() => accepted,
         };
         let (stream, peer) = match accepted {
@@ -429,20 +577,64 @@ where
         if let Err(e) = stream.set_nodelay(true) {
             tracing::debug!(error = %e, "cannot set TCP_NODELAY");
         }
-        let router = router.clone();
-        let protocols = Arc::clone(&protocols);
-        let stop = stop_rx.clone();
-        let tracked = Registered::new(&registry, slot);
-        tokio::spawn(async move {
-            connection(stream, peer, router, &protocols, stop, &tracked).await;
-            drop(tracked);
-        });
+        let (Some(me), Some(workers)) = (me, admission.workers.as_ref()) else {
+            serve(stream, peer, slot, None);
+            continue;
+        };
+        let to = workers.assign(me);
+        let (stream, slot) = if to == me {
+            (stream, slot)
+        } else {
+            let Some(taken_back) = hand_over(workers, me, to, stream, peer, slot) else {
+                continue;
+            };
+            taken_back
+        };
+        let load = Load {
+            admission: Arc::clone(&admission),
+            worker: me,
+        };
+        serve(stream, peer, slot, Some(load));
     }
     drop(listener);
     let _ = stop_tx.send(true);
     // Every connection holds a slot until it closes.
     let _ = slots.acquire_many(max as u32).await;
     Ok(())
+}
+
+/// Hands a connection this loop (`me`) accepted to worker `to`'s loop, counted as `to`'s.
+/// `None` when it is on its way (or lost: a socket tokio cannot give up is closed). When `to`
+/// has ended, the connection is counted as `me`'s again and given back to be served here.
+fn hand_over(
+    workers: &Workers,
+    me: usize,
+    to: usize,
+    stream: TcpStream,
+    peer: SocketAddr,
+    slot: OwnedSemaphorePermit,
+) -> Option<(TcpStream, OwnedSemaphorePermit)> {
+    let stream = match stream.into_std() {
+        Ok(stream) => stream,
+        Err(e) => {
+            workers.load[to].fetch_sub(1, Ordering::Relaxed);
+            tracing::debug!(error = %e, "cannot hand a connection to another worker");
+            return None;
+        }
+    };
+    let handed = Handed { stream, peer, slot };
+    let Err(mpsc::error::SendError(handed)) = workers.inboxes[to].send(handed) else {
+        return None;
+    };
+    workers.recount(to, me);
+    match TcpStream::from_std(handed.stream) {
+        Ok(stream) => Some((stream, handed.slot)),
+        Err(e) => {
+            workers.load[me].fetch_sub(1, Ordering::Relaxed);
+            tracing::debug!(error = %e, "cannot take back a connection");
+            None
+        }
+    }
 }
 
 /// The connections of one listener, for choosing which idle one gives way.
