@@ -23,7 +23,7 @@
 # ratios. Every portvakt answer is checked: wrk saw only 2xx, and the proxy's own counter of
 # forwarded requests covers every answer wrk read. Also prints each proxy's CPU time per
 # request (from /proc/<pid>/stat around each run; nginx: its workers), which the VM's drift
-# moves less than requests/s, and its context switches per request (every thread's, from
+# moves less than requests/s (and the user-space part of it), and its context switches per request (every thread's, from
 # /proc/<pid>/task/*/status): with the same system calls per request as nginx and about as
 # many instructions (scripts/callgrind-proxy.sh), how often a proxy sleeps and is woken is
 # where the stacks differ (docs/BENCHMARKS.md).
@@ -152,12 +152,13 @@ forwarded() { # the proxy's count of forwarded requests
     awk '/^portvakt_requests_total\{endpoint="proxy",outcome="forwarded"\}/ { n += $NF } END { print n + 0 }'
 }
 
-ticks() { # $@: pids -> their utime + stime, in clock ticks
-  local total=0 pid
+ticks() { # $@: pids -> their utime + stime, and utime alone, in clock ticks
+  local total=0 user=0 pid
   for pid in "$@"; do
     total=$((total + $(awk '{ print $14 + $15 }' "/proc/$pid/stat")))
+    user=$((user + $(awk '{ print $14 }' "/proc/$pid/stat")))
   done
-  echo "$total"
+  echo "$total $user"
 }
 
 switches() { # $@: pids -> context switches of all their threads, voluntary and not
@@ -181,12 +182,12 @@ run() { # $1: case, $2: base URL, $3: connections, $4: "lua" tokens file or "", 
   else
     args+=(-H "Authorization: Bearer $TOKEN")
   fi
-  local before_fwd before_cpu after_cpu before_cs after_cs
+  local before_fwd before_cpu after_cpu before_user after_user before_cs after_cs
   before_fwd=$(forwarded)
-  before_cpu=$(ticks "$@")
+  read -r before_cpu before_user < <(ticks "$@")
   before_cs=$(switches "$@")
   TOKENS=$lua wrk "${args[@]}" "$url$PATH_UNDER_TEST" >"$WORK/wrk.txt"
-  after_cpu=$(ticks "$@")
+  read -r after_cpu after_user < <(ticks "$@")
   after_cs=$(switches "$@")
   if grep -qE "Non-2xx|Socket errors" "$WORK/wrk.txt"; then
     cat "$WORK/wrk.txt" >&2
@@ -202,10 +203,10 @@ run() { # $1: case, $2: base URL, $3: connections, $4: "lua" tokens file or "", 
       exit 1
     fi
   fi
-  python3 - "$name" "$WORK/wrk.txt" "$((after_cpu - before_cpu))" "$(getconf CLK_TCK)" "$completed" "$((after_cs - before_cs))" >>"$WORK/results.txt" <<'PY'
+  python3 - "$name" "$WORK/wrk.txt" "$((after_cpu - before_cpu))" "$(getconf CLK_TCK)" "$completed" "$((after_cs - before_cs))" "$((after_user - before_user))" >>"$WORK/results.txt" <<'PY'
 import re, sys
 name, path, ticks, hz, completed = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
-switches = int(sys.argv[6])
+switches, user_ticks = int(sys.argv[6]), int(sys.argv[7])
 text = open(path).read()
 def micros(t):
     value, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", t).groups()
@@ -215,9 +216,10 @@ p99 = micros(re.search(r"^\s+99%\s+(\S+)", text, re.M).group(1))
 rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
 cpu = ticks * 1e6 / hz / completed if completed else 0.0
 cs = switches / completed if completed else 0.0
-print(name, rps, p50, p99, cpu, cs)
+user = user_ticks * 1e6 / hz / completed if completed else 0.0
+print(name, rps, p50, p99, cpu, cs, user)
 PY
-  tail -n 1 "$WORK/results.txt" | awk '{ printf "%-11s %9.0f req/s  median %6.0f us  p99 %6.0f us  CPU %5.1f us/request  %4.2f switches/request\n", $1, $2, $3, $4, $5, $6 }'
+  tail -n 1 "$WORK/results.txt" | awk '{ printf "%-11s %9.0f req/s  median %6.0f us  p99 %6.0f us  CPU %5.1f us/request (user %4.1f)  %4.2f switches/request\n", $1, $2, $3, $4, $5, $7, $6 }'
 }
 
 # Warm up every path (connections, pools, caches).
@@ -258,16 +260,16 @@ for line in open(sys.argv[1]):
 c = sys.argv[2]
 def med(name, i):
     return statistics.median(r[i] for r in rows[name])
-print(f"| | req/s at {c} connections | median at {c} | p99 at {c} | median at 1 connection | p99 at 1 | CPU per request | context switches per request |")
-print("|---|---|---|---|---|---|---|---|")
+print(f"| | req/s at {c} connections | median at {c} | p99 at {c} | median at 1 connection | p99 at 1 | CPU per request | of which user | context switches per request |")
+print("|---|---|---|---|---|---|---|---|---|")
 for name, title in (("upstream", "nginx upstream alone"), ("nginx", "nginx, plain reverse proxy"),
                     ("bare", "hyper alone (hyper_floor, no protections)"),
                     ("floor", "portvakt's HTTP stack alone (proxy_floor, checks nothing)"),
                     ("portvakt", "portvakt serve --upstream (one token)")):
     print(f"| {title} | {med(name, 0):,.0f} | {med(name, 1):,.0f} us | {med(name, 2):,.0f} us | "
-          f"{med(name + '-1', 1):,.0f} us | {med(name + '-1', 2):,.0f} us | {med(name, 3):.1f} us | {med(name, 4):.2f} |")
-print(f"| portvakt, {c} conn., one token by Lua | {med('one-lua', 0):,.0f} | {med('one-lua', 1):,.0f} us | {med('one-lua', 2):,.0f} us | | | {med('one-lua', 3):.1f} us | {med('one-lua', 4):.2f} |")
-print(f"| portvakt, {c} conn., distinct tokens by Lua | {med('distinct', 0):,.0f} | {med('distinct', 1):,.0f} us | {med('distinct', 2):,.0f} us | | | {med('distinct', 3):.1f} us | {med('distinct', 4):.2f} |")
+          f"{med(name + '-1', 1):,.0f} us | {med(name + '-1', 2):,.0f} us | {med(name, 3):.1f} us | {med(name, 5):.1f} us | {med(name, 4):.2f} |")
+print(f"| portvakt, {c} conn., one token by Lua | {med('one-lua', 0):,.0f} | {med('one-lua', 1):,.0f} us | {med('one-lua', 2):,.0f} us | | | {med('one-lua', 3):.1f} us | {med('one-lua', 5):.1f} us | {med('one-lua', 4):.2f} |")
+print(f"| portvakt, {c} conn., distinct tokens by Lua | {med('distinct', 0):,.0f} | {med('distinct', 1):,.0f} us | {med('distinct', 2):,.0f} us | | | {med('distinct', 3):.1f} us | {med('distinct', 5):.1f} us | {med('distinct', 4):.2f} |")
 print()
 ratio = med("portvakt", 0) / med("nginx", 0)
 added_p = med("portvakt-1", 1) - med("upstream-1", 1)
