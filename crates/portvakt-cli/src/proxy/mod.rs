@@ -43,9 +43,12 @@
 //! wake and a context switch per hop: on 2 cores a quarter of the proxy's CPU, at the same
 //! throughput per core (docs/BENCHMARKS.md). Shared by all threads: the validator and its
 //! cache, the metrics, the policy, [`ProxyConfig::max_in_flight`] and
-//! [`ProxyConfig::max_connections`] (with the choice of which idle connection gives way). The
-//! cost: a thread with many slow upstream exchanges does not hand its other connections to an
-//! idle one (a new connection goes to whichever thread takes it first).
+//! [`ProxyConfig::max_connections`] (with the choice of which idle connection gives way).
+//! Each new connection is served by the thread serving the fewest, whichever thread accepted
+//! it (the accept loops race for the shared socket, and the winner of a burst would otherwise
+//! keep it all; see `Admission::with_workers` in [`crate::serve::listener`]). The cost: the
+//! threads share out connections, not work, so a thread with many slow upstream exchanges does
+//! not hand its other connections to an idle one.
 //!
 //! ## Client connections
 //!

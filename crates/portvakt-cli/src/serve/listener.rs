@@ -44,6 +44,11 @@
 //!   answer it would not take, for longer than that.
 //! - `TCP_NODELAY` on every accepted connection (small answers and streamed pieces would
 //!   otherwise wait for Nagle's algorithm).
+//! - Accept loops on threads of their own may share one listening socket and its admission
+//!   ([`serve_handler_admitted`], [`Admission::with_workers`]: the enforcing proxy's workers);
+//!   each new connection is then served by the thread serving the fewest connections,
+//!   whichever thread accepted it, so a burst of new clients is not kept by the thread that
+//!   happened to win the race for it.
 //! - With [`serve_with_fast_route`], one route is answered by a plain function before the
 //!   router is consulted (see [`FastRoute`]).
 //! - With [`serve_handler`], every request goes to one handler ([`FastRoute::any`]), which is
