@@ -1381,6 +1381,22 @@ fn worker_threads_share_out_connections_whichever_thread_accepts_them() {
     let accepting = threads[0].0;
 
     let runtime = tokio::runtime::Runtime::new().unwrap();
+    // Both loops are running (a connection is only assigned to a loop that has started): one
+    // request to each, on connections then closed.
+    runtime.block_on(async {
+        for (addr, _) in &threads {
+            let mut probe = tokio::net::TcpStream::connect(addr).await.unwrap();
+            request_on(&mut probe).await;
+        }
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while admission.worker_connections() != [0, 0] {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the probes are still counted"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let clients = runtime.block_on(async {
         let mut served = std::collections::BTreeMap::<String, usize>::new();
         let mut clients = Vec::new();

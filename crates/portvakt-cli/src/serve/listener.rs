@@ -336,7 +336,7 @@ impl Admission {
     /// threads on one listening socket, which also share out the connections: each new one is
     /// served by the thread serving the fewest, whichever thread accepted it (see
     /// `Workers` in this module). The first `workers` accept loops started with this admission
-    /// take part.
+    /// take part, each from when it starts; others serve what they accept.
     pub fn with_workers(max_connections: usize, workers: usize) -> Arc<Admission> {
         // `acquire_many` takes a u32; no one needs more connections than that.
         let max = max_connections.clamp(1, Semaphore::MAX_PERMITS.min(u32::MAX as usize));
@@ -378,6 +378,9 @@ impl Admission {
 struct Workers {
     /// Connections each worker serves.
     load: Box<[AtomicUsize]>,
+    /// Whether each worker's accept loop has started: no connection is assigned to one that
+    /// has not (it would wait, holding its slot, for a loop that may never come).
+    joined: Box<[AtomicBool]>,
     /// Where each worker is handed connections.
     inboxes: Box<[mpsc::UnboundedSender<Handed>]>,
     /// The receiving ends, each taken by the accept loop that joins as that worker.
@@ -401,6 +404,7 @@ impl Workers {
             .unzip();
         Workers {
             load: (0..count).map(|_| AtomicUsize::new(0)).collect(),
+            joined: (0..count).map(|_| AtomicBool::new(false)).collect(),
             inboxes: inboxes.into(),
             unjoined: Mutex::new(receivers),
         }
@@ -409,20 +413,22 @@ impl Workers {
     /// The next free worker's number and inbox; `None` once every worker has joined.
     fn join(&self) -> Option<(usize, mpsc::UnboundedReceiver<Handed>)> {
         let mut unjoined = self.unjoined.lock().unwrap_or_else(PoisonError::into_inner);
-        unjoined
+        let (worker, inbox) = unjoined
             .iter_mut()
             .enumerate()
-            .find_map(|(worker, receiver)| Some((worker, receiver.take()?)))
+            .find_map(|(worker, receiver)| Some((worker, receiver.take()?)))?;
+        self.joined[worker].store(true, Ordering::Release);
+        Some((worker, inbox))
     }
 
-    /// The worker a new connection goes to: the one serving the fewest, `me` on a tie. Counts
-    /// the connection as that worker's.
+    /// The worker a new connection goes to: of those whose loops have started, the one serving
+    /// the fewest, `me` on a tie. Counts the connection as that worker's.
     fn assign(&self, me: usize) -> usize {
         let mut to = me;
         let mut fewest = self.load[me].load(Ordering::Relaxed);
         for (worker, load) in self.load.iter().enumerate() {
             let load = load.load(Ordering::Relaxed);
-            if load < fewest {
+            if load < fewest && self.joined[worker].load(Ordering::Acquire) {
                 to = worker;
                 fewest = load;
             }
@@ -1015,3 +1021,6 @@ impl AsyncWrite for Prefixed {
         Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
     }
 }
+
+#[cfg(test)]
+mod tests;
