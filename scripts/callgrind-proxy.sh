@@ -30,70 +30,21 @@ TARGET=127.0.0.1:18091
 API=127.0.0.1:18092
 ISSUER=127.0.0.1:18093
 PATH_UNDER_TEST=/api/v1/items
-WORK=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; for p in "$WORK"/*/nginx.pid; do [ -f "$p" ] && kill "$(cat "$p")" 2>/dev/null; done; rm -rf "$WORK"' EXIT
-
-install() { # $@: Debian packages
-  local sudo=""
-  [ "$(id -u)" = 0 ] || sudo=sudo
-  $sudo apt-get update -qq && $sudo apt-get install -y -qq "$@" >/dev/null
-}
-command -v wrk >/dev/null || install wrk
-command -v valgrind >/dev/null || install valgrind
-command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || install nginx
-NGINX_BIN=$(command -v nginx || echo /usr/sbin/nginx)
+# shellcheck source=lib/peers.sh
+. scripts/lib/peers.sh
+need wrk valgrind nginx
 CARGO_PROFILE_RELEASE_STRIP=none CARGO_PROFILE_RELEASE_DEBUG=line-tables-only \
   cargo build --release -q --target-dir target/profiling \
   -p portvakt-cli --bin portvakt --example proxy_floor --example hyper_floor
 BIN=target/profiling/release
 for v in $(compgen -e | grep "^MASKINPORTEN_" || true); do unset "$v"; done
 
-wait_for() { # $1: URL, $2: what, $3: log file
-  for _ in $(seq 300); do
-    curl -s -o /dev/null "$1" && return 0
-    sleep 0.1
-  done
-  echo "$2 did not come up ($1)" >&2
-  cat "$3" >&2
-  exit 1
-}
-
-nginx_conf() { # $1: name, $2: server block, $3: extra main-context lines -> $WORK/$1/nginx.conf
-  mkdir -p "$WORK/$1"
-  cat >"$WORK/$1/nginx.conf" <<NGINX
-pid $WORK/$1/nginx.pid;
-error_log $WORK/$1/error.log warn;
-$3
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path $WORK/$1/body;
-  proxy_temp_path $WORK/$1/proxy;
-  fastcgi_temp_path $WORK/$1/fastcgi;
-  uwsgi_temp_path $WORK/$1/uwsgi;
-  scgi_temp_path $WORK/$1/scgi;
-  keepalive_requests 100000000;
-  keepalive_timeout 60s;
-  $2
-}
-NGINX
-}
-nginx_conf upstream "server { listen $UPSTREAM backlog=4096; location / { default_type text/plain; return 200 \"ok\"; } }" \
-  "worker_processes auto;"
+nginx_conf upstream "worker_processes auto;" "$(upstream_server "$UPSTREAM")"
 "$NGINX_BIN" -p "$WORK/upstream" -c "$WORK/upstream/nginx.conf"
 wait_for "http://$UPSTREAM/" "nginx (the upstream)" "$WORK/upstream/error.log"
 # The plain proxy as load-proxy.sh runs it, in one process so that callgrind sees its work.
-nginx_conf proxy "upstream app { server $UPSTREAM; keepalive 64; keepalive_requests 100000000; }
-  server {
-    listen $TARGET backlog=4096;
-    location / {
-      proxy_pass http://app;
-      proxy_http_version 1.1;
-      proxy_set_header Connection \"\";
-      proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
-      proxy_set_header X-Forwarded-Proto http;
-    }
-  }" "daemon off; master_process off; worker_processes 1;"
+nginx_conf proxy "daemon off; master_process off; worker_processes 1;" \
+  "$(plain_proxy_server "$TARGET" "$UPSTREAM")"
 
 # shellcheck source=lib/tokens.sh
 . scripts/lib/tokens.sh

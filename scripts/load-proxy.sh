@@ -44,71 +44,25 @@ PROXY=127.0.0.1:17167
 API=127.0.0.1:17164
 ISSUER=127.0.0.1:17166
 PATH_UNDER_TEST=/api/v1/items
-WORK=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; for p in "$WORK"/*/nginx.pid; do [ -f "$p" ] && kill "$(cat "$p")" 2>/dev/null; done; rm -rf "$WORK"' EXIT
-
-install() { # $@: Debian packages
-  local sudo=""
-  [ "$(id -u)" = 0 ] || sudo=sudo
-  $sudo apt-get update -qq && $sudo apt-get install -y -qq "$@" >/dev/null
-}
-command -v wrk >/dev/null || install wrk
-command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || install nginx
-NGINX_BIN=$(command -v nginx || echo /usr/sbin/nginx)
+# shellcheck source=lib/peers.sh
+. scripts/lib/peers.sh
+need wrk nginx
 cargo build --release -q -p portvakt-cli --bin portvakt --example proxy_floor --example hyper_floor
 BIN=target/release/portvakt
 # Development mode needs every MASKINPORTEN_* variable unset.
 for v in $(compgen -e | grep "^MASKINPORTEN_" || true); do unset "$v"; done
 
-wait_for() { # $1: URL, $2: what, $3: log file
-  for _ in $(seq 100); do
-    curl -s -o /dev/null "$1" && return 0
-    sleep 0.1
-  done
-  echo "$2 did not come up ($1)" >&2
-  cat "$3" >&2
-  exit 1
-}
-
 # Two nginx processes: the upstream, and the plain reverse proxy to it (apart, so that each
-# one's CPU is its own). One worker per core (as portvakt has one proxy thread per core);
-# keep-alive without a request limit on both sides, as portvakt's; no access log (portvakt
-# keeps none); a listen backlog of 4096, as portvakt's (nginx's default, 511, drops SYNs when
-# 1000 wrk connections open at once, and wrk counts the retransmission's second as timeouts).
-nginx_conf() { # $1: name, $2: server block -> $WORK/$1/nginx.conf
-  mkdir -p "$WORK/$1"
-  cat >"$WORK/$1/nginx.conf" <<NGINX
-worker_processes auto;
-pid $WORK/$1/nginx.pid;
-error_log $WORK/$1/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path $WORK/$1/body;
-  proxy_temp_path $WORK/$1/proxy;
-  fastcgi_temp_path $WORK/$1/fastcgi;
-  uwsgi_temp_path $WORK/$1/uwsgi;
-  scgi_temp_path $WORK/$1/scgi;
-  keepalive_requests 100000000;
-  keepalive_timeout 60s;
-  $2
-}
-NGINX
+# one's CPU is its own), each with one worker per core (as portvakt has one proxy thread per
+# core).
+start_nginx() { # $1: name
   "$NGINX_BIN" -p "$WORK/$1" -c "$WORK/$1/nginx.conf" 2>"$WORK/$1/start.log" ||
     { cat "$WORK/$1/start.log" >&2; exit 1; }
 }
-nginx_conf upstream "server { listen $UPSTREAM backlog=4096; location / { default_type text/plain; return 200 \"ok\"; } }"
-nginx_conf proxy "upstream app { server $UPSTREAM; keepalive 64; keepalive_requests 100000000; }
-  server {
-    listen $NGINX backlog=4096;
-    location / {
-      proxy_pass http://app;
-      proxy_http_version 1.1;
-      proxy_set_header Connection \"\";
-      proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
-      proxy_set_header X-Forwarded-Proto http;
-    }
-  }"
+nginx_conf upstream "worker_processes auto;" "$(upstream_server "$UPSTREAM")"
+start_nginx upstream
+nginx_conf proxy "worker_processes auto;" "$(plain_proxy_server "$NGINX" "$UPSTREAM")"
+start_nginx proxy
 wait_for "http://$UPSTREAM/" "nginx (the upstream)" "$WORK/upstream/error.log"
 wait_for "http://$NGINX/" "nginx (the plain proxy)" "$WORK/proxy/error.log"
 workers() { pgrep -P "$(cat "$WORK/$1/nginx.pid")" | tr '\n' ' '; }
