@@ -19,7 +19,11 @@ fn a_connection_goes_to_the_started_worker_serving_the_fewest_and_stays_on_a_tie
     let (a, _a_inbox) = workers.join().unwrap();
     let (b, _b_inbox) = workers.join().unwrap();
     assert_eq!((a, b), (0, 1));
-    assert_eq!(workers.assign(0), 0, "a tie stays with the accepting worker");
+    assert_eq!(
+        workers.assign(0),
+        0,
+        "a tie stays with the accepting worker"
+    );
     assert_eq!(workers.assign(0), 1, "to the one serving fewer");
     assert_eq!(workers.assign(1), 1, "a tie, accepted by the other");
     assert_eq!(workers.assign(1), 0);
@@ -28,7 +32,11 @@ fn a_connection_goes_to_the_started_worker_serving_the_fewest_and_stays_on_a_tie
 
     let (c, _c_inbox) = workers.join().unwrap();
     assert_eq!(c, 2);
-    assert_eq!(workers.assign(0), 2, "once started, it is the one serving fewest");
+    assert_eq!(
+        workers.assign(0),
+        2,
+        "once started, it is the one serving fewest"
+    );
     assert!(workers.join().is_none(), "every worker has joined");
 
     workers.recount(2, 0);
