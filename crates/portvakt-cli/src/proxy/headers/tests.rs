@@ -458,3 +458,54 @@ fn to_client_removes_connection_whatever_options_it_lists_and_what_they_name() {
     HeaderRules::to_client(&mut answer);
     assert_eq!(answer.len(), 1, "{answer:?}");
 }
+
+#[test]
+fn rule_6_sets_each_request_s_own_identity_when_tokens_alternate_on_a_thread() {
+    // The headers are kept from the last token on this thread; another token must never get
+    // them, nor miss any of its own.
+    let a = verified();
+    let b = verified_with(|claims| {
+        claims["consumer"]["ID"] = json!("0192:974760673");
+        claims["client_id"] = json!("b-client");
+        claims["scope"] = json!("c:scope");
+        claims.as_object_mut().unwrap().remove("supplier");
+    });
+    for (token, orgno, client, scopes, supplier) in [
+        (
+            &a,
+            "889640782",
+            "the-client",
+            "a:scope b:scope",
+            Some("974761076"),
+        ),
+        (&b, "974760673", "b-client", "c:scope", None),
+        (&b, "974760673", "b-client", "c:scope", None),
+        (
+            &a,
+            "889640782",
+            "the-client",
+            "a:scope b:scope",
+            Some("974761076"),
+        ),
+        (&b.clone(), "974760673", "b-client", "c:scope", None),
+    ] {
+        let map = to_upstream(&[], Some(token));
+        assert_eq!(values(&map, "x-portvakt-consumer-orgno"), [orgno]);
+        assert_eq!(
+            values(&map, "x-portvakt-consumer-id"),
+            [format!("0192:{orgno}")]
+        );
+        assert_eq!(values(&map, "x-portvakt-client-id"), [client]);
+        assert_eq!(values(&map, "x-portvakt-scopes"), [scopes]);
+        assert_eq!(
+            values(&map, "x-portvakt-supplier-orgno"),
+            supplier.into_iter().collect::<Vec<_>>()
+        );
+    }
+    // A public route's request gets none.
+    let map = to_upstream(&[], None);
+    assert!(
+        !map.keys()
+            .any(|name| name.as_str().starts_with("x-portvakt-"))
+    );
+}
