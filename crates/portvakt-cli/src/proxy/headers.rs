@@ -45,11 +45,7 @@
 //!
 //! The rules run on every request, so they allocate nothing unless the request needs it:
 //! only a `Connection` header naming headers, a client-sent `proxy-*` or forged header, split
-//! cookies, and a client's `X-Forwarded-For` value to append to take memory. The proxy's own
-//! `X-Forwarded-For` value and the identity headers are made when the client's address or the
-//! token differs from the last request's on the same worker thread, and otherwise reused
-//! (a reference count, not a copy); one look at the request's names tells which rules have
-//! anything to do.
+//! cookies and the `X-Forwarded-For` value (and the identity's scope list) take memory.
 
 use std::cell::RefCell;
 use std::net::IpAddr;
@@ -364,34 +360,10 @@ fn wants_trailers(headers: &HeaderMap) -> bool {
 
 /// Rule 6: the identity headers from the verified token.
 fn set_identity(headers: &mut HeaderMap, token: &VerifiedToken) {
-    LAST_IDENTITY.with(|last| {
-        let mut last = last.borrow_mut();
-        let kept = match &mut *last {
-            Some((kept, values)) if kept.is_same_verification(token) => values,
-            slot => {
-                let mut values = Vec::with_capacity(5);
-                identity_headers(token, |name, value| values.push((name, value)));
-                &mut slot.insert((token.clone(), values)).1
-            }
-        };
-        for (name, value) in kept.iter() {
-            headers.insert(name.clone(), value.clone());
-        }
+    identity_headers(token, |name, value| {
+        headers.insert(name, value);
     });
 }
-
-thread_local! {
-    /// The identity headers [`set_identity`] made last on this thread, with the verification
-    /// they were made from. A client sends the same token for many requests, and the
-    /// validator's cache gives each of them the same verification, so on this thread the
-    /// headers are made once per token in a row, not once per request: their values share
-    /// one buffer, and a copy of a value is a count on it (callgrind; docs/BENCHMARKS.md).
-    /// Only the current request's own verification, already validated, is ever looked up.
-    static LAST_IDENTITY: RefCell<Option<KeptIdentity>> = const { RefCell::new(None) };
-}
-
-/// A verification and the identity headers made from it.
-type KeptIdentity = (VerifiedToken, Vec<(HeaderName, HeaderValue)>);
 
 /// Calls `f` with each identity header the proxy sets for `token`, in the order of the table
 /// in the module documentation; a header is left out when the token has no such value (or one

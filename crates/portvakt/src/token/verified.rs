@@ -47,23 +47,6 @@ impl VerifiedToken {
         self.0.claims.consumer().and_then(|c| c.orgno())
     }
 
-    /// Whether `other` is this very verification, not merely an equal token: the validator's
-    /// cache hands out the same one for every request that carries the token while it is
-    /// cached, so what a caller derives from a token (the enforcing proxy's identity headers)
-    /// can be kept and reused while this holds. One pointer comparison.
-    ///
-    /// ```
-    /// # use portvakt::Validator;
-    /// # fn check(validator: &Validator, token: &str) -> Result<(), portvakt::ValidationError> {
-    /// let first = validator.validate_now(token)?;
-    /// let again = validator.validate_now(token)?; // a cache hit
-    /// assert!(first.is_same_verification(&again));
-    /// # Ok(()) }
-    /// ```
-    pub fn is_same_verification(&self, other: &VerifiedToken) -> bool {
-        Arc::ptr_eq(&self.0, &other.0)
-    }
-
     /// The bytes this token holds on the heap: its shared allocation and the claims'.
     pub(crate) fn approximate_size(&self) -> usize {
         // An `Arc`'s allocation: two counters and the value.
