@@ -45,7 +45,10 @@
 //!
 //! The rules run on every request, so they allocate nothing unless the request needs it:
 //! only a `Connection` header naming headers, a client-sent `proxy-*` or forged header, split
-//! cookies and the `X-Forwarded-For` value (and the identity's scope list) take memory.
+//! cookies, the identity values (one buffer) and an `X-Forwarded-For` value take memory; the
+//! proxy's own `X-Forwarded-For` value is made again only when the client's address differs
+//! from the last request's on the same worker thread. One look at the request's names tells
+//! which rules have anything to do.
 
 use std::cell::RefCell;
 use std::net::IpAddr;
