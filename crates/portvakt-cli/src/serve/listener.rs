@@ -387,11 +387,13 @@ struct Workers {
     unjoined: Mutex<Vec<Option<mpsc::UnboundedReceiver<Handed>>>>,
 }
 
-/// A connection accepted by one worker's loop for another: its socket, out of any reactor.
+/// A connection accepted by one worker's loop for another: its socket, out of any reactor,
+/// already counted as the other's.
 struct Handed {
     stream: std::net::TcpStream,
     peer: SocketAddr,
     slot: OwnedSemaphorePermit,
+    load: Load,
 }
 
 impl Workers {
@@ -436,18 +438,24 @@ impl Workers {
         self.load[to].fetch_add(1, Ordering::Relaxed);
         to
     }
-
-    /// Moves a connection counted as `from`'s to `to`.
-    fn recount(&self, from: usize, to: usize) {
-        self.load[from].fetch_sub(1, Ordering::Relaxed);
-        self.load[to].fetch_add(1, Ordering::Relaxed);
-    }
 }
 
-/// One connection's place in its worker's count, given back when the connection closes.
+/// One connection's place in its worker's count, given back when the connection closes (or
+/// is lost on its way to the worker).
 struct Load {
     admission: Arc<Admission>,
     worker: usize,
+}
+
+impl Load {
+    /// Counts the connection as `worker`'s instead.
+    fn move_to(&mut self, worker: usize) {
+        if let Some(workers) = &self.admission.workers {
+            workers.load[self.worker].fetch_sub(1, Ordering::Relaxed);
+            workers.load[worker].fetch_add(1, Ordering::Relaxed);
+        }
+        self.worker = worker;
+    }
 }
 
 impl Drop for Load {
@@ -533,9 +541,8 @@ where
             () = &mut shutdown => break 'accept,
             Some(handed) = handed(&mut inbox) => {
                 // Accepted by another worker's loop for this one (counted as this one's).
-                let load = me.map(|worker| Load { admission: Arc::clone(&admission), worker });
                 match TcpStream::from_std(handed.stream) {
-                    Ok(stream) => serve(stream, handed.peer, handed.slot, load),
+                    Ok(stream) => serve(stream, handed.peer, handed.slot, Some(handed.load)),
                     Err(e) => tracing::debug!(error = %e, "cannot take over a connection"),
                 }
                 continue;
@@ -592,18 +599,17 @@ where
             serve(stream, peer, slot, None);
             continue;
         };
-        let to = workers.assign(me);
-        let (stream, slot) = if to == me {
-            (stream, slot)
+        let load = Load {
+            admission: Arc::clone(&admission),
+            worker: workers.assign(me),
+        };
+        let (stream, slot, load) = if load.worker == me {
+            (stream, slot, load)
         } else {
-            let Some(taken_back) = hand_over(workers, me, to, stream, peer, slot) else {
+            let Some(taken_back) = hand_over(workers, me, stream, peer, slot, load) else {
                 continue;
             };
             taken_back
-        };
-        let load = Load {
-            admission: Arc::clone(&admission),
-            worker: me,
         };
         serve(stream, peer, slot, Some(load));
     }
@@ -614,34 +620,39 @@ where
     Ok(())
 }
 
-/// Hands a connection this loop (`me`) accepted to worker `to`'s loop, counted as `to`'s.
-/// `None` when it is on its way (or lost: a socket tokio cannot give up is closed). When `to`
-/// has ended, the connection is counted as `me`'s again and given back to be served here.
+/// Hands a connection this loop (`me`) accepted to the worker `load` counts it as. `None`
+/// when it is on its way (or lost: a socket tokio cannot give up or take back is closed, and
+/// its count goes with it). When that worker's loop has ended, the connection is counted as
+/// `me`'s and given back to be served here.
 fn hand_over(
     workers: &Workers,
     me: usize,
-    to: usize,
     stream: TcpStream,
     peer: SocketAddr,
     slot: OwnedSemaphorePermit,
-) -> Option<(TcpStream, OwnedSemaphorePermit)> {
+    load: Load,
+) -> Option<(TcpStream, OwnedSemaphorePermit, Load)> {
+    let to = load.worker;
     let stream = match stream.into_std() {
         Ok(stream) => stream,
         Err(e) => {
-            workers.load[to].fetch_sub(1, Ordering::Relaxed);
             tracing::debug!(error = %e, "cannot hand a connection to another worker");
             return None;
         }
     };
-    let handed = Handed { stream, peer, slot };
-    let Err(mpsc::error::SendError(handed)) = workers.inboxes[to].send(handed) else {
+    let handed = Handed {
+        stream,
+        peer,
+        slot,
+        load,
+    };
+    let Err(mpsc::error::SendError(mut handed)) = workers.inboxes[to].send(handed) else {
         return None;
     };
-    workers.recount(to, me);
+    handed.load.move_to(me);
     match TcpStream::from_std(handed.stream) {
-        Ok(stream) => Some((stream, handed.slot)),
+        Ok(stream) => Some((stream, handed.slot, handed.load)),
         Err(e) => {
-            workers.load[me].fetch_sub(1, Ordering::Relaxed);
             tracing::debug!(error = %e, "cannot take back a connection");
             None
         }

@@ -1,9 +1,10 @@
 //! How the proxy's worker threads share out connections (`Workers`); the accept loops
 //! themselves are tested over real sockets in `tests/serve.rs`.
 
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use super::Workers;
+use super::{Admission, Load, Workers};
 
 fn loads(workers: &Workers) -> Vec<usize> {
     workers
@@ -38,7 +39,21 @@ fn a_connection_goes_to_the_started_worker_serving_the_fewest_and_stays_on_a_tie
         "once started, it is the one serving fewest"
     );
     assert!(workers.join().is_none(), "every worker has joined");
+}
 
-    workers.recount(2, 0);
-    assert_eq!(loads(&workers), [3, 2, 0]);
+#[test]
+fn a_connection_s_count_moves_with_it_and_is_given_back_when_it_goes() {
+    let admission = Admission::with_workers(8, 2);
+    let workers = admission.workers.as_ref().unwrap();
+    workers.join().unwrap();
+    workers.join().unwrap();
+    let mut load = Load {
+        admission: Arc::clone(&admission),
+        worker: workers.assign(0),
+    };
+    assert_eq!(loads(workers), [1, 0]);
+    load.move_to(1);
+    assert_eq!(loads(workers), [0, 1]);
+    drop(load);
+    assert_eq!(loads(workers), [0, 0]);
 }
