@@ -231,11 +231,19 @@ impl Seen {
 /// lower case): no lookups, no copies of a list of names.
 fn is_hop_by_hop(name: &HeaderName) -> bool {
     let text = name.as_str();
-    matches!(
-        text,
-        "connection" | "keep-alive" | "te" | "trailer" | "transfer-encoding" | "upgrade" | "proxy"
-    ) || text.starts_with("proxy-")
+    HOP_BY_HOP.contains(&text) || text.starts_with("proxy-")
 }
+
+/// The names rule 2 removes by name (besides every `proxy-*`), in lower case.
+const HOP_BY_HOP: [&str; 7] = [
+    "connection",
+    "keep-alive",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "proxy",
+];
 
 /// Rule 2: removes hop-by-hop headers, those `Connection` names, and any `proxy-*` (and
 /// httpoxy's `proxy`). Headers the proxy relies on are never removed because `Connection`
@@ -293,17 +301,7 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
 
 /// [`is_hop_by_hop`] for a name as `Connection` lists it, in any case.
 fn is_hop_by_hop_text(name: &str) -> bool {
-    [
-        "connection",
-        "keep-alive",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
-        "proxy",
-    ]
-    .iter()
-    .any(|hop| name.eq_ignore_ascii_case(hop))
+    HOP_BY_HOP.iter().any(|hop| name.eq_ignore_ascii_case(hop))
         || name
             .get(..6)
             .is_some_and(|start| start.eq_ignore_ascii_case("proxy-"))
