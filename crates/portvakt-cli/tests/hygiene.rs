@@ -3,6 +3,8 @@
 //! `RUST_LOG=trace` (`trace_logs_never_contain_a_token`); this file checks the local issuer's
 //! JWT-bearer grant and the token client, which handle the private keys and the assertions.
 
+mod common;
+use common::free_port;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -129,14 +131,6 @@ fn command(args: &[&str], envs: &[(&str, &str)]) -> Command {
     }
     command.envs(envs.iter().copied());
     command
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 async fn wait_for_issuer(base: &str) {

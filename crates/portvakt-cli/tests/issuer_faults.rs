@@ -2,6 +2,8 @@
 //! the issuer gone for longer than the maximum key age (what the proxy, the introspection API
 //! and readiness answer then).
 
+mod common;
+use common::free_port;
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -24,14 +26,6 @@ impl Drop for Running {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// `portvakt serve` with only the variables given (none of the test's own environment).

@@ -3,6 +3,8 @@
 //! every request, injects faults, and can change the remote state behind the applier's back.
 //! The issuer's identifier is the proxy's URL, so token requests go through it too.
 
+mod common;
+use common::free_port;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -213,14 +215,6 @@ struct Env {
     direct: String,
     dir: std::path::PathBuf,
     _issuer: Background,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn portvakt() -> Command {

@@ -4,6 +4,8 @@
 //! shutdown, and `/readyz` waiting for the upstream.
 #![cfg(unix)]
 
+mod common;
+use common::free_port;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -57,14 +59,6 @@ server.serve_forever()
 "#;
 
 const READ: &str = "nav:arbeid:some.scope.read";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")

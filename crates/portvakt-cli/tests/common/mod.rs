@@ -2,16 +2,33 @@
 
 #![allow(dead_code)] // each test file uses its own part
 
+use std::collections::BTreeSet;
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::Mutex;
 use std::time::Duration;
 
-/// A port nothing listens on right now.
+/// A port nothing listens on right now, and one this test process has not handed out before.
+///
+/// The kernel may give the same port to two binds of port 0 one after the other once the first
+/// listener is closed, so a test that asks for three ports (an API, a proxy and an issuer) could
+/// get one twice and see "Address already in use" from the child it starts. Every port handed
+/// out is remembered for the life of the process, so tests running in parallel threads never
+/// share one either.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static HANDED_OUT: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+    let mut handed_out = HANDED_OUT
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        if handed_out.insert(port) {
+            return port;
+        }
+    }
 }
 
 /// `portvakt ARGS` from the repository root, quiet (stdio null), with none of the variables it
