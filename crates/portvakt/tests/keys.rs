@@ -146,6 +146,46 @@ async fn a_key_removed_from_the_jwks_invalidates_its_cached_tokens() {
     assert_eq!(v.validate_now(&token_b).unwrap_err().code(), "unknown_kid");
 }
 
+/// A token validated again and again is served from the validating thread's own copy
+/// (`validator/local.rs`); that copy is judged against the key set as the shared entry is.
+#[tokio::test]
+async fn a_key_removed_from_the_jwks_invalidates_a_threads_own_copy_of_a_token_too() {
+    let server = IssuerServer::start(Behaviour::Serve(jwks(&[&KEY_A, &KEY_B]))).await;
+    let v = Validator::new(explicit(&server).build().unwrap()).unwrap();
+    ready(&v).await;
+    let token_a = sign(&KEY_A, &claims(&server.issuer(), READ));
+    let token_b = sign(&KEY_B, &claims(&server.issuer(), READ));
+    // One full validation, then hits: the third lookup and later are this thread's copy.
+    for _ in 0..6 {
+        v.validate_now(&token_a).unwrap();
+        v.validate_now(&token_b).unwrap();
+    }
+    assert_eq!((v.stats().cache_hits, v.stats().cache_misses), (10, 2));
+
+    // Same kid, new material: the copy signed by the old material is not trusted.
+    server.set(Behaviour::Serve(jwks(&[&KEY_A_IMPOSTOR, &KEY_B])));
+    v.refresh().await.unwrap();
+    assert_eq!(
+        v.validate_now(&token_a).unwrap_err().code(),
+        "bad_signature"
+    );
+    // ...and it is gone from this thread too: the next try is a full validation again.
+    let misses = v.stats().cache_misses;
+    assert_eq!(
+        v.validate_now(&token_a).unwrap_err().code(),
+        "bad_signature"
+    );
+    assert_eq!(v.stats().cache_misses, misses + 1);
+    // KEY_B, still held, is still a hit.
+    let hits = v.stats().cache_hits;
+    v.validate_now(&token_b).unwrap();
+    assert_eq!(v.stats().cache_hits, hits + 1);
+    // Removed: refused at once.
+    server.set(Behaviour::Serve(jwks(&[&KEY_A_IMPOSTOR])));
+    v.refresh().await.unwrap();
+    assert_eq!(v.validate_now(&token_b).unwrap_err().code(), "unknown_kid");
+}
+
 #[tokio::test]
 async fn an_issuer_outage_never_stops_validation_with_keys_we_hold() {
     let server = IssuerServer::start(Behaviour::Serve(jwks(&[&KEY_A]))).await;

@@ -601,6 +601,30 @@ async fn cache_hits_are_rechecked_against_the_clock() {
     );
 }
 
+/// A token validated again and again is served from the validating thread's own copy
+/// (`validator/local.rs`); that copy expires on the clock as the shared entry does, and goes
+/// with it.
+#[tokio::test]
+async fn a_threads_own_copy_of_a_token_is_rechecked_against_the_clock_and_dropped_with_it() {
+    let v = validator();
+    let token = sign(&KEY_A, &claims(ISSUER, READ));
+    let now = SystemTime::now();
+    for _ in 0..6 {
+        v.validate_at(&token, now).unwrap();
+    }
+    assert_eq!((v.stats().cache_hits, v.stats().cache_misses), (5, 1));
+    let later = now + Duration::from_secs(120 + 61);
+    assert_eq!(code(v.validate_at(&token, later)), "expired");
+    assert_eq!((v.stats().cache_hits, v.stats().cache_misses), (6, 1));
+    // Dropped from this thread as from the cache: validating again is a full validation.
+    v.validate_at(&token, now).unwrap();
+    assert_eq!(v.stats().cache_misses, 2);
+    // A validator made later knows nothing of this one's copies.
+    let other = validator();
+    other.validate_at(&token, now).unwrap();
+    assert_eq!(other.stats().cache_misses, 1);
+}
+
 /// A cache hit expires at exactly the second a fresh validation would: `exp` + leeway.
 #[tokio::test]
 async fn a_cached_token_expires_on_the_clock_to_the_second() {

@@ -47,6 +47,19 @@ impl VerifiedToken {
         self.0.claims.consumer().and_then(|c| c.orgno())
     }
 
+    /// A copy in an allocation of its own (the same claims, key and verdict), for one
+    /// thread to use without touching the original's reference count
+    /// (`validator::local`).
+    pub(crate) fn private_copy(&self) -> VerifiedToken {
+        VerifiedToken(Arc::new(Verified {
+            validator_id: self.0.validator_id,
+            claims: self.0.claims.clone(),
+            algorithm: self.0.algorithm,
+            key: Arc::clone(&self.0.key),
+            held_in: AtomicU64::new(self.0.held_in.load(std::sync::atomic::Ordering::Relaxed)),
+        }))
+    }
+
     /// The bytes this token holds on the heap: its shared allocation and the claims'.
     pub(crate) fn approximate_size(&self) -> usize {
         // An `Arc`'s allocation: two counters and the value.

@@ -21,6 +21,7 @@ use std::sync::atomic::{AtomicI64, Ordering::Relaxed};
 use quick_cache::Weighter;
 use quick_cache::sync::Cache;
 
+use super::local;
 use crate::token::{VerifiedToken, past_expiry};
 
 /// What the cache holds for one entry besides the token's text and the value's own
@@ -58,6 +59,8 @@ impl Weighter<TokenKey, VerifiedToken> for TokenWeight {
 
 /// A bounded cache of verified tokens, sized in bytes.
 pub(crate) struct TokenCache {
+    /// This cache's id in each thread's front ([`local`]).
+    id: u64,
     entries: Cache<TokenKey, VerifiedToken, TokenWeight>,
     /// When (Unix seconds) the next insertion sweeps out expired entries.
     next_sweep: AtomicI64,
@@ -78,16 +81,24 @@ impl TokenCache {
         }
         let estimated_items = (budget_bytes / TYPICAL_ENTRY_BYTES).max(16);
         Some(TokenCache {
+            id: local::new_cache_id(),
             entries: Cache::with_weighter(estimated_items, budget_bytes as u64, TokenWeight),
             next_sweep: AtomicI64::new(i64::MIN),
         })
     }
 
-    /// The entry for exactly these bytes. Only tokens that validated are inserted, so a hit
-    /// is a token's text (strict base64url and dots).
+    /// The entry for exactly these bytes: this thread's copy when it holds one ([`local`]),
+    /// else the shared entry. Only tokens that validated are inserted, so a hit is a token's
+    /// text (strict base64url and dots).
     #[inline]
     pub(crate) fn get(&self, token: &[u8]) -> Option<VerifiedToken> {
-        self.entries.get(token)
+        let fingerprint = local::fingerprint(token);
+        if let Some(hit) = local::get(self.id, token, fingerprint) {
+            return Some(hit);
+        }
+        let hit = self.entries.get(token)?;
+        local::found_in_shared(self.id, token, fingerprint, &hit);
+        Some(hit)
     }
 
     /// Caches `verified`; first, when due, drops every entry expired at `now` (`exp` +
@@ -116,7 +127,10 @@ impl TokenCache {
         self.entries.insert(TokenKey(Arc::from(token)), verified);
     }
 
+    /// Drops the entry, and this thread's copy (another thread's copy is dropped when that
+    /// thread finds it fails the same check).
     pub(crate) fn remove(&self, token: &[u8]) {
+        local::remove(self.id, token, local::fingerprint(token));
         self.entries.remove(token);
     }
 

@@ -1,0 +1,130 @@
+//! Cached validations on two threads at once, side by side with one thread alone, in one run
+//! (docs/BENCHMARKS.md, "Two threads, one token"):
+//! - `one thread`: `validate_now` of a cached token in a loop;
+//! - `two threads, one token`: two threads doing the same at once with the same token (one
+//!   consumer's requests spread over a runtime's workers, or the proxy's worker threads);
+//! - `two threads, own tokens`: each thread with a token of its own;
+//! - `one thread, 1000 tokens`: one thread, a thousand cached tokens in turn, more than a
+//!   thread keeps copies of (`validator/local.rs`), so each is found in the shared cache:
+//!   what that front costs when it cannot help.
+//!
+//! A validation that writes to memory another thread writes too (a shared lock, a reference
+//! count, a counter) waits for that cache line to come from the other core, so the two-thread
+//! cases show what sharing costs: their time per validation over one thread's is the figure,
+//! printed as ratios (1.0: no cost). Medians of five rounds, the cases alternating.
+//!
+//! Run: `cargo bench -p portvakt --bench contention`.
+
+use std::hint::black_box;
+use std::sync::Barrier;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use portvakt::{Algorithm, Config, KeySet, SigningKey, Validator};
+use serde_json::json;
+
+const ISSUER: &str = "https://test.maskinporten.no/";
+const VALIDATIONS: u32 = 2_000_000;
+const ROUNDS: usize = 5;
+
+fn token(key: &SigningKey, jti: u32) -> String {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let claims = json!({
+        "iss": ISSUER,
+        "scope": "nav:arbeid:some.scope.read nav:arbeid:some.scope.write",
+        "client_id": "107c6f58-52a0-4a1b-8ad3-3e4c8f2b1e9a",
+        "client_amr": "private_key_jwt",
+        "token_type": "Bearer",
+        "consumer": {"authority": "iso6523-actorid-upis", "ID": "0192:889640782"},
+        "iat": now,
+        "exp": now + 3600,
+        "jti": format!("Cip-{jti:020}"),
+    });
+    key.sign_jwt(Algorithm::RS256, &claims).unwrap()
+}
+
+/// Nanoseconds per validation on one thread validating `tokens` in turn.
+fn in_turn(validator: &Validator, tokens: &[String]) -> f64 {
+    let rounds = VALIDATIONS / tokens.len() as u32;
+    let started = Instant::now();
+    for _ in 0..rounds {
+        for token in tokens {
+            black_box(validator.validate_now(black_box(token)).unwrap());
+        }
+    }
+    started.elapsed().as_nanos() as f64 / f64::from(rounds * tokens.len() as u32)
+}
+
+/// Nanoseconds per validation on each of `tokens.len()` threads validating at once.
+fn run(validator: &Validator, tokens: &[&str]) -> f64 {
+    let barrier = Barrier::new(tokens.len());
+    let started = Instant::now();
+    std::thread::scope(|s| {
+        for token in tokens {
+            let barrier = &barrier;
+            s.spawn(move || {
+                barrier.wait();
+                for _ in 0..VALIDATIONS {
+                    black_box(validator.validate_now(black_box(token)).unwrap());
+                }
+            });
+        }
+    });
+    started.elapsed().as_nanos() as f64 / f64::from(VALIDATIONS)
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+fn main() {
+    let key = SigningKey::generate("bench-key").unwrap();
+    let config = Config::builder()
+        .issuer(ISSUER)
+        .jwks_uri("https://test.maskinporten.no/jwk")
+        .build()
+        .unwrap();
+    let keys = KeySet::from_jwks_values(&[key.public_jwk()], &[Algorithm::RS256]).0;
+    let validator = Validator::with_keys(&config, ISSUER, keys);
+    let (a, b) = (token(&key, 1), token(&key, 2));
+    // Verified once (the cache holds them), then warm on every thread the runs start.
+    for t in [&a, &b] {
+        validator.validate_now(t).unwrap();
+    }
+    let many: Vec<String> = (10..1010).map(|jti| token(&key, jti)).collect();
+    for t in &many {
+        validator.validate_now(t).unwrap();
+    }
+    run(&validator, &[&a, &b]);
+    let cases: [(&str, Vec<&str>); 3] = [
+        ("one thread", vec![&a]),
+        ("two threads, one token", vec![&a, &a]),
+        ("two threads, own tokens", vec![&a, &b]),
+    ];
+    let mut times = vec![Vec::new(); cases.len()];
+    let mut many_times = Vec::new();
+    for _ in 0..ROUNDS {
+        for (i, (_, tokens)) in cases.iter().enumerate() {
+            times[i].push(run(&validator, tokens));
+        }
+        many_times.push(in_turn(&validator, &many));
+    }
+    let alone = median(times[0].clone());
+    println!("cached validations, {VALIDATIONS} per thread, medians of {ROUNDS} rounds:");
+    for ((name, _), times) in cases.iter().zip(times) {
+        let ns = median(times);
+        println!(
+            "  {name:<24} {ns:6.0} ns per validation  {:.2}x one thread",
+            ns / alone
+        );
+    }
+    let ns = median(many_times);
+    println!(
+        "  {:<24} {ns:6.0} ns per validation  {:.2}x one thread",
+        "one thread, 1000 tokens",
+        ns / alone
+    );
+}
