@@ -24,7 +24,11 @@
 //!
 //! What bounds its cost:
 //! - [`SLOTS`] entries a thread, each in the one slot its token's last bytes choose (the
-//!   signature's, which differ for every token), allocated on the thread's first lookup;
+//!   signature's, which differ for every token), allocated on the thread's first lookup; an
+//!   entry holds the token's text (at most the validator's `max_token_size`) and its claims,
+//!   about 2 KB for a Maskinporten token, so a thread holds a few hundred kilobytes at most
+//!   (2 MB with tokens of the 16 KiB default limit); a dropped validator's copies stay until
+//!   other tokens take their slots or the thread ends;
 //! - a token is copied in (its bytes, and its verified claims into an allocation of this
 //!   thread's) only when it is found in the shared cache twice in a row for its slot, and
 //!   then only if the token held there has not been used since the newcomer was first seen:
@@ -37,8 +41,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use crate::token::VerifiedToken;
 
-/// Entries kept per thread: a few hundred kilobytes at most for Maskinporten tokens of about
-/// 800 bytes and their claims.
+/// Entries kept per thread (see the module documentation for what they hold).
 pub(crate) const SLOTS: usize = 128;
 
 /// Ids of caches: 0 is no cache (an empty slot).
