@@ -45,12 +45,6 @@ impl Counter {
     }
 }
 
-impl std::fmt::Debug for Counter {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_tuple("Counter").field(&self.get()).finish()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
