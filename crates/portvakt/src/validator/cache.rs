@@ -2,10 +2,22 @@
 //!
 //! A consumer reuses its Maskinporten token for the token's whole lifetime (often 120 s), so
 //! most requests carry a token we have already verified. Remembering the outcome turns
-//! thousands of RSA verifications into one. Entries are keyed by the whole token (hashed with
-//! a per-process random seed, then compared in full), so no crafted token can collide with a
-//! cached one. A hit is re-checked against the clock and the current key set by the
-//! validator, so expiry and key removal take effect at once.
+//! thousands of RSA verifications into one. Entries are keyed by the whole token, compared in
+//! full, so no crafted token can collide with a cached one. A hit is re-checked against the
+//! clock and the current key set by the validator, so expiry and key removal take effect at
+//! once.
+//!
+//! Which bucket of the table a token falls in is decided by its [`local::fingerprint`] (its
+//! last eight bytes and its length) under the table's random seed, not by a hash of all of its
+//! bytes. Why: hashing the whole token (about 800 bytes) took about 50 ns of the 255 ns a
+//! lookup of one of 5000 cached tokens took (docs/BENCHMARKS.md, "Two threads, one token");
+//! every lookup of a token not in this thread's copies ([`local`]) pays it, and the
+//! fingerprint is computed for those copies anyway. Why it is enough: the bucket never decides
+//! a hit (the bytes do). The last bytes of a token are its signature's, which nobody but the
+//! issuer can choose for a token that verifies, and only tokens that verified are inserted, so
+//! entries spread over the table as with a hash of everything. A client can send many tokens
+//! with one fingerprint, but they are lookups: each is compared with the few entries of one
+//! bucket (whose place it cannot predict without the seed) and then validated in full.
 //!
 //! Expired entries are dropped, too, not left to age out: a consumer's old token is never seen
 //! again once it has a new one, but having been used a lot it looks hot to the eviction
@@ -13,7 +25,6 @@
 //! [`SWEEP_INTERVAL_SECS`], an insertion (a full validation, which costs far more) first
 //! removes every entry past its `exp` and leeway.
 
-use std::borrow::Borrow;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering::Relaxed};
@@ -30,21 +41,34 @@ use crate::token::{VerifiedToken, past_expiry};
 /// allocator's own).
 const ENTRY_OVERHEAD_BYTES: usize = 128;
 
-/// A cached token's text, found by its bytes: a caller holding the bytes it received (an
-/// HTTP body) looks it up without first proving them UTF-8 (`Validator::validate_bytes_with`).
-/// Hashes and compares as `[u8]`, as `Borrow` requires.
+/// A cached token's text. Hashed as its [`local::fingerprint`] (see the module doc).
 #[derive(Clone, PartialEq, Eq)]
 struct TokenKey(Arc<str>);
 
 impl Hash for TokenKey {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        self.0.as_bytes().hash(state);
+        state.write_u64(local::fingerprint(self.0.as_bytes()));
     }
 }
 
-impl Borrow<[u8]> for TokenKey {
-    fn borrow(&self) -> &[u8] {
-        self.0.as_bytes()
+/// A token's bytes as received, to look a [`TokenKey`] up by: a caller holding the bytes it
+/// received (an HTTP body) looks it up without first proving them UTF-8
+/// (`Validator::validate_bytes_with`). Hashes as the key does, from the fingerprint computed
+/// once per lookup; equal only to the key with exactly these bytes.
+struct TokenBytes<'a> {
+    bytes: &'a [u8],
+    fingerprint: u64,
+}
+
+impl Hash for TokenBytes<'_> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.fingerprint);
+    }
+}
+
+impl quick_cache::Equivalent<TokenKey> for TokenBytes<'_> {
+    fn equivalent(&self, key: &TokenKey) -> bool {
+        self.bytes == key.0.as_bytes()
     }
 }
 
@@ -96,7 +120,10 @@ impl TokenCache {
         if let Some(hit) = local::get(self.id, token, fingerprint) {
             return Some(hit);
         }
-        let hit = self.entries.get(token)?;
+        let hit = self.entries.get(&TokenBytes {
+            bytes: token,
+            fingerprint,
+        })?;
         local::found_in_shared(self.id, token, fingerprint, &hit);
         Some(hit)
     }
@@ -130,8 +157,12 @@ impl TokenCache {
     /// Drops the entry, and this thread's copy (another thread's copy is dropped when that
     /// thread finds it fails the same check).
     pub(crate) fn remove(&self, token: &[u8]) {
-        local::remove(self.id, token, local::fingerprint(token));
-        self.entries.remove(token);
+        let fingerprint = local::fingerprint(token);
+        local::remove(self.id, token, fingerprint);
+        self.entries.remove(&TokenBytes {
+            bytes: token,
+            fingerprint,
+        });
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -142,3 +173,6 @@ impl TokenCache {
         self.entries.weight()
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -71,7 +71,8 @@ thread_local! {
 }
 
 /// A token's fingerprint: its last eight bytes (of the signature) and its length. It picks
-/// the slot and recognises a candidate seen before; it never decides a hit (the bytes do).
+/// the slot and recognises a candidate seen before, and (under a random seed) the shared
+/// cache's bucket (`cache.rs`); it never decides a hit (the bytes do).
 pub(crate) fn fingerprint(token: &[u8]) -> u64 {
     let mut tail = [0u8; 8];
     let n = token.len().min(8);

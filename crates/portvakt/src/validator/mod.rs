@@ -15,6 +15,8 @@
 mod cache;
 mod counter;
 mod local;
+#[cfg(test)]
+mod testing;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};

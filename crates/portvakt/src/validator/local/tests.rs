@@ -1,30 +1,12 @@
 use std::sync::Arc;
 
 use super::*;
-use crate::{Algorithm, Config, KeySet, SigningKey, Validator};
 
 // The slots driven directly through `get` and `found_in_shared`, with a token a real validator
 // verified; `tests/cache.rs` judges hits through the validator end to end.
 
 fn verified() -> VerifiedToken {
-    const ISSUER: &str = "https://test.maskinporten.no/";
-    let key = SigningKey::generate("local-test").unwrap();
-    let config = Config::builder()
-        .issuer(ISSUER)
-        .jwks_uri("https://test.maskinporten.no/jwk")
-        .cache_bytes(0)
-        .build()
-        .unwrap();
-    let keys = KeySet::from_jwks_values(&[key.public_jwk()], &[Algorithm::RS256]).0;
-    let validator = Validator::with_keys(&config, ISSUER, keys);
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    let claims = serde_json::json!({"iss": ISSUER, "exp": now + 600, "jti": "local-1"});
-    validator
-        .validate_now(&key.sign_jwt(Algorithm::RS256, &claims).unwrap())
-        .unwrap()
+    crate::validator::testing::verified(&["local-1"]).remove(0)
 }
 
 #[test]
