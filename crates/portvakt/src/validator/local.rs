@@ -66,6 +66,14 @@ struct Slot {
     candidate: (u64, u64),
 }
 
+impl Slot {
+    /// Whether this slot holds exactly `token`, as verified by cache `cache`: the one test a
+    /// copy is found or dropped by.
+    fn holds(&self, cache: u64, token: &[u8]) -> bool {
+        self.cache == cache && *self.token == *token
+    }
+}
+
 thread_local! {
     static SLOTS_OF_THIS_THREAD: RefCell<Vec<Slot>> = const { RefCell::new(Vec::new()) };
 }
@@ -104,7 +112,7 @@ fn with_slot<T>(fingerprint: u64, f: impl FnOnce(&mut Slot) -> T) -> Option<T> {
 /// This thread's copy of `token` verified by cache `cache`, if it holds one.
 pub(crate) fn get(cache: u64, token: &[u8], fingerprint: u64) -> Option<VerifiedToken> {
     with_slot(fingerprint, |slot| {
-        if slot.cache != cache || *slot.token != *token {
+        if !slot.holds(cache, token) {
             return None;
         }
         slot.used = true;
@@ -144,7 +152,7 @@ pub(crate) fn found_in_shared(
 /// dropped it too).
 pub(crate) fn remove(cache: u64, token: &[u8], fingerprint: u64) {
     with_slot(fingerprint, |slot| {
-        if slot.cache == cache && *slot.token == *token {
+        if slot.holds(cache, token) {
             *slot = Slot::default();
         }
     });
