@@ -4,9 +4,9 @@
 //! moves its cache line between cores on each addition. Measured with two threads validating
 //! a cached token each in a loop (the case `two threads, own tokens` of `cargo bench -p
 //! portvakt --bench contention`): the shared count alone took a validation from about 105 ns
-//! to 153 ns. Here each thread adds to a stripe of
-//! its own (threads are given stripes in turn, so up to [`STRIPES`] threads never share one),
-//! and reading sums the stripes: exact once the additions are done, as the one count was.
+//! to 153 ns. Here each thread adds to a stripe of its own (threads are given stripes in turn,
+//! so up to [`STRIPES`] threads never share one), and reading sums the stripes: exact once the
+//! additions are done, as the one count was.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 
