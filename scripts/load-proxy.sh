@@ -17,7 +17,10 @@
 #              spread over, fewer than the verified-token cache holds)
 #   one-lua    the same, one token, sent by the same Lua script as `distinct` (wrk's Lua costs
 #              it CPU these 2 cores share, so `distinct` is compared with this, not `portvakt`)
-# first with CONNECTIONS connections, then with one (upstream-1, nginx-1, bare-1, floor-1, portvakt-1: the
+#   normal     a second `portvakt serve --upstream`, the same but for its threads' scheduling
+#              policy: PORTVAKT_PROXY_SCHEDULING=normal (the kernel's default) where the others
+#              run under SCHED_BATCH, the proxy's default (the floors too: support/workers.rs)
+# first with CONNECTIONS connections, then with one (upstream-1, nginx-1, bare-1, floor-1, portvakt-1, normal-1: the
 # latency one request gains by the hop). ROUNDS rounds; in each, every case runs once, one
 # after the other, so the VM's drift touches them alike; medians of the rounds are compared as
 # ratios. Every portvakt answer is checked: wrk saw only 2xx, and the proxy's own counter of
@@ -43,6 +46,9 @@ BARE=127.0.0.1:18084
 PROXY=127.0.0.1:17167
 API=127.0.0.1:17164
 ISSUER=127.0.0.1:17166
+NORMAL_PROXY=127.0.0.1:17177
+NORMAL_API=127.0.0.1:17174
+NORMAL_ISSUER=127.0.0.1:17176
 PATH_UNDER_TEST=/api/v1/items
 # shellcheck source=lib/peers.sh
 . scripts/lib/peers.sh
@@ -76,20 +82,38 @@ wait_for "http://$BARE/" "hyper's floor (examples/hyper_floor.rs)" "$WORK/bare.l
 # shellcheck source=lib/tokens.sh
 . scripts/lib/tokens.sh
 long_lived_manifest
-RUST_LOG=warn "$BIN" serve --listen "$API" --dev-issuer-listen "$ISSUER" \
-  --manifest "$WORK/nais.yaml" \
-  --upstream "http://$UPSTREAM" --policy examples/policy.toml --proxy-listen "$PROXY" \
-  2>"$WORK/serve.log" &
+serve() { # $1: log name, $2: API, $3: issuer, $4: proxy, $5: scheduling policy -> pid in $!
+  PORTVAKT_PROXY_SCHEDULING=$5 RUST_LOG=warn "$BIN" serve --listen "$2" --dev-issuer-listen "$3" \
+    --manifest "$WORK/nais.yaml" \
+    --upstream "http://$UPSTREAM" --policy examples/policy.toml --proxy-listen "$4" \
+    2>"$WORK/$1.log" &
+}
+ready() { # $1: log name, $2: API
+  for _ in $(seq 100); do
+    curl -sf "http://$2/readyz" >/dev/null && return 0
+    sleep 0.1
+  done
+  echo "portvakt serve ($1) is not ready" >&2
+  cat "$WORK/$1.log" >&2
+  exit 1
+}
+serve serve "$API" "$ISSUER" "$PROXY" batch
 PORTVAKT=$!
-for _ in $(seq 100); do
-  curl -sf "http://$API/readyz" >/dev/null && break
-  sleep 0.1
-done
-curl -sf "http://$API/readyz" >/dev/null || { echo "portvakt serve is not ready" >&2; cat "$WORK/serve.log" >&2; exit 1; }
+serve serve-normal "$NORMAL_API" "$NORMAL_ISSUER" "$NORMAL_PROXY" normal
+NORMAL=$!
+ready serve "$API"
+ready serve-normal "$NORMAL_API"
 
+NORMAL_MINTED=-1000
 tokens() { # a fresh set of DISTINCT tokens when the last is older than 100 s; TOKEN its first
   fresh_tokens "$DISTINCT"
   TOKEN=$(cat "$WORK/one.txt")
+  # and one for the second proxy, from its own issuer
+  if ((SECONDS - NORMAL_MINTED > 100)); then
+    NORMAL_TOKEN=$(curl -sf "http://$NORMAL_ISSUER/dev/token" -d orgno=123456789 -d scope=nav:arbeid:some.scope.read |
+      python3 -c 'import json, sys; print(json.load(sys.stdin)["access_token"])')
+    NORMAL_MINTED=$SECONDS
+  fi
 }
 tokens
 
@@ -98,11 +122,13 @@ status=$(curl -s -o /dev/null -w '%{http_code}' "http://$PROXY$PATH_UNDER_TEST")
 [ "$status" = 401 ] || { echo "expected 401 without a token through the proxy, got $status" >&2; exit 1; }
 answer=$(curl -s -w ' %{http_code}' -H "Authorization: Bearer $TOKEN" "http://$PROXY$PATH_UNDER_TEST")
 [ "$answer" = "ok 200" ] || { echo "expected 'ok 200' through the proxy, got '$answer'" >&2; exit 1; }
+answer=$(curl -s -w ' %{http_code}' -H "Authorization: Bearer $NORMAL_TOKEN" "http://$NORMAL_PROXY$PATH_UNDER_TEST")
+[ "$answer" = "ok 200" ] || { echo "expected 'ok 200' through the second proxy, got '$answer'" >&2; exit 1; }
 answer=$(curl -s -w ' %{http_code}' "http://$FLOOR$PATH_UNDER_TEST")
 [ "$answer" = "ok 200" ] || { echo "expected 'ok 200' through the floor, got '$answer'" >&2; exit 1; }
 
-forwarded() { # the proxy's count of forwarded requests
-  curl -sf "http://$API/metrics" |
+forwarded() { # $1: the proxy's API -> its count of forwarded requests
+  curl -sf "http://$1/metrics" |
     awk '/^portvakt_requests_total\{endpoint="proxy",outcome="forwarded"\}/ { n += $NF } END { print n + 0 }'
 }
 
@@ -131,13 +157,18 @@ run() { # $1: case, $2: base URL, $3: connections, $4: "lua" tokens file or "", 
   local threads=2
   [ "$connections" -ge 2 ] || threads=1
   local args=(-t"$threads" -c"$connections" -d"$DURATION" --latency)
+  local api=""
+  [ "$url" = "http://$PROXY" ] && api=$API
+  [ "$url" = "http://$NORMAL_PROXY" ] && api=$NORMAL_API
   if [ -n "$lua" ]; then
     args+=(-s scripts/lib/proxy-cycle.lua)
+  elif [ "$api" = "$NORMAL_API" ]; then
+    args+=(-H "Authorization: Bearer $NORMAL_TOKEN")
   else
     args+=(-H "Authorization: Bearer $TOKEN")
   fi
-  local before_fwd before_cpu after_cpu before_user after_user before_cs after_cs
-  before_fwd=$(forwarded)
+  local before_fwd=0 before_cpu after_cpu before_user after_user before_cs after_cs
+  [ -z "$api" ] || before_fwd=$(forwarded "$api")
   read -r before_cpu before_user < <(ticks "$@")
   before_cs=$(switches "$@")
   TOKENS=$lua wrk "${args[@]}" "$url$PATH_UNDER_TEST" >"$WORK/wrk.txt"
@@ -150,8 +181,8 @@ run() { # $1: case, $2: base URL, $3: connections, $4: "lua" tokens file or "", 
   fi
   local completed
   completed=$(awk '/requests in/ { print $1 }' "$WORK/wrk.txt")
-  if [ "$url" = "http://$PROXY" ]; then
-    local fwd=$(($(forwarded) - before_fwd))
+  if [ -n "$api" ]; then
+    local fwd=$(($(forwarded "$api") - before_fwd))
     if [ "$fwd" -lt "$completed" ]; then
       echo "FAILED: $name: wrk read $completed answers, the proxy forwarded $fwd" >&2
       exit 1
@@ -180,6 +211,7 @@ PY
 for url in "http://$UPSTREAM" "http://$NGINX" "http://$BARE" "http://$FLOOR" "http://$PROXY"; do
   wrk -t2 -c"$CONNECTIONS" -d2s -H "Authorization: Bearer $TOKEN" "$url$PATH_UNDER_TEST" >/dev/null
 done
+wrk -t2 -c"$CONNECTIONS" -d2s -H "Authorization: Bearer $NORMAL_TOKEN" "http://$NORMAL_PROXY$PATH_UNDER_TEST" >/dev/null
 for round in $(seq "$ROUNDS"); do
   echo "== round $round of $ROUNDS (wrk -c$CONNECTIONS and -c1, $DURATION each)"
   # Before every case that sends tokens: a round takes longer than a token lives (120 s, and
@@ -194,12 +226,16 @@ for round in $(seq "$ROUNDS"); do
   run one-lua "http://$PROXY" "$CONNECTIONS" "$WORK/one.txt" "$PORTVAKT"
   tokens
   run distinct "http://$PROXY" "$CONNECTIONS" "$WORK/tokens.txt" "$PORTVAKT"
+  tokens
+  run normal "http://$NORMAL_PROXY" "$CONNECTIONS" "" "$NORMAL"
   run upstream-1 "http://$UPSTREAM" 1 "" $(workers upstream)
   run nginx-1 "http://$NGINX" 1 "" $(workers proxy)
   run bare-1 "http://$BARE" 1 "" "$BARE_PID"
   run floor-1 "http://$FLOOR" 1 "" "$FLOOR_PID"
   tokens
   run portvakt-1 "http://$PROXY" 1 "" "$PORTVAKT"
+  tokens
+  run normal-1 "http://$NORMAL_PROXY" 1 "" "$NORMAL"
 done
 echo "portvakt's verified-token cache after the rounds:"
 curl -sf "http://$API/metrics" | grep -E '^portvakt_token_cache_(hits|misses|entries)' | sed 's/^/  /'
@@ -219,7 +255,8 @@ print("|---|---|---|---|---|---|---|---|---|")
 for name, title in (("upstream", "nginx upstream alone"), ("nginx", "nginx, plain reverse proxy"),
                     ("bare", "hyper alone (hyper_floor, no protections)"),
                     ("floor", "portvakt's HTTP stack alone (proxy_floor, checks nothing)"),
-                    ("portvakt", "portvakt serve --upstream (one token)")):
+                    ("portvakt", "portvakt serve --upstream (one token)"),
+                    ("normal", "the same, PORTVAKT_PROXY_SCHEDULING=normal")):
     print(f"| {title} | {med(name, 0):,.0f} | {med(name, 1):,.0f} us | {med(name, 2):,.0f} us | "
           f"{med(name + '-1', 1):,.0f} us | {med(name + '-1', 2):,.0f} us | {med(name, 3):.1f} us | {med(name, 5):.1f} us | {med(name, 4):.2f} |")
 print(f"| portvakt, {c} conn., one token by Lua | {med('one-lua', 0):,.0f} | {med('one-lua', 1):,.0f} us | {med('one-lua', 2):,.0f} us | | | {med('one-lua', 3):.1f} us | {med('one-lua', 5):.1f} us | {med('one-lua', 4):.2f} |")
@@ -237,10 +274,14 @@ print(f"added median latency at 1 connection: portvakt {added_p:.0f} us, nginx {
       f"the floor {med('floor-1', 1) - med('upstream-1', 1):.0f} us, hyper alone {med('bare-1', 1) - med('upstream-1', 1):.0f} us")
 print(f"p99 at {c} connections: portvakt {med('portvakt', 2):,.0f} us, nginx {med('nginx', 2):,.0f} us (goal: portvakt <= nginx)")
 print(f"distinct tokens / one token (both by Lua): {distinct:.2f} (goal >= 0.90)")
+print(f"SCHED_BATCH (the default) against the normal policy, portvakt / normal: {med('portvakt', 0) / med('normal', 0):.2f}x the requests, "
+      f"p99 {med('portvakt', 2):,.0f} us against {med('normal', 2):,.0f} us; at 1 connection median {med('portvakt-1', 1):.0f} us against {med('normal-1', 1):.0f} us")
 per_round = [p[0] / n[0] for p, n in zip(rows["portvakt"], rows["nginx"])]
 print("throughput ratio per round: " + ", ".join(f"{r:.2f}" for r in per_round))
 per_round = [f[0] / n[0] for f, n in zip(rows["floor"], rows["nginx"])]
 print("floor / nginx per round: " + ", ".join(f"{r:.2f}" for r in per_round))
 per_round = [b[0] / n[0] for b, n in zip(rows["bare"], rows["nginx"])]
 print("bare / nginx per round: " + ", ".join(f"{r:.2f}" for r in per_round))
+per_round = [p[0] / n[0] for p, n in zip(rows["portvakt"], rows["normal"])]
+print("portvakt / normal per round: " + ", ".join(f"{r:.2f}" for r in per_round))
 PY

@@ -1,8 +1,9 @@
 //! The `portvakt` command's subcommands, as a library so integration tests can drive them
 //! in-process. The binary (`main.rs`) only parses arguments and dispatches.
 
-// No unsafe code, but for one module allowed by name: serve/child.rs (waitpid, kill and prctl
-// for `serve -- CMD`; std has no wait-for-any-child).
+// No unsafe code, but where allowed by name: serve/child.rs (waitpid, kill and prctl for
+// `serve -- CMD`; std has no wait-for-any-child) and proxy/scheduling.rs (sched_setscheduler
+// and sched_getscheduler for the proxy's threads; std has no scheduling policy).
 #![deny(unsafe_code)]
 
 pub mod devpage;

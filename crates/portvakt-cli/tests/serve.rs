@@ -1170,6 +1170,75 @@ async fn serve_passes_the_proxy_flags_on() {
     );
 }
 
+/// The scheduling policy of each of a process's threads whose name starts with `prefix`, from
+/// `/proc/<pid>/task/<tid>/stat` (field 41: 0 SCHED_OTHER, 3 SCHED_BATCH).
+#[cfg(target_os = "linux")]
+fn thread_policies(pid: u32, prefix: &str) -> Vec<u32> {
+    let mut policies = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let dir = task.unwrap().path();
+        let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
+        if !comm.starts_with(prefix) {
+            continue;
+        }
+        let stat = std::fs::read_to_string(dir.join("stat")).unwrap();
+        // The name, in parentheses, may hold spaces: count the fields after it (field 3 on).
+        let after_name = &stat[stat.rfind(')').unwrap() + 2..];
+        policies.push(after_name.split(' ').nth(41 - 3).unwrap().parse().unwrap());
+    }
+    policies
+}
+
+/// The proxy's worker threads run under SCHED_BATCH unless PORTVAKT_PROXY_SCHEDULING says
+/// `normal`; the process's other threads keep the normal policy either way.
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn the_proxy_threads_run_under_the_scheduling_policy_asked_for() {
+    let upstream = upstream().await;
+    for (policy, expected) in [(None, 3), (Some("normal"), 0), (Some("batch"), 3)] {
+        let (api, dev_issuer, proxy) = (free_port(), free_port(), free_port());
+        let envs: Vec<(&str, String)> = policy
+            .map(|p| ("PORTVAKT_PROXY_SCHEDULING", p.to_string()))
+            .into_iter()
+            .collect();
+        let sidecar = spawn_serve(
+            &envs,
+            &[
+                "--listen".into(),
+                format!("127.0.0.1:{api}"),
+                "--dev-issuer-listen".into(),
+                format!("127.0.0.1:{dev_issuer}"),
+                "--upstream".into(),
+                format!("http://{upstream}"),
+                "--policy".into(),
+                "examples/policy.toml".into(),
+                "--proxy-listen".into(),
+                format!("127.0.0.1:{proxy}"),
+                "--proxy-workers".into(),
+                "2".into(),
+            ],
+        );
+        wait_until_ready(api).await;
+        // The proxy answers, so its threads have started.
+        let answer = reqwest::get(format!("http://127.0.0.1:{proxy}/api/v1/things"))
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 401);
+        let pid = sidecar.0.id();
+        assert_eq!(
+            thread_policies(pid, "portvakt-proxy-"),
+            [expected, expected],
+            "PORTVAKT_PROXY_SCHEDULING={policy:?}"
+        );
+        let others = thread_policies(pid, "");
+        assert_eq!(
+            others.iter().filter(|&&p| p == 3).count(),
+            if expected == 3 { 2 } else { 0 },
+            "only the proxy's threads change policy: {others:?}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn trace_logs_never_contain_a_token() {
     let upstream = upstream().await;

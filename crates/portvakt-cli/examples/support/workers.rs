@@ -1,10 +1,13 @@
 //! How `portvakt serve --upstream`'s proxy workers run, for the floors measured beside it
 //! (`proxy_floor`, `hyper_floor`): the proxy's own listening socket (its backlog included),
-//! shared by one thread per core, each with a single-threaded runtime of its own.
+//! shared by one thread per core, each with a single-threaded runtime of its own, under the
+//! proxy's scheduling policy (`PORTVAKT_PROXY_SCHEDULING`, `batch` unless set to `normal`), so
+//! that the floors move requests on the threads the proxy has.
 
 use std::future::Future;
 use std::io;
 
+use portvakt_cli::proxy::Scheduling;
 use portvakt_cli::serve::listener;
 use tokio::net::TcpListener;
 
@@ -27,8 +30,17 @@ where
             std::process::exit(1);
         }
     };
+    let scheduling = match std::env::var("PORTVAKT_PROXY_SCHEDULING") {
+        Ok(text) => Scheduling::parse(&text).unwrap_or_else(|e| {
+            eprintln!("error: PORTVAKT_PROXY_SCHEDULING: {e}");
+            std::process::exit(2);
+        }),
+        Err(_) => Scheduling::default(),
+    };
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
-    eprintln!("{name} listening on http://{listen}, {what}, {workers} worker threads");
+    eprintln!(
+        "{name} listening on http://{listen}, {what}, {workers} worker threads ({scheduling} scheduling)"
+    );
     let threads: Vec<_> = (0..workers)
         .map(|_| {
             let socket = socket
@@ -36,6 +48,9 @@ where
                 .expect("the listening socket can be shared");
             let serve = serve.clone();
             std::thread::spawn(move || {
+                if let Err(e) = scheduling.apply_to_current_thread() {
+                    eprintln!("warning: {scheduling} scheduling refused: {e}");
+                }
                 let runtime = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build()

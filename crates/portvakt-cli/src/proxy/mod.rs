@@ -50,6 +50,14 @@
 //! threads share out connections, not work, so a thread with many slow upstream exchanges does
 //! not hand its other connections to an idle one.
 //!
+//! The worker threads run under Linux's `SCHED_BATCH` policy ([`ProxyConfig::scheduling`],
+//! `--proxy-scheduling`): a worker woken by a packet does not take the CPU from the thread
+//! running there, but waits for that thread's turn to end (on an idle CPU it runs at once), by
+//! when more events are ready for it. Under the normal policy, on a busy machine, each worker
+//! woke for every event, so a sleep and a wake-up were paid per request: with `SCHED_BATCH`
+//! the same binary served 1.2x the requests at 32 connections, with less than half the p99,
+//! and 1.5x at 1000 (see [`scheduling`]).
+//!
 //! ## Client connections
 //!
 //! [`serve`] uses the sidecar's accept loop ([`crate::serve::listener`]): HTTP/1.1 and HTTP/2
@@ -101,6 +109,7 @@ pub(crate) mod answer;
 pub mod headers;
 pub mod pool;
 pub mod routes;
+pub mod scheduling;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -122,6 +131,7 @@ use crate::serve::listener::{self, ListenerConfig};
 use crate::serve::metrics::Metrics;
 use pool::{HeldBody, Lease, Pool, PoolConfig};
 use routes::{Access, PolicyError, PolicyFile, RequestPath};
+pub use scheduling::Scheduling;
 
 /// Settings for the proxy. [`ProxyConfig::new`] fills in the defaults.
 #[derive(Debug, Clone)]
@@ -166,6 +176,10 @@ pub struct ProxyConfig {
     /// answer stay on one thread (see "Worker threads" above). `portvakt serve` uses one per
     /// core (`--proxy-workers`).
     pub workers: usize,
+    /// The kernel's scheduling policy for those threads (default [`Scheduling::Batch`]; see
+    /// "Worker threads" above). With one worker the proxy runs on the caller's runtime, whose
+    /// threads keep theirs.
+    pub scheduling: Scheduling,
 }
 
 impl ProxyConfig {
@@ -185,6 +199,7 @@ impl ProxyConfig {
             max_connections: listener::DEFAULT_MAX_CONNECTIONS,
             max_body_bytes: None,
             workers: 1,
+            scheduling: Scheduling::Batch,
         }
     }
 }
@@ -301,6 +316,7 @@ struct Inner {
     max_body_bytes: Option<u64>,
     listener: ListenerConfig,
     workers: usize,
+    scheduling: Scheduling,
 }
 
 impl Inner {
@@ -366,6 +382,7 @@ impl ProxyState {
                 max_connections: config.max_connections,
             },
             workers: config.workers,
+            scheduling: config.scheduling,
         })))
     }
 
@@ -418,6 +435,9 @@ where
         let spawned = std::thread::Builder::new()
             .name(format!("portvakt-proxy-{n}"))
             .spawn(move || {
+                if let Err(e) = state.0.scheduling.apply_to_current_thread() {
+                    warn_scheduling_refused(state.0.scheduling, &e);
+                }
                 let mut stopped = stop_all.0.subscribe();
                 let result = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
@@ -456,6 +476,18 @@ where
         .into_iter()
         .find_map(|result| result.ok().and_then(Result::err))
         .map_or(Ok(()), Err)
+}
+
+/// Says once per process, not once per worker thread, that the kernel refused the policy.
+fn warn_scheduling_refused(scheduling: Scheduling, error: &std::io::Error) {
+    static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        tracing::warn!(
+            policy = scheduling.name(),
+            error = %error,
+            "the kernel refused the proxy's worker threads their scheduling policy; they run under the normal policy (a seccomp profile may forbid sched_setscheduler); set PORTVAKT_PROXY_SCHEDULING=normal to ask for nothing"
+        );
+    }
 }
 
 /// Tells every worker thread to stop when dropped.
