@@ -832,26 +832,38 @@ async fn upstream() -> SocketAddr {
     addr
 }
 
+/// `serve`'s arguments for the proxy in development mode, with the examples' policy: the API on
+/// `api`, the embedded issuer on `dev_issuer`, the proxy on `proxy` in front of `upstream`, then
+/// `more`.
+fn proxy_args(
+    api: u16,
+    dev_issuer: u16,
+    upstream: SocketAddr,
+    proxy: u16,
+    more: &[&str],
+) -> Vec<String> {
+    let mut args = vec![
+        "--listen".to_string(),
+        format!("127.0.0.1:{api}"),
+        "--dev-issuer-listen".into(),
+        format!("127.0.0.1:{dev_issuer}"),
+        "--upstream".into(),
+        format!("http://{upstream}"),
+        "--policy".into(),
+        "examples/policy.toml".into(),
+        "--proxy-listen".into(),
+        format!("127.0.0.1:{proxy}"),
+    ];
+    args.extend(more.iter().map(|arg| arg.to_string()));
+    args
+}
+
 #[cfg(unix)]
 #[tokio::test]
 async fn serve_with_the_proxy_enforces_the_policy_and_drains_on_sigterm() {
     let upstream = upstream().await;
     let (api, dev_issuer, proxy) = (free_port(), free_port(), free_port());
-    let mut sidecar = spawn_serve(
-        &[],
-        &[
-            "--listen".into(),
-            format!("127.0.0.1:{api}"),
-            "--dev-issuer-listen".into(),
-            format!("127.0.0.1:{dev_issuer}"),
-            "--upstream".into(),
-            format!("http://{upstream}"),
-            "--policy".into(),
-            "examples/policy.toml".into(),
-            "--proxy-listen".into(),
-            format!("127.0.0.1:{proxy}"),
-        ],
-    );
+    let mut sidecar = spawn_serve(&[], &proxy_args(api, dev_issuer, upstream, proxy, &[]));
     wait_until_ready(api).await;
     let bearer = format!("Bearer {}", dev_issuer_token(dev_issuer).await);
     let client = reqwest::Client::new();
@@ -1135,20 +1147,13 @@ async fn serve_passes_the_proxy_flags_on() {
             ("PORTVAKT_UPSTREAM_HTTP2", "true".into()),
             ("PORTVAKT_MAX_IN_FLIGHT", "4".into()),
         ],
-        &[
-            "--listen".into(),
-            format!("127.0.0.1:{api}"),
-            "--dev-issuer-listen".into(),
-            format!("127.0.0.1:{dev_issuer}"),
-            "--upstream".into(),
-            format!("http://{upstream}"),
-            "--policy".into(),
-            "examples/policy.toml".into(),
-            "--proxy-listen".into(),
-            format!("127.0.0.1:{proxy}"),
-            "--upstream-timeout".into(),
-            "300ms".into(),
-        ],
+        &proxy_args(
+            api,
+            dev_issuer,
+            upstream,
+            proxy,
+            &["--upstream-timeout", "300ms"],
+        ),
     );
     wait_until_ready(api).await;
     let bearer = format!("Bearer {}", dev_issuer_token(dev_issuer).await);
@@ -1203,20 +1208,7 @@ async fn the_proxy_threads_run_under_the_scheduling_policy_asked_for() {
             .collect();
         let sidecar = spawn_serve(
             &envs,
-            &[
-                "--listen".into(),
-                format!("127.0.0.1:{api}"),
-                "--dev-issuer-listen".into(),
-                format!("127.0.0.1:{dev_issuer}"),
-                "--upstream".into(),
-                format!("http://{upstream}"),
-                "--policy".into(),
-                "examples/policy.toml".into(),
-                "--proxy-listen".into(),
-                format!("127.0.0.1:{proxy}"),
-                "--proxy-workers".into(),
-                "2".into(),
-            ],
+            &proxy_args(api, dev_issuer, upstream, proxy, &["--proxy-workers", "2"]),
         );
         wait_until_ready(api).await;
         // The proxy answers, so its threads have started.
@@ -1246,18 +1238,7 @@ async fn trace_logs_never_contain_a_token() {
     let log = Log::new(&format!("trace-{api}"));
     let _sidecar = spawn_serve_logged(
         &[("RUST_LOG", "trace".into())],
-        &[
-            "--listen".into(),
-            format!("127.0.0.1:{api}"),
-            "--dev-issuer-listen".into(),
-            format!("127.0.0.1:{dev_issuer}"),
-            "--upstream".into(),
-            format!("http://{upstream}"),
-            "--policy".into(),
-            "examples/policy.toml".into(),
-            "--proxy-listen".into(),
-            format!("127.0.0.1:{proxy}"),
-        ],
+        &proxy_args(api, dev_issuer, upstream, proxy, &[]),
         &log,
     );
     wait_until_ready(api).await;
