@@ -1195,7 +1195,8 @@ fn thread_policies(pid: u32, prefix: &str) -> Vec<u32> {
 }
 
 /// The proxy's worker threads run under SCHED_BATCH unless PORTVAKT_PROXY_SCHEDULING says
-/// `normal`; the process's other threads keep the normal policy either way.
+/// `normal`; the process's other threads keep the normal policy either way, and the start-up
+/// log says which.
 #[cfg(target_os = "linux")]
 #[tokio::test]
 async fn the_proxy_threads_run_under_the_scheduling_policy_asked_for() {
@@ -1206,9 +1207,11 @@ async fn the_proxy_threads_run_under_the_scheduling_policy_asked_for() {
             .map(|p| ("PORTVAKT_PROXY_SCHEDULING", p.to_string()))
             .into_iter()
             .collect();
-        let sidecar = spawn_serve(
+        let log = Log::new(&format!("scheduling-{api}"));
+        let sidecar = spawn_serve_logged(
             &envs,
             &proxy_args(api, dev_issuer, upstream, proxy, &["--proxy-workers", "2"]),
+            &log,
         );
         wait_until_ready(api).await;
         // The proxy answers, so its threads have started.
@@ -1227,6 +1230,16 @@ async fn the_proxy_threads_run_under_the_scheduling_policy_asked_for() {
             others.iter().filter(|&&p| p == 3).count(),
             if expected == 3 { 2 } else { 0 },
             "only the proxy's threads change policy: {others:?}"
+        );
+        let name = if expected == 3 { "batch" } else { "normal" };
+        let text = log.text();
+        let line = text
+            .lines()
+            .find(|line| line.contains("enforcing proxy listening"))
+            .unwrap_or_else(|| panic!("no start-up line for the proxy in {text}"));
+        assert!(
+            line.contains(r#""workers":2"#) && line.contains(&format!(r#""scheduling":"{name}""#)),
+            "{line}"
         );
     }
 }

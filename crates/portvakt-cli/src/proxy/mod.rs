@@ -399,6 +399,13 @@ impl ProxyState {
     pub fn policy(&self) -> &PolicyFile {
         &self.0.policy
     }
+
+    /// The threads [`serve`] runs on, and their scheduling policy: `None` with one worker,
+    /// which runs on the caller's runtime and leaves its threads' policy as it is.
+    pub fn threads(&self) -> (usize, Option<Scheduling>) {
+        let workers = self.0.workers;
+        (workers, (workers > 1).then_some(self.0.scheduling))
+    }
 }
 
 /// Serves the proxy on `listener` until `shutdown` completes, then lets in-flight requests

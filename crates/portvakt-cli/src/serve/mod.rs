@@ -355,7 +355,14 @@ impl Sidecar {
             servers.spawn(log_failure(probes));
         }
         if let Some((proxy_listener, proxy_state)) = self.proxy {
-            tracing::info!(listen = %local_addr(&proxy_listener), upstream = ?args.upstream, "enforcing proxy listening");
+            let (workers, scheduling) = proxy_state.threads();
+            tracing::info!(
+                listen = %local_addr(&proxy_listener),
+                upstream = ?args.upstream,
+                workers,
+                scheduling = scheduling.map_or("the main runtime's", crate::proxy::Scheduling::name),
+                "enforcing proxy listening"
+            );
             let proxy = crate::proxy::serve(proxy_listener, proxy_state, stopped(stop_rx.clone()));
             servers.spawn(log_failure(proxy));
         }
