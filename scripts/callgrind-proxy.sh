@@ -18,6 +18,11 @@
 # fat LTO, one codegen unit), so that `callgrind_annotate` can name functions in the kept
 # profiles (KEEP=dir keeps callgrind.out.* there).
 #
+# CACHE_SIM=1 also simulates the CPU's first-level caches (callgrind's --cache-sim, with this
+# machine's cache geometry) and prints, per request, the misses in the instruction cache (I1)
+# and the data cache (D1 reads and writes): how much of a hop's code and data fall out of the
+# caches between two uses, which the instruction count alone does not show. Slower (about 2x).
+#
 # Usage: scripts/callgrind-proxy.sh [CASES="nginx bare floor portvakt"] [DURATION=10s] [CONNECTIONS=4]
 # Needs: valgrind, wrk, nginx (installed with apt-get when missing), curl, python3.
 set -euo pipefail
@@ -53,7 +58,9 @@ long_lived_manifest
 grind() { # $1: case, $@: command -> "case instructions/request allocations/request requests"
   local name=$1
   shift
-  valgrind --tool=callgrind --callgrind-out-file="$WORK/callgrind.out.$name" "$@" \
+  local sim=()
+  [ "${CACHE_SIM:-0}" = 1 ] && sim=(--cache-sim=yes)
+  valgrind --tool=callgrind "${sim[@]}" --callgrind-out-file="$WORK/callgrind.out.$name" "$@" \
     2>"$WORK/$name.log" &
   local pid=$!
   if [ "$name" = portvakt ]; then
@@ -94,12 +101,16 @@ grind() { # $1: case, $@: command -> "case instructions/request allocations/requ
 import re, sys
 name, dump, requests = sys.argv[1], sys.argv[2], int(sys.argv[3])
 total = allocs = 0
+events, summary = [], []
 names = {}  # callgrind's compressed function names: "(id) name" once, "(id)" after
 callee = None
 for line in open(dump, errors="replace"):
+    if line.startswith("events:"):
+        events = line.split()[1:]
     m = re.match(r"(?:summary|totals):\s*(\d+)", line)
     if m:
         total = int(m.group(1))
+        summary = [int(v) for v in line.split()[1:]]
     m = re.match(r"c?fn=\((\d+)\)(?: (.*))?", line)
     if m:
         if m.group(2):
@@ -109,11 +120,15 @@ for line in open(dump, errors="replace"):
     m = re.match(r"calls=(\d+) ", line)
     if m and callee in ("malloc", "calloc", "realloc"):
         allocs += int(m.group(1))
-print(name, total / requests, allocs / requests, requests)
+cache = dict(zip(events, summary))
+misses = " ".join(f"{cache.get(e, 0) / requests:.0f}" for e in ("I1mr", "D1mr", "D1mw")) if "I1mr" in cache else ""
+print(name, total / requests, allocs / requests, requests, misses)
 PY
 }
 
-echo "case       instructions/request  allocations/request  requests (wrk -t1 -c$CONNECTIONS -d$DURATION)"
+misses_title=""
+[ "${CACHE_SIM:-0}" = 1 ] && misses_title="  I1 misses  D1 read misses  D1 write misses (per request)"
+echo "case       instructions/request  allocations/request  requests (wrk -t1 -c$CONNECTIONS -d$DURATION)$misses_title"
 # Every case gets the same request, the token included (as in load-proxy.sh): parsing and
 # writing its 800 bytes is part of any hop's work. The token comes from portvakt's own
 # development issuer, started once for this.
@@ -137,5 +152,6 @@ for name in $CASES; do
       ;;
     *) echo "unknown case $name (nginx, bare, floor, portvakt)" >&2; exit 2 ;;
   esac
-  echo "$line" | awk '{ printf "%-10s %20.0f  %19.1f  %8d\n", $1, $2, $3, $4 }'
+  echo "$line" | awk '{ printf "%-10s %20.0f  %19.1f  %8d", $1, $2, $3, $4 }
+    NF > 4 { printf "  %9d  %14d  %15d", $5, $6, $7 } { printf "\n" }'
 done
