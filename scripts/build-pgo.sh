@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# A profile-guided build of `portvakt` (docs/BENCHMARKS.md, "Profile-guided optimization"):
+#   1. an instrumented release build (target/pgo/gen), which records which code runs how often;
+#   2. a training run of it: `serve --upstream` in development mode in front of a local nginx
+#      upstream, driven by wrk as the load scripts drive it (the proxy with one token and with
+#      500 tokens cycled, the introspection API the same, then one connection), then stopped
+#      with SIGTERM so that it writes its profile;
+#   3. the profile merged with llvm-profdata of rustc's own LLVM (rustup's `llvm-tools`);
+#   4. the release build again, optimized with that profile: target/pgo/use/release/portvakt.
+# The compiler then lays out the code the training ran together and moves what it never ran
+# (error paths, start-up) out of the way, and inlines by measured heat: on this project's
+# 2-core machine 22 % fewer instructions and half the instruction-cache misses per proxied
+# request, 1.13x the proxy's throughput and 1.2x the introspection API's.
+#
+# The profile describes this source at this commit; build it again after a change (a stale
+# profile only loses the gain: rustc ignores what no longer matches).
+#
+# Usage: scripts/build-pgo.sh
+# Needs: rustup (the llvm-tools component is added when missing), wrk and nginx (installed with
+# apt-get when missing), curl, python3.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+UPSTREAM=127.0.0.1:18590
+API=127.0.0.1:18591
+ISSUER=127.0.0.1:18592
+PROXY=127.0.0.1:18593
+# shellcheck source=lib/peers.sh
+. scripts/lib/peers.sh
+need wrk nginx
+
+host=$(rustc -vV | sed -n 's/^host: //p')
+PROFDATA=$(rustc --print sysroot)/lib/rustlib/$host/bin/llvm-profdata
+if [ ! -x "$PROFDATA" ]; then
+  rustup component add llvm-tools
+fi
+[ -x "$PROFDATA" ] || { echo "no llvm-profdata at $PROFDATA (rustup component add llvm-tools)" >&2; exit 1; }
+
+RAW=$ROOT/target/pgo/raw
+echo "== 1. the instrumented build (target/pgo/gen)"
+RUSTFLAGS="-Cprofile-generate=$RAW" cargo build --release -q --target-dir target/pgo/gen \
+  -p portvakt-cli --bin portvakt
+# Build scripts run instrumented too; only the training run's profile counts.
+rm -rf "$RAW"
+
+echo "== 2. the training run"
+for v in $(compgen -e | grep "^MASKINPORTEN_" || true); do unset "$v"; done
+nginx_conf upstream "worker_processes auto;" "$(upstream_server "$UPSTREAM")"
+"$NGINX_BIN" -p "$WORK/upstream" -c "$WORK/upstream/nginx.conf"
+wait_for "http://$UPSTREAM/" "nginx (the upstream)" "$WORK/upstream/error.log"
+# shellcheck source=lib/tokens.sh
+. scripts/lib/tokens.sh
+long_lived_manifest
+RUST_LOG=warn target/pgo/gen/release/portvakt serve --listen "$API" --dev-issuer-listen "$ISSUER" \
+  --manifest "$WORK/nais.yaml" --upstream "http://$UPSTREAM" --policy examples/policy.toml \
+  --proxy-listen "$PROXY" 2>"$WORK/serve.log" &
+SERVE=$!
+for _ in $(seq 300); do
+  curl -sf "http://$API/readyz" >/dev/null && break
+  sleep 0.1
+done
+curl -sf "http://$API/readyz" >/dev/null ||
+  { echo "portvakt serve (instrumented) is not ready" >&2; cat "$WORK/serve.log" >&2; exit 1; }
+fresh_tokens 500
+TOKEN=$(cat "$WORK/one.txt")
+train() { # $1: what, then wrk's arguments
+  local what=$1
+  shift
+  wrk "$@" >"$WORK/wrk.txt"
+  if grep -qE "Non-2xx|Socket errors" "$WORK/wrk.txt"; then
+    cat "$WORK/wrk.txt" >&2
+    echo "FAILED: the training run ($what) saw errors" >&2
+    exit 1
+  fi
+  printf '  %-40s %s req/s\n' "$what" "$(awk '/Requests\/sec/ { print $2 }' "$WORK/wrk.txt")"
+}
+train "proxy, one token" -t2 -c32 -d8s -H "Authorization: Bearer $TOKEN" "http://$PROXY/api/v1/items"
+TOKENS=$WORK/tokens.txt train "proxy, 500 tokens" -t2 -c32 -d4s -s scripts/lib/proxy-cycle.lua \
+  "http://$PROXY/api/v1/items"
+TOKENS=$WORK/one.txt train "introspection, one token" -t2 -c32 -d4s \
+  -s scripts/lib/introspect-one.lua "http://$API/api/v1/introspect"
+TOKENS=$WORK/tokens.txt train "introspection, 500 tokens" -t2 -c32 -d3s \
+  -s scripts/lib/introspect-cycle.lua "http://$API/api/v1/introspect"
+train "proxy, one connection" -t1 -c1 -d2s -H "Authorization: Bearer $TOKEN" \
+  "http://$PROXY/api/v1/items"
+kill -TERM "$SERVE"
+wait "$SERVE" || true
+compgen -G "$RAW/*.profraw" >/dev/null || { echo "the training run wrote no profile in $RAW" >&2; exit 1; }
+
+echo "== 3. the profile"
+"$PROFDATA" merge -o target/pgo/portvakt.profdata "$RAW"/*.profraw
+
+echo "== 4. the optimized build (target/pgo/use)"
+RUSTFLAGS="-Cprofile-use=$ROOT/target/pgo/portvakt.profdata" cargo build --release -q \
+  --target-dir target/pgo/use -p portvakt-cli --bin portvakt
+echo "built target/pgo/use/release/portvakt"
