@@ -55,12 +55,7 @@ RUST_LOG=warn target/pgo/gen/release/portvakt serve --listen "$API" --dev-issuer
   --manifest "$WORK/nais.yaml" --upstream "http://$UPSTREAM" --policy examples/policy.toml \
   --proxy-listen "$PROXY" 2>"$WORK/serve.log" &
 SERVE=$!
-for _ in $(seq 300); do
-  curl -sf "http://$API/readyz" >/dev/null && break
-  sleep 0.1
-done
-curl -sf "http://$API/readyz" >/dev/null ||
-  { echo "portvakt serve (instrumented) is not ready" >&2; cat "$WORK/serve.log" >&2; exit 1; }
+wait_ready "$API" "portvakt serve (instrumented)" "$WORK/serve.log"
 fresh_tokens 500
 TOKEN=$(cat "$WORK/one.txt")
 train() { # $1: what, then wrk's arguments

@@ -88,21 +88,12 @@ serve() { # $1: log name, $2: API, $3: issuer, $4: proxy, $5: scheduling policy 
     --upstream "http://$UPSTREAM" --policy examples/policy.toml --proxy-listen "$4" \
     2>"$WORK/$1.log" &
 }
-ready() { # $1: log name, $2: API
-  for _ in $(seq 100); do
-    curl -sf "http://$2/readyz" >/dev/null && return 0
-    sleep 0.1
-  done
-  echo "portvakt serve ($1) is not ready" >&2
-  cat "$WORK/$1.log" >&2
-  exit 1
-}
 serve serve "$API" "$ISSUER" "$PROXY" batch
 PORTVAKT=$!
 serve serve-normal "$NORMAL_API" "$NORMAL_ISSUER" "$NORMAL_PROXY" normal
 NORMAL=$!
-ready serve "$API"
-ready serve-normal "$NORMAL_API"
+wait_ready "$API" "portvakt serve" "$WORK/serve.log"
+wait_ready "$NORMAL_API" "portvakt serve (normal scheduling)" "$WORK/serve-normal.log"
 
 NORMAL_MINTED=-1000
 tokens() { # a fresh set of DISTINCT tokens when the last is older than 100 s; TOKEN its first

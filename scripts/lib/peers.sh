@@ -1,6 +1,7 @@
-# Sourced by scripts/load-proxy.sh and scripts/callgrind-proxy.sh: the tools they need, and the
-# two nginx peers they measure portvakt against. Makes WORK, a scratch directory; on exit every
-# background job and every nginx started in it is stopped and WORK removed.
+# Sourced by scripts/load-proxy.sh, scripts/callgrind-proxy.sh and scripts/build-pgo.sh: the
+# tools they need, waiting for a server, and the two nginx peers portvakt is measured against.
+# Makes WORK, a scratch directory; on exit every background job and every nginx started in it
+# is stopped and WORK removed.
 
 WORK=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; for p in "$WORK"/*/nginx.pid; do [ -f "$p" ] && kill "$(cat "$p")" 2>/dev/null; done; rm -rf "$WORK"' EXIT
@@ -25,6 +26,16 @@ wait_for() { # $1: URL, $2: what, $3: log file
     sleep 0.1
   done
   echo "$2 did not come up ($1)" >&2
+  cat "$3" >&2
+  exit 1
+}
+
+wait_ready() { # $1: a portvakt API's host:port, $2: what, $3: its log file
+  for _ in $(seq 300); do
+    curl -sf "http://$1/readyz" >/dev/null && return 0
+    sleep 0.1
+  done
+  echo "$2 is not ready (http://$1/readyz)" >&2
   cat "$3" >&2
   exit 1
 }
