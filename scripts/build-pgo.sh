@@ -86,6 +86,8 @@ echo "== 3. the profile"
 "$PROFDATA" merge -o target/pgo/portvakt.profdata "$RAW"/*.profraw
 
 echo "== 4. the optimized build (target/pgo/use)"
+# From scratch: cargo does not see that the profile changed, and every crate takes it.
+rm -rf target/pgo/use
 RUSTFLAGS="-Cprofile-use=$ROOT/target/pgo/portvakt.profdata" cargo build --release -q \
   --target-dir target/pgo/use -p portvakt-cli --bin portvakt
 echo "built target/pgo/use/release/portvakt"
