@@ -31,7 +31,7 @@
 # many instructions (scripts/callgrind-proxy.sh), how often a proxy sleeps and is woken is
 # where the stacks differ (docs/BENCHMARKS.md).
 #
-# Usage: scripts/load-proxy.sh [DURATION=10s] [ROUNDS=3] [CONNECTIONS=32] [DISTINCT=5000]
+# Usage: [PORTVAKT_BIN=path] scripts/load-proxy.sh [DURATION=10s] [ROUNDS=3] [CONNECTIONS=32] [DISTINCT=5000]
 # Needs: wrk, nginx (installed with apt-get when missing), curl, python3.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -54,7 +54,9 @@ PATH_UNDER_TEST=/api/v1/items
 . scripts/lib/peers.sh
 need wrk nginx
 cargo build --release -q -p portvakt-cli --bin portvakt --example proxy_floor --example hyper_floor
-BIN=target/release/portvakt
+# PORTVAKT_BIN measures another build of portvakt (e.g. scripts/build-pgo.sh's) in both of its
+# cases; the floors stay the release profile's.
+BIN=${PORTVAKT_BIN:-target/release/portvakt}
 # Development mode needs every MASKINPORTEN_* variable unset.
 for v in $(compgen -e | grep "^MASKINPORTEN_" || true); do unset "$v"; done
 
