@@ -67,7 +67,7 @@ impl Scheduling {
     pub fn apply_to_current_thread(self) -> std::io::Result<()> {
         match self {
             Scheduling::Normal => Ok(()),
-            Scheduling::Batch => set_current_thread_policy(BATCH),
+            Scheduling::Batch => set_current_thread_batch(),
         }
     }
 
@@ -85,17 +85,12 @@ impl fmt::Display for Scheduling {
 }
 
 #[cfg(target_os = "linux")]
-const BATCH: libc::c_int = libc::SCHED_BATCH;
-#[cfg(not(target_os = "linux"))]
-const BATCH: i32 = 3;
-
-#[cfg(target_os = "linux")]
 #[allow(unsafe_code)]
-fn set_current_thread_policy(policy: libc::c_int) -> std::io::Result<()> {
+fn set_current_thread_batch() -> std::io::Result<()> {
     let param = libc::sched_param { sched_priority: 0 };
     // SAFETY: pid 0 is the calling thread (Linux schedules threads, not processes); `param`
     // is a valid `sched_param` that outlives the call; the call reads it and nothing else.
-    if unsafe { libc::sched_setscheduler(0, policy, &param) } == 0 {
+    if unsafe { libc::sched_setscheduler(0, libc::SCHED_BATCH, &param) } == 0 {
         Ok(())
     } else {
         Err(std::io::Error::last_os_error())
@@ -103,7 +98,7 @@ fn set_current_thread_policy(policy: libc::c_int) -> std::io::Result<()> {
 }
 
 #[cfg(not(target_os = "linux"))]
-fn set_current_thread_policy(_policy: i32) -> std::io::Result<()> {
+fn set_current_thread_batch() -> std::io::Result<()> {
     Err(std::io::Error::new(
         std::io::ErrorKind::Unsupported,
         "SCHED_BATCH is a Linux scheduling policy",
