@@ -16,10 +16,7 @@ pub(super) fn verified(jtis: &[&str]) -> Vec<VerifiedToken> {
         .unwrap();
     let keys = KeySet::from_jwks_values(&[key.public_jwk()], &[Algorithm::RS256]).0;
     let validator = Validator::with_keys(&config, ISSUER, keys);
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
+    let now = now();
     jtis.iter()
         .map(|jti| {
             let claims = serde_json::json!({"iss": ISSUER, "exp": now + 600, "jti": jti});
@@ -28,4 +25,12 @@ pub(super) fn verified(jtis: &[&str]) -> Vec<VerifiedToken> {
                 .unwrap()
         })
         .collect()
+}
+
+/// The clock, in seconds since the epoch, as the cache takes it.
+pub(super) fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
 }

@@ -1,12 +1,5 @@
 use super::*;
-use crate::validator::testing;
-
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
+use crate::validator::testing::{self, now};
 
 fn jti(hit: Option<VerifiedToken>) -> Option<String> {
     hit.map(|v| v.claims().jti().unwrap().to_owned())
