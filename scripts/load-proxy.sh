@@ -103,8 +103,8 @@ tokens() { # a fresh set of DISTINCT tokens when the last is older than 100 s; T
   TOKEN=$(cat "$WORK/one.txt")
   # and one for the second proxy, from its own issuer
   if ((SECONDS - NORMAL_MINTED > 100)); then
-    NORMAL_TOKEN=$(curl -sf "http://$NORMAL_ISSUER/dev/token" -d orgno=123456789 -d scope=nav:arbeid:some.scope.read |
-      python3 -c 'import json, sys; print(json.load(sys.stdin)["access_token"])')
+    NORMAL_TOKEN=$("$BIN" token --scope nav:arbeid:some.scope.read --orgno 123456789 \
+      --issuer "http://$NORMAL_ISSUER")
     NORMAL_MINTED=$SECONDS
   fi
 }
