@@ -15,7 +15,12 @@
 # The profile describes this source at this commit; build it again after a change (a stale
 # profile only loses the gain: rustc ignores what no longer matches).
 #
-# Usage: scripts/build-pgo.sh
+# STATIC=1 builds it as the image's binary is built (scripts/build-image.sh): static
+# (-C target-feature=+crt-static) for the host's target triple, with --target so that the flags
+# stay off build scripts and proc macros; the instrumented build is static too, so that the
+# profile is of the code it optimizes. The binary is then target/pgo/use/<host>/release/portvakt.
+#
+# Usage: [STATIC=1] scripts/build-pgo.sh     (prints the binary's path on the last line)
 # Needs: rustup (the llvm-tools component is added when missing), wrk and nginx (installed with
 # apt-get when missing), curl, python3.
 set -euo pipefail
@@ -36,10 +41,19 @@ if [ ! -x "$PROFDATA" ]; then
 fi
 [ -x "$PROFDATA" ] || { echo "no llvm-profdata at $PROFDATA (rustup component add llvm-tools)" >&2; exit 1; }
 
+TARGET_ARGS=()
+STATIC_FLAGS=""
+OUT=release
+if [ "${STATIC:-0}" = 1 ]; then
+  TARGET_ARGS=(--target "$host")
+  STATIC_FLAGS=" -C target-feature=+crt-static"
+  OUT=$host/release
+fi
+
 RAW=$ROOT/target/pgo/raw
 echo "== 1. the instrumented build (target/pgo/gen)"
-RUSTFLAGS="-Cprofile-generate=$RAW" cargo build --release -q --target-dir target/pgo/gen \
-  -p portvakt-cli --bin portvakt
+RUSTFLAGS="-Cprofile-generate=$RAW$STATIC_FLAGS" cargo build --release -q --locked \
+  --target-dir target/pgo/gen "${TARGET_ARGS[@]}" -p portvakt-cli --bin portvakt
 # Build scripts run instrumented too; only the training run's profile counts.
 rm -rf "$RAW"
 
@@ -51,7 +65,7 @@ wait_for "http://$UPSTREAM/" "nginx (the upstream)" "$WORK/upstream/error.log"
 # shellcheck source=lib/tokens.sh
 . scripts/lib/tokens.sh
 long_lived_manifest
-RUST_LOG=warn target/pgo/gen/release/portvakt serve --listen "$API" --dev-issuer-listen "$ISSUER" \
+RUST_LOG=warn "target/pgo/gen/$OUT/portvakt" serve --listen "$API" --dev-issuer-listen "$ISSUER" \
   --manifest "$WORK/nais.yaml" --upstream "http://$UPSTREAM" --policy examples/policy.toml \
   --proxy-listen "$PROXY" 2>"$WORK/serve.log" &
 SERVE=$!
@@ -88,6 +102,6 @@ echo "== 3. the profile"
 echo "== 4. the optimized build (target/pgo/use)"
 # From scratch: cargo does not see that the profile changed, and every crate takes it.
 rm -rf target/pgo/use
-RUSTFLAGS="-Cprofile-use=$ROOT/target/pgo/portvakt.profdata" cargo build --release -q \
-  --target-dir target/pgo/use -p portvakt-cli --bin portvakt
-echo "built target/pgo/use/release/portvakt"
+RUSTFLAGS="-Cprofile-use=$ROOT/target/pgo/portvakt.profdata$STATIC_FLAGS" cargo build --release -q \
+  --locked --target-dir target/pgo/use "${TARGET_ARGS[@]}" -p portvakt-cli --bin portvakt
+echo "built target/pgo/use/$OUT/portvakt"

@@ -12,7 +12,7 @@
 #      and a token is introspected as active.
 # Prints the image size, the binary size and the sidecar's peak memory.
 #
-# Usage: sudo scripts/check-image.sh [--no-build]   (root: buildah's vfs storage, mounts, chroot)
+# Usage: sudo [PGO=0] scripts/check-image.sh [--no-build]   (root: buildah's vfs storage, mounts, chroot)
 # Needs: buildah, openssl, curl, python3, unshare and chroot (util-linux, coreutils).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -45,7 +45,12 @@ for label in source version licenses; do
   value=$(config "{{index .OCIv1.Config.Labels \"org.opencontainers.image.$label\"}}")
   [[ -n $value ]] || { echo "label org.opencontainers.image.$label is missing" >&2; exit 1; }
 done
-echo "image: user $USER_SPEC, command ${COMMAND[*]}, files: $(cd "$ROOT" && find . -type f | sort | tr '\n' ' ')"
+BUILD=$(config '{{index .OCIv1.Config.Labels "io.portvakt.build"}}')
+case $BUILD in
+  profile-guided | release) ;;
+  *) echo "label io.portvakt.build is '$BUILD', not profile-guided or release" >&2; exit 1 ;;
+esac
+echo "image: a $BUILD build, user $USER_SPEC, command ${COMMAND[*]}, files: $(cd "$ROOT" && find . -type f | sort | tr '\n' ' ')"
 
 # A CA of our own and a certificate for $NAME.
 openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=portvakt-check-ca \
