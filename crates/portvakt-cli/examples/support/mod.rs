@@ -7,9 +7,12 @@ use std::net::SocketAddr;
 
 use tokio::net::TcpListener;
 
+#[path = "sigterm.rs"]
+mod sigterm;
+
 /// Listens on the first argument (else `default_addr`) on a multi-threaded runtime with
 /// `worker_threads` workers (`None`: one per core, as `portvakt serve` runs) and runs `serve`
-/// on the listener until it fails.
+/// on the listener until it fails, or until SIGTERM, which exits 0.
 pub fn run<F, Fut>(name: &str, default_addr: &str, worker_threads: Option<usize>, serve: F)
 where
     F: FnOnce(TcpListener) -> Fut,
@@ -27,6 +30,7 @@ where
             std::process::exit(2);
         }
     };
+    sigterm::exit_on_sigterm();
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
     runtime.enable_all();
     if let Some(threads) = worker_threads {

@@ -11,8 +11,11 @@ use portvakt_cli::proxy::Scheduling;
 use portvakt_cli::serve::listener;
 use tokio::net::TcpListener;
 
+#[path = "sigterm.rs"]
+mod sigterm;
+
 /// Listens on `listen` and runs `serve` on every worker thread's listener until each has
-/// ended; exits 1 when the socket cannot be made or a worker fails. `what` goes into the
+/// ended or SIGTERM arrives (exit 0); exits 1 when the socket cannot be made or a worker fails. `what` goes into the
 /// banner after the address.
 pub fn per_core<F, Fut>(name: &str, listen: &str, what: &str, serve: F)
 where
@@ -30,6 +33,7 @@ where
             std::process::exit(1);
         }
     };
+    sigterm::exit_on_sigterm();
     let scheduling = match std::env::var("PORTVAKT_PROXY_SCHEDULING") {
         Ok(text) => Scheduling::parse(&text).unwrap_or_else(|e| {
             eprintln!("error: PORTVAKT_PROXY_SCHEDULING: {e}");
