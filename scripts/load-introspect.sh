@@ -16,7 +16,10 @@
 # floor: the figure least moved by drift between rounds), the median CPU per request, and the
 # sidecar's peak resident memory.
 #
-# Usage: scripts/load-introspect.sh [DURATION=10s] [CONNECTIONS=32] [DISTINCT=5000] [ROUNDS=3]
+# PORTVAKT_BIN measures another build of portvakt (e.g. scripts/build-pgo.sh's), FLOOR_DIR
+# another build of the floor (FLOORS=1 scripts/build-pgo.sh's: target/pgo/floors/release/examples).
+#
+# Usage: [PORTVAKT_BIN=path] [FLOOR_DIR=dir] scripts/load-introspect.sh [DURATION=10s] [CONNECTIONS=32] [DISTINCT=5000] [ROUNDS=3]
 # Needs: wrk (apt-get install wrk), curl, python3.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,7 +35,8 @@ trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
 
 command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; exit 2; }
 cargo build --release -q -p portvakt-cli --bin portvakt --example http_floor
-BIN=target/release/portvakt
+BIN=${PORTVAKT_BIN:-target/release/portvakt}
+FLOOR_DIR=${FLOOR_DIR:-target/release/examples}
 # Development mode needs every MASKINPORTEN_* variable unset.
 for v in $(compgen -e | grep "^MASKINPORTEN_" || true); do unset "$v"; done
 
@@ -116,7 +120,7 @@ sidecar_case() { # $1: case, $2: tokens file, $3: Lua script
   checked "$1" "$before"
 }
 
-target/release/examples/http_floor "$FLOOR" 2>"$WORK/floor.log" &
+"$FLOOR_DIR/http_floor" "$FLOOR" 2>"$WORK/floor.log" &
 FLOOR_PID=$!
 start_sidecar
 floor_case() { load floor "http://$FLOOR" "$WORK/one.txt" scripts/lib/introspect-one.lua "$FLOOR_PID"; }

@@ -31,7 +31,7 @@
 # many instructions (scripts/callgrind-proxy.sh), how often a proxy sleeps and is woken is
 # where the stacks differ (docs/BENCHMARKS.md).
 #
-# Usage: [PORTVAKT_BIN=path] scripts/load-proxy.sh [DURATION=10s] [ROUNDS=3] [CONNECTIONS=32] [DISTINCT=5000]
+# Usage: [PORTVAKT_BIN=path] [FLOOR_DIR=dir] scripts/load-proxy.sh [DURATION=10s] [ROUNDS=3] [CONNECTIONS=32] [DISTINCT=5000]
 # Needs: wrk, nginx (installed with apt-get when missing), curl, python3.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -55,8 +55,10 @@ PATH_UNDER_TEST=/api/v1/items
 need wrk nginx
 cargo build --release -q -p portvakt-cli --bin portvakt --example proxy_floor --example hyper_floor
 # PORTVAKT_BIN measures another build of portvakt (e.g. scripts/build-pgo.sh's) in both of its
-# cases; the floors stay the release profile's.
+# cases, FLOOR_DIR other builds of the floors (FLOORS=1 scripts/build-pgo.sh's:
+# target/pgo/floors/release/examples); by default both are the release profile's.
 BIN=${PORTVAKT_BIN:-target/release/portvakt}
+FLOOR_DIR=${FLOOR_DIR:-target/release/examples}
 # Development mode needs every MASKINPORTEN_* variable unset.
 for v in $(compgen -e | grep "^MASKINPORTEN_" || true); do unset "$v"; done
 
@@ -74,10 +76,10 @@ start_nginx proxy
 wait_for "http://$UPSTREAM/" "nginx (the upstream)" "$WORK/upstream/error.log"
 wait_for "http://$NGINX/" "nginx (the plain proxy)" "$WORK/proxy/error.log"
 workers() { pgrep -P "$(cat "$WORK/$1/nginx.pid")" | tr '\n' ' '; }
-target/release/examples/proxy_floor "$FLOOR" "$UPSTREAM" 2>"$WORK/floor.log" &
+"$FLOOR_DIR/proxy_floor" "$FLOOR" "$UPSTREAM" 2>"$WORK/floor.log" &
 FLOOR_PID=$!
 wait_for "http://$FLOOR/" "the HTTP floor (examples/proxy_floor.rs)" "$WORK/floor.log"
-target/release/examples/hyper_floor "$BARE" "$UPSTREAM" 2>"$WORK/bare.log" &
+"$FLOOR_DIR/hyper_floor" "$BARE" "$UPSTREAM" 2>"$WORK/bare.log" &
 BARE_PID=$!
 wait_for "http://$BARE/" "hyper's floor (examples/hyper_floor.rs)" "$WORK/bare.log"
 
