@@ -23,7 +23,7 @@
 # and the data cache (D1 reads and writes): how much of a hop's code and data fall out of the
 # caches between two uses, which the instruction count alone does not show. Slower (about 2x).
 #
-# Usage: scripts/callgrind-proxy.sh [CASES="nginx bare floor portvakt"] [DURATION=10s] [CONNECTIONS=4]
+# Usage: [PORTVAKT_BIN=path] [FLOOR_DIR=dir] [CACHE_SIM=1] [KEEP=dir] scripts/callgrind-proxy.sh [CASES="nginx bare floor portvakt"] [DURATION=10s] [CONNECTIONS=4]
 # Needs: valgrind, wrk, nginx (installed with apt-get when missing), curl, python3.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -42,6 +42,11 @@ CARGO_PROFILE_RELEASE_STRIP=none CARGO_PROFILE_RELEASE_DEBUG=line-tables-only \
   cargo build --release -q --target-dir target/profiling \
   -p portvakt-cli --bin portvakt --example proxy_floor --example hyper_floor
 BIN=target/profiling/release
+# PORTVAKT_BIN and FLOOR_DIR count other builds, as in scripts/load-proxy.sh (e.g.
+# `FLOORS=1 scripts/build-pgo.sh`'s: target/pgo/use/release/portvakt and
+# target/pgo/floors/release/examples); those are stripped, so only the totals name them.
+PORTVAKT_BIN=${PORTVAKT_BIN:-$BIN/portvakt}
+FLOOR_DIR=${FLOOR_DIR:-$BIN/examples}
 for v in $(compgen -e | grep "^MASKINPORTEN_" || true); do unset "$v"; done
 
 nginx_conf upstream "worker_processes auto;" "$(upstream_server "$UPSTREAM")"
@@ -132,7 +137,7 @@ echo "case       instructions/request  allocations/request  requests (wrk -t1 -c
 # Every case gets the same request, the token included (as in load-proxy.sh): parsing and
 # writing its 800 bytes is part of any hop's work. The token comes from portvakt's own
 # development issuer, started once for this.
-"$BIN/portvakt" issuer --listen "$ISSUER" --manifest "$WORK/nais.yaml" 2>"$WORK/issuer.log" &
+"$PORTVAKT_BIN" issuer --listen "$ISSUER" --manifest "$WORK/nais.yaml" 2>"$WORK/issuer.log" &
 ISSUER_PID=$!
 wait_for "http://$ISSUER/.well-known/oauth-authorization-server" "the issuer" "$WORK/issuer.log"
 fresh_tokens 1
@@ -143,10 +148,10 @@ auth=(-H "Authorization: Bearer $(cat "$WORK/one.txt")")
 for name in $CASES; do
   case $name in
     nginx) line=$(grind nginx "$NGINX_BIN" -p "$WORK/proxy" -c "$WORK/proxy/nginx.conf") ;;
-    bare) line=$(grind bare "$BIN/examples/hyper_floor" "$TARGET" "$UPSTREAM") ;;
-    floor) line=$(grind floor "$BIN/examples/proxy_floor" "$TARGET" "$UPSTREAM") ;;
+    bare) line=$(grind bare "$FLOOR_DIR/hyper_floor" "$TARGET" "$UPSTREAM") ;;
+    floor) line=$(grind floor "$FLOOR_DIR/proxy_floor" "$TARGET" "$UPSTREAM") ;;
     portvakt)
-      line=$(RUST_LOG=warn grind portvakt "$BIN/portvakt" serve --listen "$API" \
+      line=$(RUST_LOG=warn grind portvakt "$PORTVAKT_BIN" serve --listen "$API" \
         --dev-issuer-listen "$ISSUER" --manifest "$WORK/nais.yaml" \
         --upstream "http://$UPSTREAM" --policy examples/policy.toml --proxy-listen "$TARGET")
       ;;
