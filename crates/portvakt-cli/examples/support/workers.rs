@@ -15,8 +15,8 @@ use tokio::net::TcpListener;
 mod sigterm;
 
 /// Listens on `listen` and runs `serve` on every worker thread's listener until each has
-/// ended or SIGTERM arrives (exit 0); exits 1 when the socket cannot be made or a worker fails. `what` goes into the
-/// banner after the address.
+/// ended or SIGTERM arrives (exit 0); exits 1 when the socket cannot be made or a worker
+/// fails. `what` goes into the banner after the address.
 pub fn per_core<F, Fut>(name: &str, listen: &str, what: &str, serve: F)
 where
     F: Fn(TcpListener) -> Fut + Clone + Send + 'static,
