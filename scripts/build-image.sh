@@ -5,10 +5,11 @@
 # build context of their own, and `buildah bud` makes a `scratch` image of them.
 #
 # The binary is profile-guided by default (scripts/build-pgo.sh with STATIC=1: trained with the
-# load scripts' traffic against a local nginx, then optimized with that profile; 1.06x to 1.13x
-# the proxy's requests and 1.15x to 1.2x the introspection API's, docs/BENCHMARKS.md). That build takes about
-# twice as long and needs nginx and wrk on the building machine; PGO=0 builds the plain static
-# release binary instead. The image's label io.portvakt.build says which it holds.
+# load scripts' traffic against a local nginx, then optimized with that profile; 1.06x to
+# 1.13x the proxy's requests and 1.15x to 1.2x the introspection API's, docs/BENCHMARKS.md).
+# That build takes about twice as long and needs nginx and wrk on the building machine; PGO=0
+# builds the plain static release binary instead. The image's label io.portvakt.build says
+# which it holds.
 #
 # Usage: [PGO=0] scripts/build-image.sh [IMAGE=localhost/portvakt]   (tags IMAGE:VERSION and IMAGE:latest)
 # Needs: buildah (apt-get install buildah), ca-certificates, root (buildah's vfs storage); with
