@@ -100,11 +100,7 @@ train() { # $1: what, then wrk's arguments
   local what=$1
   shift
   wrk "$@" >"$WORK/wrk.txt"
-  if grep -qE "Non-2xx|Socket errors" "$WORK/wrk.txt"; then
-    cat "$WORK/wrk.txt" >&2
-    echo "FAILED: the training run ($what) saw errors" >&2
-    exit 1
-  fi
+  wrk_clean "$WORK/wrk.txt" "the training run ($what)"
   printf '  %-40s %s req/s\n' "$what" "$(awk '/Requests\/sec/ { print $2 }' "$WORK/wrk.txt")"
 }
 train "proxy, one token" -t2 -c32 -d8s -H "Authorization: Bearer $TOKEN" "http://$PROXY/api/v1/items"

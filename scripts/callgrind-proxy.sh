@@ -86,11 +86,7 @@ grind() { # $1: case, $@: command -> "case instructions/request allocations/requ
   wrk -t1 -c"$CONNECTIONS" -d2s "${auth[@]}" "http://$TARGET$PATH_UNDER_TEST" >/dev/null
   callgrind_control -z "$pid" >/dev/null 2>&1
   wrk -t1 -c"$CONNECTIONS" -d"$DURATION" "${auth[@]}" "http://$TARGET$PATH_UNDER_TEST" >"$WORK/wrk.txt"
-  if grep -qE "Non-2xx|Socket errors" "$WORK/wrk.txt"; then
-    cat "$WORK/wrk.txt" >&2
-    echo "FAILED: $name: wrk saw errors" >&2
-    exit 1
-  fi
+  wrk_clean "$WORK/wrk.txt" "$name"
   local requests
   requests=$(awk '/requests in/ { print $1 }' "$WORK/wrk.txt")
   callgrind_control -d "$pid" >/dev/null 2>&1

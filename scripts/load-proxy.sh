@@ -169,11 +169,7 @@ run() { # $1: case, $2: base URL, $3: connections, $4: "lua" tokens file or "", 
   TOKENS=$lua wrk "${args[@]}" "$url$PATH_UNDER_TEST" >"$WORK/wrk.txt"
   read -r after_cpu after_user < <(ticks "$@")
   after_cs=$(switches "$@")
-  if grep -qE "Non-2xx|Socket errors" "$WORK/wrk.txt"; then
-    cat "$WORK/wrk.txt" >&2
-    echo "FAILED: $name: wrk saw errors" >&2
-    exit 1
-  fi
+  wrk_clean "$WORK/wrk.txt" "$name"
   local completed
   completed=$(awk '/requests in/ { print $1 }' "$WORK/wrk.txt")
   if [ -n "$api" ]; then

@@ -1,5 +1,6 @@
 # Sourced by scripts/load-proxy.sh, scripts/callgrind-proxy.sh and scripts/build-pgo.sh: the
-# tools they need, waiting for a server, and the two nginx peers portvakt is measured against.
+# tools they need, waiting for a server, checking wrk's output, and the two nginx peers portvakt
+# is measured against.
 # Makes WORK, a scratch directory; on exit every background job and every nginx started in it
 # is stopped and WORK removed.
 
@@ -28,6 +29,14 @@ wait_for() { # $1: URL, $2: what, $3: log file
   echo "$2 did not come up ($1)" >&2
   cat "$3" >&2
   exit 1
+}
+
+wrk_clean() { # $1: wrk's output file, $2: what ran; exits 1 with that output when wrk saw errors
+  if grep -qE "Non-2xx|Socket errors" "$1"; then
+    cat "$1" >&2
+    echo "FAILED: $2: wrk saw errors" >&2
+    exit 1
+  fi
 }
 
 wait_ready() { # $1: a portvakt API's host:port, $2: what, $3: its log file
