@@ -9,8 +9,8 @@
 #   4. the release build again, optimized with that profile: target/pgo/use/release/portvakt.
 # The compiler then lays out the code the training ran together and moves what it never ran
 # (error paths, start-up) out of the way, and inlines by measured heat: on this project's
-# 2-core machine 22 % fewer instructions and half the instruction-cache misses per proxied
-# request, 1.13x the proxy's throughput and 1.2x the introspection API's.
+# 2-core machine a fifth fewer instructions and half the instruction-cache misses per proxied
+# request, 1.06x to 1.13x the proxy's throughput and 1.15x to 1.2x the introspection API's.
 #
 # The profile describes this source at this commit; build it again after a change (a stale
 # profile only loses the gain: rustc ignores what no longer matches).
