@@ -7,6 +7,8 @@ use std::net::SocketAddr;
 
 use tokio::net::TcpListener;
 
+#[path = "allocator.rs"]
+mod allocator;
 #[path = "sigterm.rs"]
 mod sigterm;
 

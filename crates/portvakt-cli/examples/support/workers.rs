@@ -11,6 +11,8 @@ use portvakt_cli::proxy::Scheduling;
 use portvakt_cli::serve::listener;
 use tokio::net::TcpListener;
 
+#[path = "allocator.rs"]
+mod allocator;
 #[path = "sigterm.rs"]
 mod sigterm;
 
