@@ -11,17 +11,22 @@
 # DURATION. The counter is zeroed after start-up and a warm-up, dumped after wrk, and divided
 # by the requests wrk completed: every thread of the process is counted (the runtime, the
 # validator's refresh, the issuer idle), so the figure is an upper bound on the request's own.
-# Allocations are the calls to malloc, calloc and realloc (Rust's allocator and nginx's pools
-# both end there).
+# Allocations are the calls to malloc, calloc and realloc (nginx's pools end there) and to
+# the three entry points of mimalloc that Rust's global allocator calls (portvakt's binary and
+# the floors use mimalloc; crates/portvakt-cli/src/main.rs).
 #
 # The binaries are built with symbols into target/profiling (the release profile otherwise:
 # fat LTO, one codegen unit), so that `callgrind_annotate` can name functions in the kept
 # profiles (KEEP=dir keeps callgrind.out.* there).
 #
-# CACHE_SIM=1 also simulates the CPU's first-level caches (callgrind's --cache-sim, with this
-# machine's cache geometry) and prints, per request, the misses in the instruction cache (I1)
-# and the data cache (D1 reads and writes): how much of a hop's code and data fall out of the
-# caches between two uses, which the instruction count alone does not show. Slower (about 2x).
+# CACHE_SIM=1 also simulates the CPU's caches (callgrind's --cache-sim: this machine's first
+# level, and its per-core 512 KiB L2 as the last level) and prints, per request, the misses in
+# the instruction cache (I1), the data cache (D1 reads and writes) and the L2 (data reads and
+# writes): how much of a hop's code and data fall out of the caches between two uses, which
+# the instruction count alone does not show. Slower (about 2x). The kernel is not simulated,
+# so a buffer it has just filled counts as cold: the L2 figures are an upper bound. With many
+# CONNECTIONS they show what each connection's cold state costs (docs/BENCHMARKS.md, "The
+# allocator, and what many connections cost").
 #
 # Usage: [PORTVAKT_BIN=path] [FLOOR_DIR=dir] [CACHE_SIM=1] [KEEP=dir] scripts/callgrind-proxy.sh [CASES="nginx bare floor portvakt"] [DURATION=10s] [CONNECTIONS=4]
 # Needs: valgrind, wrk, nginx (installed with apt-get when missing), curl, python3.
@@ -64,7 +69,7 @@ grind() { # $1: case, $@: command -> "case instructions/request allocations/requ
   local name=$1
   shift
   local sim=()
-  [ "${CACHE_SIM:-0}" = 1 ] && sim=(--cache-sim=yes)
+  [ "${CACHE_SIM:-0}" = 1 ] && sim=(--cache-sim=yes --LL=524288,8,64)
   valgrind --tool=callgrind "${sim[@]}" --callgrind-out-file="$WORK/callgrind.out.$name" "$@" \
     2>"$WORK/$name.log" &
   local pid=$!
@@ -82,10 +87,11 @@ grind() { # $1: case, $@: command -> "case instructions/request allocations/requ
   local answer
   answer=$(curl -s -w ' %{http_code}' "${auth[@]}" "http://$TARGET$PATH_UNDER_TEST")
   [ "$answer" = "ok 200" ] || { echo "$name: expected 'ok 200', got '$answer'" >&2; exit 1; }
-  # Warm up (connections, pools, the token cache), then count from zero.
-  wrk -t1 -c"$CONNECTIONS" -d2s "${auth[@]}" "http://$TARGET$PATH_UNDER_TEST" >/dev/null
+  # Warm up (connections, pools, the token cache), then count from zero. Under valgrind a
+  # request waits behind many connections' for longer than wrk's default 2 s timeout.
+  wrk -t1 --timeout 30s -c"$CONNECTIONS" -d2s "${auth[@]}" "http://$TARGET$PATH_UNDER_TEST" >/dev/null
   callgrind_control -z "$pid" >/dev/null 2>&1
-  wrk -t1 -c"$CONNECTIONS" -d"$DURATION" "${auth[@]}" "http://$TARGET$PATH_UNDER_TEST" >"$WORK/wrk.txt"
+  wrk -t1 --timeout 30s -c"$CONNECTIONS" -d"$DURATION" "${auth[@]}" "http://$TARGET$PATH_UNDER_TEST" >"$WORK/wrk.txt"
   wrk_clean "$WORK/wrk.txt" "$name"
   local requests
   requests=$(awk '/requests in/ { print $1 }' "$WORK/wrk.txt")
@@ -119,16 +125,16 @@ for line in open(dump, errors="replace"):
         callee = names.get(m.group(1)) if line.startswith("cfn=") else None
         continue
     m = re.match(r"calls=(\d+) ", line)
-    if m and callee in ("malloc", "calloc", "realloc"):
+    if m and callee in ("malloc", "calloc", "realloc", "mi_malloc_aligned", "mi_zalloc_aligned", "mi_realloc_aligned"):
         allocs += int(m.group(1))
 cache = dict(zip(events, summary))
-misses = " ".join(f"{cache.get(e, 0) / requests:.0f}" for e in ("I1mr", "D1mr", "D1mw")) if "I1mr" in cache else ""
+misses = " ".join(f"{cache.get(e, 0) / requests:.0f}" for e in ("I1mr", "D1mr", "D1mw", "DLmr", "DLmw")) if "I1mr" in cache else ""
 print(name, total / requests, allocs / requests, requests, misses)
 PY
 }
 
 misses_title=""
-[ "${CACHE_SIM:-0}" = 1 ] && misses_title="  I1 misses  D1 read misses  D1 write misses (per request)"
+[ "${CACHE_SIM:-0}" = 1 ] && misses_title="  I1 misses  D1 read misses  D1 write misses  L2 read misses  L2 write misses (per request)"
 echo "case       instructions/request  allocations/request  requests (wrk -t1 -c$CONNECTIONS -d$DURATION)$misses_title"
 # Every case gets the same request, the token included (as in load-proxy.sh): parsing and
 # writing its 800 bytes is part of any hop's work. The token comes from portvakt's own
@@ -154,5 +160,5 @@ for name in $CASES; do
     *) echo "unknown case $name (nginx, bare, floor, portvakt)" >&2; exit 2 ;;
   esac
   echo "$line" | awk '{ printf "%-10s %20.0f  %19.1f  %8d", $1, $2, $3, $4 }
-    NF > 4 { printf "  %9d  %14d  %15d", $5, $6, $7 } { printf "\n" }'
+    NF > 4 { printf "  %9d  %14d  %15d  %14d  %15d", $5, $6, $7, $8, $9 } { printf "\n" }'
 done
