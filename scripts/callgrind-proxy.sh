@@ -43,15 +43,19 @@ PATH_UNDER_TEST=/api/v1/items
 # shellcheck source=lib/peers.sh
 . scripts/lib/peers.sh
 need wrk valgrind nginx
-CARGO_PROFILE_RELEASE_STRIP=none CARGO_PROFILE_RELEASE_DEBUG=line-tables-only \
-  cargo build --release -q --target-dir target/profiling \
-  -p portvakt-cli --bin portvakt --example proxy_floor --example hyper_floor
-BIN=target/profiling/release
 # PORTVAKT_BIN and FLOOR_DIR count other builds, as in scripts/load-proxy.sh (e.g.
 # `FLOORS=1 scripts/build-pgo.sh`'s: target/pgo/use/release/portvakt and
-# target/pgo/floors/release/examples); those are stripped, so only the totals name them.
+# target/pgo/floors/release/examples); those are stripped, so only the totals name them and
+# their allocations show as "-". Only what they do not replace is built.
+targets=()
+[ -n "${PORTVAKT_BIN:-}" ] || targets+=(--bin portvakt)
+[ -n "${FLOOR_DIR:-}" ] || targets+=(--example proxy_floor --example hyper_floor)
+[ ${#targets[@]} = 0 ] || CARGO_PROFILE_RELEASE_STRIP=none CARGO_PROFILE_RELEASE_DEBUG=line-tables-only \
+  cargo build --release -q --target-dir target/profiling -p portvakt-cli "${targets[@]}"
+BIN=target/profiling/release
 PORTVAKT_BIN=${PORTVAKT_BIN:-$BIN/portvakt}
 FLOOR_DIR=${FLOOR_DIR:-$BIN/examples}
+executables "$PORTVAKT_BIN" "$FLOOR_DIR/proxy_floor" "$FLOOR_DIR/hyper_floor"
 for v in $(compgen -e | grep "^MASKINPORTEN_" || true); do unset "$v"; done
 
 nginx_conf upstream "worker_processes auto;" "$(upstream_server "$UPSTREAM")"
@@ -110,6 +114,7 @@ name, dump, requests = sys.argv[1], sys.argv[2], int(sys.argv[3])
 total = allocs = 0
 events, summary = [], []
 names = {}  # callgrind's compressed function names: "(id) name" once, "(id)" after
+ALLOCATORS = ("malloc", "calloc", "realloc", "mi_malloc_aligned", "mi_zalloc_aligned", "mi_realloc_aligned")
 callee = None
 for line in open(dump, errors="replace"):
     if line.startswith("events:"):
@@ -125,11 +130,13 @@ for line in open(dump, errors="replace"):
         callee = names.get(m.group(1)) if line.startswith("cfn=") else None
         continue
     m = re.match(r"calls=(\d+) ", line)
-    if m and callee in ("malloc", "calloc", "realloc", "mi_malloc_aligned", "mi_zalloc_aligned", "mi_realloc_aligned"):
+    if m and callee in ALLOCATORS:
         allocs += int(m.group(1))
 cache = dict(zip(events, summary))
 misses = " ".join(f"{cache.get(e, 0) / requests:.0f}" for e in ("I1mr", "D1mr", "D1mw", "DLmr", "DLmw")) if "I1mr" in cache else ""
-print(name, total / requests, allocs / requests, requests, misses)
+# A stripped build names no allocator function (mimalloc is linked in): "-", not 0.
+named = any(n in ALLOCATORS for n in names.values())
+print(name, total / requests, f"{allocs / requests:.1f}" if named else "-", requests, misses)
 PY
 }
 
@@ -159,6 +166,6 @@ for name in $CASES; do
       ;;
     *) echo "unknown case $name (nginx, bare, floor, portvakt)" >&2; exit 2 ;;
   esac
-  echo "$line" | awk '{ printf "%-10s %20.0f  %19.1f  %8d", $1, $2, $3, $4 }
+  echo "$line" | awk '{ printf "%-10s %20.0f  %19s  %8d", $1, $2, $3, $4 }
     NF > 4 { printf "  %9d  %14d  %15d  %14d  %15d", $5, $6, $7, $8, $9 } { printf "\n" }'
 done

@@ -34,9 +34,16 @@ WORK=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
 
 command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; exit 2; }
-cargo build --release -q -p portvakt-cli --bin portvakt --example http_floor
+# Only what PORTVAKT_BIN and FLOOR_DIR do not replace is built.
+targets=()
+[ -n "${PORTVAKT_BIN:-}" ] || targets+=(--bin portvakt)
+[ -n "${FLOOR_DIR:-}" ] || targets+=(--example http_floor)
+[ ${#targets[@]} = 0 ] || cargo build --release -q -p portvakt-cli "${targets[@]}"
 BIN=${PORTVAKT_BIN:-target/release/portvakt}
 FLOOR_DIR=${FLOOR_DIR:-target/release/examples}
+for exe in "$BIN" "$FLOOR_DIR/http_floor"; do
+  [ -x "$exe" ] || { echo "error: $exe is not an executable (check PORTVAKT_BIN and FLOOR_DIR)" >&2; exit 2; }
+done
 # Development mode needs every MASKINPORTEN_* variable unset.
 for v in $(compgen -e | grep "^MASKINPORTEN_" || true); do unset "$v"; done
 

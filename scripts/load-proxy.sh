@@ -53,12 +53,17 @@ PATH_UNDER_TEST=/api/v1/items
 # shellcheck source=lib/peers.sh
 . scripts/lib/peers.sh
 need wrk nginx
-cargo build --release -q -p portvakt-cli --bin portvakt --example proxy_floor --example hyper_floor
 # PORTVAKT_BIN measures another build of portvakt (e.g. scripts/build-pgo.sh's) in both of its
 # cases, FLOOR_DIR other builds of the floors (FLOORS=1 scripts/build-pgo.sh's:
-# target/pgo/floors/release/examples); by default both are the release profile's.
+# target/pgo/floors/release/examples); by default both are the release profile's, built here.
+# Only what they do not replace is built.
+targets=()
+[ -n "${PORTVAKT_BIN:-}" ] || targets+=(--bin portvakt)
+[ -n "${FLOOR_DIR:-}" ] || targets+=(--example proxy_floor --example hyper_floor)
+[ ${#targets[@]} = 0 ] || cargo build --release -q -p portvakt-cli "${targets[@]}"
 BIN=${PORTVAKT_BIN:-target/release/portvakt}
 FLOOR_DIR=${FLOOR_DIR:-target/release/examples}
+executables "$BIN" "$FLOOR_DIR/proxy_floor" "$FLOOR_DIR/hyper_floor"
 # Development mode needs every MASKINPORTEN_* variable unset.
 for v in $(compgen -e | grep "^MASKINPORTEN_" || true); do unset "$v"; done
 

@@ -39,6 +39,13 @@ wrk_clean() { # $1: wrk's output file, $2: what ran; exits 1 with that output wh
   fi
 }
 
+executables() { # $@: the programs a script will run; exits 2 naming the first that is not one
+  local exe
+  for exe in "$@"; do
+    [ -x "$exe" ] || { echo "error: $exe is not an executable (check PORTVAKT_BIN and FLOOR_DIR)" >&2; exit 2; }
+  done
+}
+
 wait_ready() { # $1: a portvakt API's host:port, $2: what, $3: its log file
   for _ in $(seq 300); do
     curl -sf "http://$1/readyz" >/dev/null && return 0
