@@ -91,8 +91,8 @@ grind() { # $1: case, $@: command -> "case instructions/request allocations/requ
   local answer
   answer=$(curl -s -w ' %{http_code}' "${auth[@]}" "http://$TARGET$PATH_UNDER_TEST")
   [ "$answer" = "ok 200" ] || { echo "$name: expected 'ok 200', got '$answer'" >&2; exit 1; }
-  # Warm up (connections, pools, the token cache), then count from zero. Under valgrind a
-  # request waits behind many connections' for longer than wrk's default 2 s timeout.
+  # Warm up (connections, pools, the token cache), then count from zero. Under valgrind, with
+  # many connections, a request can wait longer than wrk's default timeout of 2 s.
   wrk -t1 --timeout 30s -c"$CONNECTIONS" -d2s "${auth[@]}" "http://$TARGET$PATH_UNDER_TEST" >/dev/null
   callgrind_control -z "$pid" >/dev/null 2>&1
   wrk -t1 --timeout 30s -c"$CONNECTIONS" -d"$DURATION" "${auth[@]}" "http://$TARGET$PATH_UNDER_TEST" >"$WORK/wrk.txt"

@@ -11,19 +11,20 @@ use portvakt_cli::{inspect_cmd, issuer_cmd, manifest_cmd, provision_cmd, serve, 
 
 /// mimalloc, not glibc's malloc, for the Rust heap of every subcommand.
 ///
-/// A proxied request allocates and frees about 13 blocks (hyper's buffers and header maps,
-/// the pooled connection's request, the header rules' values). Counted by callgrind
+/// A proxied request allocates and frees about 13 blocks (8 of them in hyper alone: its
+/// buffers, header maps and the upstream connection's request). Counted by callgrind
 /// (`CACHE_SIM=1 scripts/callgrind-proxy.sh`), glibc's malloc does more work per request the
 /// more connections are open: in hyper alone its functions take 2,600 instructions per request
 /// at 32 connections and 3,900 at 1000 (`_int_malloc`, `_int_free`). The proxy's instructions
 /// per request grow from 39,200 to 47,600 with glibc, from 37,700 to 43,300 with mimalloc,
 /// which also misses the caches less at 1000 connections (more at 32). Measured with the same
 /// code, glibc against mimalloc alternating round by round (docs/BENCHMARKS.md, "The
-/// allocator, and what many connections cost"): 1.02x to 1.14x the proxy's requests at 1000
-/// connections and 1.00x to 1.29x at 32, 0.84 to 1.00 of the CPU per request, for 1.4 MB
-/// more at idle and 8 % more at peak. jemalloc, preloaded the same way, gained as much at
-/// 1000 connections; mimalloc is one C file built by `cc`, where jemalloc needs its autoconf
-/// build.
+/// allocator, and what many connections cost"), the release build served 1.02x to 1.14x the
+/// proxy's requests at 1000 connections and 1.00x to 1.29x at 32, with 0.84 to 1.00 of the CPU
+/// per request, for 1.4 MB more at idle and 8 % more at peak; the image's profile-guided
+/// build 0.99x to 1.09x at 1000 connections (0.88 to 0.98 of the CPU) and the same at 32.
+/// jemalloc, preloaded, gained as much at 1000 connections; mimalloc is one C file built by
+/// `cc`, where jemalloc needs its autoconf build.
 ///
 /// Only the binary chooses: the `portvakt` library leaves the allocator to the application.
 /// C code (aws-lc) keeps the system's malloc.
