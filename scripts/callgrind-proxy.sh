@@ -47,11 +47,8 @@ need wrk valgrind nginx
 # `FLOORS=1 scripts/build-pgo.sh`'s: target/pgo/use/release/portvakt and
 # target/pgo/floors/release/examples); those are stripped, so only the totals name them and
 # their allocations show as "-". Only what they do not replace is built.
-targets=()
-[ -n "${PORTVAKT_BIN:-}" ] || targets+=(--bin portvakt)
-[ -n "${FLOOR_DIR:-}" ] || targets+=(--example proxy_floor --example hyper_floor)
-[ ${#targets[@]} = 0 ] || CARGO_PROFILE_RELEASE_STRIP=none CARGO_PROFILE_RELEASE_DEBUG=line-tables-only \
-  cargo build --release -q --target-dir target/profiling -p portvakt-cli "${targets[@]}"
+CARGO_PROFILE_RELEASE_STRIP=none CARGO_PROFILE_RELEASE_DEBUG=line-tables-only \
+  build_unless_given --target-dir target/profiling -- proxy_floor hyper_floor
 BIN=target/profiling/release
 PORTVAKT_BIN=${PORTVAKT_BIN:-$BIN/portvakt}
 FLOOR_DIR=${FLOOR_DIR:-$BIN/examples}

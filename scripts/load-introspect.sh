@@ -34,16 +34,14 @@ WORK=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
 
 command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; exit 2; }
+# Not peers.sh (no nginx here, and its own WORK); only its build and checks.
+# shellcheck source=lib/checks.sh
+. scripts/lib/checks.sh
 # Only what PORTVAKT_BIN and FLOOR_DIR do not replace is built.
-targets=()
-[ -n "${PORTVAKT_BIN:-}" ] || targets+=(--bin portvakt)
-[ -n "${FLOOR_DIR:-}" ] || targets+=(--example http_floor)
-[ ${#targets[@]} = 0 ] || cargo build --release -q -p portvakt-cli "${targets[@]}"
+build_unless_given -- http_floor
 BIN=${PORTVAKT_BIN:-target/release/portvakt}
 FLOOR_DIR=${FLOOR_DIR:-target/release/examples}
-for exe in "$BIN" "$FLOOR_DIR/http_floor"; do
-  [ -x "$exe" ] || { echo "error: $exe is not an executable (check PORTVAKT_BIN and FLOOR_DIR)" >&2; exit 2; }
-done
+executables "$BIN" "$FLOOR_DIR/http_floor"
 # Development mode needs every MASKINPORTEN_* variable unset.
 for v in $(compgen -e | grep "^MASKINPORTEN_" || true); do unset "$v"; done
 
@@ -92,11 +90,7 @@ load() { # $1: case, $2: URL, $3: tokens file, $4: Lua script, $5: pid to sample
   rps=$(awk '/^Requests\/sec/ { print $2 }' "$WORK/wrk.txt")
   p50=$(awk '$1 == "50%" { print $2 }' "$WORK/wrk.txt")
   p99=$(awk '$1 == "99%" { print $2 }' "$WORK/wrk.txt")
-  if grep -qE "Non-2xx|Socket errors" "$WORK/wrk.txt"; then
-    cat "$WORK/wrk.txt" >&2
-    echo "FAILED: $1: wrk saw errors" >&2
-    exit 1
-  fi
+  wrk_clean "$WORK/wrk.txt" "$1"
   completed=$(awk '/requests in/ { print $1 }' "$WORK/wrk.txt")
   cpu=$(awk -v t=$((t1 - t0)) -v n="$completed" 'BEGIN { printf "%.2f", t * 10000 / n }')
   echo "$1 $ROUND $rps $cpu" >>"$WORK/runs"

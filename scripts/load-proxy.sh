@@ -57,10 +57,7 @@ need wrk nginx
 # cases, FLOOR_DIR other builds of the floors (FLOORS=1 scripts/build-pgo.sh's:
 # target/pgo/floors/release/examples); by default both are the release profile's, built here.
 # Only what they do not replace is built.
-targets=()
-[ -n "${PORTVAKT_BIN:-}" ] || targets+=(--bin portvakt)
-[ -n "${FLOOR_DIR:-}" ] || targets+=(--example proxy_floor --example hyper_floor)
-[ ${#targets[@]} = 0 ] || cargo build --release -q -p portvakt-cli "${targets[@]}"
+build_unless_given -- proxy_floor hyper_floor
 BIN=${PORTVAKT_BIN:-target/release/portvakt}
 FLOOR_DIR=${FLOOR_DIR:-target/release/examples}
 executables "$BIN" "$FLOOR_DIR/proxy_floor" "$FLOOR_DIR/hyper_floor"

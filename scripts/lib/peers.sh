@@ -1,8 +1,11 @@
 # Sourced by scripts/load-proxy.sh, scripts/callgrind-proxy.sh and scripts/build-pgo.sh: the
-# tools they need, waiting for a server, checking wrk's output, and the two nginx peers portvakt
-# is measured against.
+# tools they need, waiting for a server, the two nginx peers portvakt is measured against, and
+# (from scripts/lib/checks.sh) building what is measured and checking wrk's output.
 # Makes WORK, a scratch directory; on exit every background job and every nginx started in it
 # is stopped and WORK removed.
+
+# shellcheck source=checks.sh
+. "$(dirname "${BASH_SOURCE[0]}")/checks.sh"
 
 WORK=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; for p in "$WORK"/*/nginx.pid; do [ -f "$p" ] && kill "$(cat "$p")" 2>/dev/null; done; rm -rf "$WORK"' EXIT
@@ -29,21 +32,6 @@ wait_for() { # $1: URL, $2: what, $3: log file
   echo "$2 did not come up ($1)" >&2
   cat "$3" >&2
   exit 1
-}
-
-wrk_clean() { # $1: wrk's output file, $2: what ran; exits 1 with that output when wrk saw errors
-  if grep -qE "Non-2xx|Socket errors" "$1"; then
-    cat "$1" >&2
-    echo "FAILED: $2: wrk saw errors" >&2
-    exit 1
-  fi
-}
-
-executables() { # $@: the programs a script will run; exits 2 naming the first that is not one
-  local exe
-  for exe in "$@"; do
-    [ -x "$exe" ] || { echo "error: $exe is not an executable (check PORTVAKT_BIN and FLOOR_DIR)" >&2; exit 2; }
-  done
 }
 
 wait_ready() { # $1: a portvakt API's host:port, $2: what, $3: its log file
