@@ -27,7 +27,9 @@ mod workers;
 async fn forward(pool: Pool, request: http::Request<Incoming>) -> Response {
     let mut request = request.map(Body::new);
     *request.version_mut() = Version::HTTP_11;
-    match pool.send(request).await {
+    // Kept here, once, while it is sent, as the proxy keeps it (see `Pool::send_from`).
+    let mut request = Some(request);
+    match pool.send_from(&mut request).await {
         Ok((response, lease)) => {
             let (mut parts, body) = response.into_parts();
             parts.version = Version::HTTP_11;

@@ -117,7 +117,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::response::Response;
 use http::uri::Authority;
 use http::{HeaderMap, Version};
@@ -519,9 +519,10 @@ where
     let limits = state.0.listener;
     // Every request goes to `handle`: as a fast route, not through a router's fallback, which
     // would clone a boxed service and box a future per request (see listener::FastRoute).
+    // `handle`'s own future, not one awaiting it: each `async` level keeps its arguments (the
+    // request among them) for as long as it lives (see `pool::Pool::send_from`).
     let handler = listener::FastRoute::any(move |request, peer| {
-        let state = state.clone();
-        Box::pin(async move { handle(State(state), request.map(Body::new), peer).await })
+        Box::pin(handle(state.clone(), request.map(Body::new), peer))
     });
     listener::serve_handler_admitted(listener, handler, limits, admission, shutdown).await
 }
@@ -531,37 +532,61 @@ fn count(inner: &Inner, outcome: &'static str) {
     inner.metrics.request("proxy", outcome);
 }
 
-async fn handle(State(state): State<ProxyState>, request: Request, peer: SocketAddr) -> Response {
-    let inner = &*state.0;
-    if let Some(limit) = inner.max_body_bytes
-        && hyper::body::Body::size_hint(request.body()).lower() > limit
-    {
-        tracing::debug!(method = %request.method(), limit, "proxy: declared body too large");
-        count(inner, "too_large");
-        return answer::too_large(limit, request.version());
+/// Answers one request: checked, authorized and forwarded, or refused.
+///
+/// A function returning an `async` block, not an `async fn`: an `async fn` copies its
+/// arguments into its body's own variables, and the future then holds the request twice
+/// (240 bytes each) for as long as it lives; the block uses what it captured in place.
+#[allow(
+    clippy::manual_async_fn,
+    reason = "an async fn would keep a second copy of the request (see above)"
+)]
+fn handle(
+    state: ProxyState,
+    request: Request,
+    peer: SocketAddr,
+) -> impl Future<Output = Response> + Send {
+    async move {
+        let inner = &*state.0;
+        if let Some(limit) = inner.max_body_bytes
+            && hyper::body::Body::size_hint(request.body()).lower() > limit
+        {
+            tracing::debug!(method = %request.method(), limit, "proxy: declared body too large");
+            count(inner, "too_large");
+            return answer::too_large(limit, request.version());
+        }
+        let path = match RequestPath::parse(request.uri().path()) {
+            Ok(path) => path,
+            Err(e) => {
+                tracing::debug!(method = %request.method(), error = %e, "proxy: path refused");
+                count(inner, "bad_request");
+                return answer::bad_path(&e);
+            }
+        };
+        let access = inner.policy.access(request.method(), &path);
+        let identity = match access {
+            Access::Deny => {
+                tracing::debug!(method = %request.method(), path = path.as_str(), "proxy: no route");
+                count(inner, "denied");
+                return answer::denied();
+            }
+            Access::Public => None,
+            Access::Token(policy) => match authorize(inner, request.headers(), policy).await {
+                Ok(token) => Some(token),
+                Err(response) => return response,
+            },
+        };
+        let validated = identity.is_some();
+        // Kept here, once, while it is sent: see `pool::Pool::send_from`.
+        let mut upstream = Some(upstream_request(inner, request, identity.as_ref(), peer));
+        drop(identity);
+        let (response, held) = match send(inner, &mut upstream).await {
+            Ok(sent) => sent,
+            Err(failed) => return failed,
+        };
+        count(inner, if validated { "forwarded" } else { "public" });
+        client_response(response, held)
     }
-    let path = match RequestPath::parse(request.uri().path()) {
-        Ok(path) => path,
-        Err(e) => {
-            tracing::debug!(method = %request.method(), error = %e, "proxy: path refused");
-            count(inner, "bad_request");
-            return answer::bad_path(&e);
-        }
-    };
-    let access = inner.policy.access(request.method(), &path);
-    let identity = match access {
-        Access::Deny => {
-            tracing::debug!(method = %request.method(), path = path.as_str(), "proxy: no route");
-            count(inner, "denied");
-            return answer::denied();
-        }
-        Access::Public => None,
-        Access::Token(policy) => match authorize(inner, request.headers(), policy).await {
-            Ok(token) => Some(token),
-            Err(response) => return response,
-        },
-    };
-    forward(inner, request, identity.as_ref(), peer).await
 }
 
 /// Authorizes the request through the library's seam ([`bearer::authorize`]: the token read,
@@ -592,29 +617,6 @@ async fn authorize(
     ))
 }
 
-/// Forwards the (authorized) request from `peer` and streams the answer back.
-async fn forward(
-    inner: &Inner,
-    request: Request,
-    identity: Option<&VerifiedToken>,
-    peer: SocketAddr,
-) -> Response {
-    let request = upstream_request(inner, request, identity, peer);
-    let (response, lease) = match send(inner, request).await {
-        Ok(sent) => sent,
-        Err(failed) => return failed,
-    };
-    count(
-        inner,
-        if identity.is_some() {
-            "forwarded"
-        } else {
-            "public"
-        },
-    );
-    client_response(response, lease)
-}
-
 /// The request the upstream gets: the header rules applied ([`headers`]), the upstream's HTTP
 /// version. The path and query are unchanged; the pool points the URI at the upstream.
 fn upstream_request(
@@ -643,11 +645,12 @@ fn upstream_request(
     http::Request::from_parts(parts, body)
 }
 
-/// Sends the request once an in-flight slot is free, all within the request timeout, and
-/// times the upstream; the failures are answered 502 and 504.
+/// Sends the request (taken out of `request` as it is sent) once an in-flight slot is free,
+/// all within the request timeout, and times the upstream; the failures are answered 502 and
+/// 504.
 async fn send(
     inner: &Inner,
-    request: http::Request<Body>,
+    request: &mut Option<http::Request<Body>>,
 ) -> Result<(http::Response<Incoming>, Upstream), Response> {
     let started = Instant::now();
     let sent = tokio::time::timeout(inner.request_timeout, async {
@@ -655,7 +658,7 @@ async fn send(
             .acquire_owned()
             .await
             .map_err(|_| None)?;
-        let (response, lease) = inner.pool.send(request).await.map_err(Some)?;
+        let (response, lease) = inner.pool.send_from(request).await.map_err(Some)?;
         Ok::<_, Option<pool::Failure>>((
             response,
             Upstream {

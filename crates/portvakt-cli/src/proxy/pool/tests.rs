@@ -292,3 +292,38 @@ async fn a_closed_http2_connection_is_replaced_by_the_next_request() {
     let pool = Pool::new(config);
     each_on_a_new_connection(&pool, &seen, 3).await;
 }
+
+#[tokio::test]
+async fn send_from_takes_the_request_out_of_its_slot_and_an_empty_slot_sends_nothing() {
+    for http2 in [false, true] {
+        let (addr, seen) = if http2 {
+            h2_upstream(false).await
+        } else {
+            upstream(false).await
+        };
+        let mut config = config(addr);
+        config.http2 = http2;
+        let pool = Pool::new(config);
+        let mut slot = Some(get("/items"));
+        let (response, lease) = pool
+            .send_from(&mut slot)
+            .await
+            .expect("the upstream answers");
+        assert!(
+            slot.is_none(),
+            "http2 {http2}: the request was sent, so taken"
+        );
+        response.into_body().collect().await.unwrap();
+        drop(lease);
+
+        let failure = pool
+            .send_from(&mut slot)
+            .await
+            .err()
+            .expect("nothing to send");
+        assert!(matches!(failure, super::Failure::NoRequest), "{failure}");
+        assert!(!failure.is_connect());
+        assert_eq!(failure.to_string(), "no request to send (already sent)");
+        assert_eq!(seen.heads.lock().unwrap().len(), 1, "http2 {http2}");
+    }
+}
