@@ -65,7 +65,7 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::{Pin, pin};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -74,13 +74,14 @@ use axum::Router;
 use axum::body::Body;
 use axum::response::Response;
 use futures_util::future::{BoxFuture, Either};
+use futures_util::task::AtomicWaker;
 use http::Method;
 use hyper::body::Incoming;
 use hyper::server::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tower::ServiceExt as _;
 
 /// How long a client may take to send a request's headers, by default.
@@ -517,7 +518,9 @@ where
 
     let slots = Arc::clone(&admission.slots);
     let registry = Arc::clone(&admission.registry);
-    let (stop_tx, stop_rx) = watch::channel(false);
+    // Asks every connection to close once this loop ends, however it ends (its future
+    // dropped included).
+    let stop_all = StopAllOnDrop(Arc::clone(&registry));
     // With worker threads (`Admission::with_workers`): this loop's number and its inbox.
     let (me, mut inbox) = match admission.workers.as_ref().and_then(Workers::join) {
         Some((me, inbox)) => (Some(me), Some(inbox)),
@@ -526,10 +529,9 @@ where
     let serve = |stream: TcpStream, peer: SocketAddr, slot, load: Option<Load>| {
         let router = router.clone();
         let protocols = Arc::clone(&protocols);
-        let stop = stop_rx.clone();
         let tracked = Registered::new(&registry, slot);
         tokio::spawn(async move {
-            connection(stream, peer, router, &protocols, stop, &tracked).await;
+            connection(stream, peer, router, &protocols, &tracked).await;
             drop(tracked);
             drop(load);
         });
@@ -614,7 +616,7 @@ where
         serve(stream, peer, slot, Some(load));
     }
     drop(listener);
-    let _ = stop_tx.send(true);
+    drop(stop_all);
     // Every connection holds a slot until it closes.
     let _ = slots.acquire_many(max as u32).await;
     Ok(())
@@ -664,6 +666,8 @@ struct Registry {
     started: Instant,
     next_id: AtomicU64,
     connections: Mutex<HashMap<u64, Arc<Tracked>>>,
+    /// Set by [`Registry::stop_all`], under the `connections` lock.
+    stopping: AtomicBool,
 }
 
 /// What the accept loop knows of one connection.
@@ -673,9 +677,28 @@ struct Tracked {
     /// When `busy` last dropped to 0 (or the connection was accepted), in ms since
     /// [`Registry::started`].
     idle_since: AtomicU64,
-    /// Asked to give way; set once.
-    evicted: AtomicBool,
-    evict: Notify,
+    /// What the accept loop asks of the connection: [`STOP`] and [`EVICT`], each set once.
+    ///
+    /// A flag and a waker, not a `watch` and a `Notify`: the connection's task polls them on
+    /// every wake-up (about five per proxied request), and polling a `Notified` that waits
+    /// takes its list's lock, the stop `watch`'s shared by every connection of the loop. A
+    /// load and an unchanged waker cost two uncontended atomic operations on a line the
+    /// request touches anyway (docs/BENCHMARKS.md, "What the floor pays beyond hyper").
+    signal: AtomicU8,
+    /// The connection's task, woken when `signal` is raised.
+    waker: AtomicWaker,
+}
+
+/// [`Tracked::signal`]: shutdown has begun; finish what is in flight and close.
+const STOP: u8 = 1;
+/// [`Tracked::signal`]: give way to a new client (see the module documentation).
+const EVICT: u8 = 2;
+
+impl Tracked {
+    fn raise(&self, signal: u8) {
+        self.signal.fetch_or(signal, Ordering::AcqRel);
+        self.waker.wake();
+    }
 }
 
 impl Registry {
@@ -684,6 +707,17 @@ impl Registry {
             started: Instant::now(),
             next_id: AtomicU64::new(0),
             connections: Mutex::new(HashMap::new()),
+            stopping: AtomicBool::new(false),
+        }
+    }
+
+    /// Asks every connection to finish what is in flight and close; one registered later
+    /// (handed over by a worker that had not yet stopped) is asked as it registers.
+    fn stop_all(&self) {
+        let connections = self.connections();
+        self.stopping.store(true, Ordering::Release);
+        for connection in connections.values() {
+            connection.raise(STOP);
         }
     }
 
@@ -707,19 +741,29 @@ impl Registry {
         let connections = self.connections();
         let longest = connections
             .values()
-            .filter(|c| c.busy.load(Ordering::Acquire) == 0 && !c.evicted.load(Ordering::Relaxed))
+            .filter(|c| {
+                c.busy.load(Ordering::Acquire) == 0 && c.signal.load(Ordering::Relaxed) & EVICT == 0
+            })
             .map(|c| (c, c.idle_since.load(Ordering::Relaxed)))
             .filter(|(_, since)| *since <= settled)
             .min_by_key(|(_, since)| *since)
             .map(|(c, _)| c);
         match longest {
             Some(connection) => {
-                connection.evicted.store(true, Ordering::Relaxed);
-                connection.evict.notify_one();
+                connection.raise(EVICT);
                 true
             }
             None => false,
         }
+    }
+}
+
+/// Calls [`Registry::stop_all`] when dropped.
+struct StopAllOnDrop(Arc<Registry>);
+
+impl Drop for StopAllOnDrop {
+    fn drop(&mut self) {
+        self.0.stop_all();
     }
 }
 
@@ -743,10 +787,15 @@ impl Registered {
         let tracked = Arc::new(Tracked {
             busy: AtomicUsize::new(0),
             idle_since: AtomicU64::new(registry.now_ms()),
-            evicted: AtomicBool::new(false),
-            evict: Notify::new(),
+            signal: AtomicU8::new(0),
+            waker: AtomicWaker::new(),
         });
-        registry.connections().insert(id, Arc::clone(&tracked));
+        let mut connections = registry.connections();
+        connections.insert(id, Arc::clone(&tracked));
+        if registry.stopping.load(Ordering::Acquire) {
+            tracked.raise(STOP);
+        }
+        drop(connections);
         Registered {
             id,
             handle: Handle {
@@ -757,9 +806,23 @@ impl Registered {
         }
     }
 
-    /// Completes when the accept loop asks this connection to give way.
-    async fn evicted(&self) {
-        self.handle.tracked.evict.notified().await;
+    /// Completes with what the accept loop asks of this connection ([`STOP`], [`EVICT`] or
+    /// both) once it asks.
+    fn signalled(&self) -> impl Future<Output = u8> + '_ {
+        let tracked = &self.handle.tracked;
+        std::future::poll_fn(move |cx| {
+            let signal = tracked.signal.load(Ordering::Acquire);
+            if signal != 0 {
+                return Poll::Ready(signal);
+            }
+            // The same task's waker is kept as it is (`will_wake`). Loaded again after, so a
+            // signal raised in between is not missed.
+            tracked.waker.register(cx.waker());
+            match tracked.signal.load(Ordering::Acquire) {
+                0 => Poll::Pending,
+                signal => Poll::Ready(signal),
+            }
+        })
     }
 
     fn is_idle(&self) -> bool {
@@ -826,23 +889,17 @@ fn attach(response: Response, busy: Busy) -> Response {
     response.map(|inner| Body::new(BusyBody { inner, _busy: busy }))
 }
 
-/// Completes once shutdown has begun (or the accept loop is gone).
-async fn stopped(stop: &mut watch::Receiver<bool>) {
-    let _ = stop.wait_for(|stopped| *stopped).await;
-}
-
-/// Drives one connection until it closes, or until `stop` and its requests in flight are done,
-/// or until it is evicted while idle (see the module documentation).
+/// Drives one connection until it closes, or until shutdown has begun and its requests in
+/// flight are done, or until it is evicted while idle (see the module documentation).
 macro_rules! drive {
-    ($conn:expr, $stop:expr, $tracked:expr) => {{
+    ($conn:expr, $tracked:expr) => {{
         let mut conn = pin!($conn);
         let result = tokio::select! {
             result = conn.as_mut() => result,
-            () = stopped(&mut $stop) => {
+            signal = $tracked.signalled() => if signal & STOP != 0 {
                 conn.as_mut().graceful_shutdown();
                 conn.await
-            }
-            () = $tracked.evicted() => {
+            } else {
                 tracing::debug!("listener full: closing an idle connection for a new client");
                 if $tracked.is_idle() {
                     // No answer is owed (a request's headers half sent are lost, as at the
@@ -873,14 +930,12 @@ async fn connection(
     peer: SocketAddr,
     router: Router,
     protocols: &Protocols,
-    mut stop: watch::Receiver<bool>,
     tracked: &Registered,
 ) {
     let mut first = [0u8; 24];
     let detected = tokio::select! {
         detected = tokio::time::timeout(protocols.header_read_timeout, read_preface(&mut stream, &mut first)) => detected,
-        () = stopped(&mut stop) => return,
-        () = tracked.evicted() => return,
+        _ = tracked.signalled() => return,
     };
     let (len, is_h2) = match detected {
         Ok(Ok((0, _))) => return,
@@ -918,9 +973,9 @@ async fn connection(
         }
     });
     if is_h2 {
-        drive!(protocols.http2.serve_connection(io, service), stop, tracked);
+        drive!(protocols.http2.serve_connection(io, service), tracked);
     } else {
-        drive!(protocols.http1.serve_connection(io, service), stop, tracked);
+        drive!(protocols.http1.serve_connection(io, service), tracked);
     }
 }
 
