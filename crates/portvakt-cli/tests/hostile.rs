@@ -223,6 +223,148 @@ async fn a_busy_connection_is_never_evicted_the_new_client_waits() {
     );
 }
 
+/// The accept loop of [`plain`] with a header read timeout of 300 ms, and a way to shut it
+/// down: (address, shutdown, the loop's task).
+async fn plain_with_shutdown() -> (
+    SocketAddr,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<std::io::Result<()>>,
+) {
+    let router = Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route(
+            "/slow",
+            get(|| async {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                "slow but whole\n"
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let config = ListenerConfig {
+        header_read_timeout: Duration::from_millis(300),
+        ..ListenerConfig::default()
+    };
+    let task = tokio::spawn(listener::serve(listener, router, config, async move {
+        let _ = stopped.await;
+    }));
+    (addr, stop, task)
+}
+
+/// How long until the server closes `stream` (reading and dropping what it sends).
+async fn closed_after(stream: &mut TcpStream) -> Duration {
+    let started = Instant::now();
+    let mut buf = [0u8; 256];
+    loop {
+        match tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf)).await {
+            Ok(Ok(0) | Err(_)) => return started.elapsed(),
+            Ok(Ok(_)) => {}
+            Err(_) => panic!("the connection was still open after 5 s"),
+        }
+    }
+}
+
+/// The header read timeout also closes a keep-alive connection idle since its last answer,
+/// counted from that answer, not from when the connection was opened or its request began:
+/// requests sent more often than the timeout keep it open, and a request that takes longer
+/// than the timeout (1 s against 300 ms) neither is cut nor leaves the connection to be closed
+/// at once after its answer.
+#[tokio::test]
+async fn an_idle_keep_alive_connection_is_closed_after_the_header_read_timeout() {
+    let (addr, _stop, _task) = plain_with_shutdown().await;
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    // Six requests 150 ms apart: 900 ms in all, three timeouts, none of them idle.
+    for _ in 0..6 {
+        assert_eq!(get_on_quick(&mut stream, "/healthz").await, "ok\n");
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    assert_eq!(get_on_quick(&mut stream, "/slow").await, "slow but whole\n");
+    // Right after the long request: still open, and served.
+    assert_eq!(get_on_quick(&mut stream, "/healthz").await, "ok\n");
+    // Then idle: closed after the timeout, with nothing sent.
+    let elapsed = closed_after(&mut stream).await;
+    assert!(
+        elapsed >= Duration::from_millis(250) && elapsed < Duration::from_secs(2),
+        "closed {elapsed:?} after the last answer"
+    );
+}
+
+/// One request on `stream`, its answer's body (`Content-Length` framed) read at once.
+async fn get_on_quick(stream: &mut TcpStream, path: &str) -> String {
+    stream
+        .write_all(format!("GET {path} HTTP/1.1\r\nhost: a\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut data = Vec::new();
+    let mut buf = [0u8; 1024];
+    loop {
+        let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf))
+            .await
+            .expect("an answer within 5 s")
+            .unwrap();
+        assert!(
+            n > 0,
+            "closed before the answer: {:?}",
+            String::from_utf8_lossy(&data)
+        );
+        data.extend_from_slice(&buf[..n]);
+        let Some(end) = find(&data, b"\r\n\r\n") else {
+            continue;
+        };
+        let head = String::from_utf8_lossy(&data[..end]).to_ascii_lowercase();
+        assert!(head.starts_with("http/1.1 200"), "{head}");
+        let length: usize = head
+            .lines()
+            .find_map(|line| line.strip_prefix("content-length:"))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap();
+        if data.len() >= end + 4 + length {
+            return String::from_utf8_lossy(&data[end + 4..end + 4 + length]).into_owned();
+        }
+    }
+}
+
+/// Shutdown drains what is in flight, but a client trickling its headers (or one silent
+/// after its request) cannot hold it open past the header read timeout.
+#[tokio::test]
+async fn a_slowloris_client_does_not_hold_shutdown_past_the_header_read_timeout() {
+    let (addr, stop, task) = plain_with_shutdown().await;
+    let mut slow = TcpStream::connect(addr).await.unwrap();
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nhost: a\r\n")
+        .await
+        .unwrap();
+    let mut in_flight = TcpStream::connect(addr).await.unwrap();
+    in_flight
+        .write_all(b"GET /slow HTTP/1.1\r\nhost: a\r\n\r\n")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let started = Instant::now();
+    stop.send(()).unwrap();
+    // A byte every 100 ms: the trickle goes on while the server drains.
+    let trickle = tokio::spawn(async move {
+        while slow.write_all(b"x").await.is_ok() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        started.elapsed()
+    });
+    // The request in flight is finished.
+    let (answer, _) = read_until_quiet(&mut in_flight, Duration::from_millis(1500)).await;
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    assert!(answer.ends_with("slow but whole\n"), "{answer}");
+    tokio::time::timeout(Duration::from_secs(5), task)
+        .await
+        .expect("the listener drained within 5 s")
+        .unwrap()
+        .unwrap();
+    let trickled = tokio::time::timeout(Duration::from_secs(5), trickle)
+        .await
+        .expect("the trickling client was closed")
+        .unwrap();
+    assert!(trickled < Duration::from_secs(3), "{trickled:?}");
+}
+
 /// Hundreds of idle connections and slowloris clients (a header byte every 200 ms), which
 /// reconnect a second after they are closed, against a cap of 64 connections: every
 /// well-behaved client (a new connection each time) is served.

@@ -7,7 +7,11 @@
 //! - A client must send its request headers within [`ListenerConfig::header_read_timeout`]
 //!   (default 30 s) or the connection is closed without an answer; this also covers the first
 //!   bytes of a connection and, on HTTP/1.1, an idle keep-alive connection waiting for its next
-//!   request. A slow or silent client (slowloris) cannot hold a connection longer than that.
+//!   request (the time counts from the previous answer), and it holds during a graceful
+//!   shutdown too. A slow or silent client (slowloris) cannot hold a connection longer than
+//!   that. On HTTP/1.1 one sweep per accept loop checks every connection each tenth of the
+//!   timeout (at most each second), instead of a timer per request (see `time_out_idle`), so
+//!   such a connection is closed between the timeout and a tenth of it (at most 1 s) later.
 //! - At most [`ListenerConfig::max_connections`] connections (default 4096) are served at
 //!   once, so memory and file descriptors stay bounded however many clients connect. Idle
 //!   connections give way to new clients: when every slot is taken and another client
@@ -157,7 +161,8 @@ const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ListenerConfig {
     /// How long a client may take from connecting (or, on a keep-alive connection, from the
-    /// previous answer) until its request headers are complete; then the connection is closed.
+    /// previous answer) until its request headers are complete; then the connection is closed
+    /// (on HTTP/1.1 within a tenth of the timeout, at most 1 s, after it runs out).
     pub header_read_timeout: Duration,
     /// Connections served at once. When all are taken, a new client makes the longest idle
     /// one close; with none idle it waits. At least 1.
@@ -498,9 +503,11 @@ where
     let max = admission.max;
     let header_read_timeout = config.header_read_timeout.max(Duration::from_millis(1));
     let mut http1 = http1::Builder::new();
+    // The header read timeout is the sweep's (`time_out_idle`), not hyper's: hyper arms a
+    // boxed timer of its own for every request's headers, and drops it when they are read.
     http1
         .timer(TokioTimer::new())
-        .header_read_timeout(header_read_timeout)
+        .header_read_timeout(None)
         .max_buf_size(MAX_HEADER_BYTES);
     let mut http2 = http2::Builder::new(TokioExecutor::new());
     http2
@@ -521,6 +528,12 @@ where
     // Asks every connection to close once this loop ends, however it ends (its future
     // dropped included).
     let stop_all = StopAllOnDrop(Arc::clone(&registry));
+    // Until every connection has closed (the drain included): HTTP/1.1 connections that have
+    // sent no request for the header read timeout are told to close.
+    let _sweep = AbortOnDrop(tokio::spawn(time_out_idle(
+        Arc::clone(&registry),
+        header_read_timeout,
+    )));
     // With worker threads (`Admission::with_workers`): this loop's number and its inbox.
     let (me, mut inbox) = match admission.workers.as_ref().and_then(Workers::join) {
         Some((me, inbox)) => (Some(me), Some(inbox)),
@@ -674,8 +687,8 @@ struct Registry {
 struct Tracked {
     /// Requests whose answer has not been sent completely.
     busy: AtomicUsize,
-    /// When `busy` last dropped to 0 (or the connection was accepted), in ms since
-    /// [`Registry::started`].
+    /// When a request last ended (or the connection was accepted), in ms since
+    /// [`Registry::started`]: with `busy` at 0, since when the connection has been idle.
     idle_since: AtomicU64,
     /// What the accept loop asks of the connection: [`STOP`] and [`EVICT`], each set once.
     ///
@@ -687,17 +700,32 @@ struct Tracked {
     signal: AtomicU8,
     /// The connection's task, woken when `signal` is raised.
     waker: AtomicWaker,
+    /// An HTTP/1.1 connection: the header read timeout applies while it is idle (see
+    /// [`time_out_idle`]).
+    reads_heads: AtomicBool,
 }
 
 /// [`Tracked::signal`]: shutdown has begun; finish what is in flight and close.
 const STOP: u8 = 1;
 /// [`Tracked::signal`]: give way to a new client (see the module documentation).
 const EVICT: u8 = 2;
+/// [`Tracked::signal`]: an HTTP/1.1 connection has been idle for the header read timeout (the
+/// client sent no request, or not all of its headers, in time); raised by [`time_out_idle`],
+/// and cleared by the connection if a request came after all.
+const TIMED_OUT: u8 = 4;
 
 impl Tracked {
     fn raise(&self, signal: u8) {
         self.signal.fetch_or(signal, Ordering::AcqRel);
         self.waker.wake();
+    }
+
+    /// Whether the connection has had no request in flight for `timeout` (in ms) at `now_ms`.
+    fn idle_for(&self, timeout_ms: u64, now_ms: u64) -> bool {
+        // `busy` first: `Busy::drop` stores `idle_since` before it lets `busy` fall to 0, so an
+        // idle connection's `idle_since` is never the one from before its last request.
+        self.busy.load(Ordering::Acquire) == 0
+            && now_ms.saturating_sub(self.idle_since.load(Ordering::Relaxed)) >= timeout_ms
     }
 }
 
@@ -729,6 +757,20 @@ impl Registry {
         self.connections
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Tells every HTTP/1.1 connection idle for `timeout` to close ([`TIMED_OUT`]).
+    fn time_out_idle(&self, timeout: Duration) {
+        let timeout_ms = millis(timeout);
+        let now = self.now_ms();
+        for connection in self.connections().values() {
+            if connection.reads_heads.load(Ordering::Relaxed)
+                && connection.signal.load(Ordering::Relaxed) & TIMED_OUT == 0
+                && connection.idle_for(timeout_ms, now)
+            {
+                connection.raise(TIMED_OUT);
+            }
+        }
     }
 
     /// Asks the connection idle the longest to close; `false` when none has been idle for
@@ -789,6 +831,7 @@ impl Registered {
             idle_since: AtomicU64::new(registry.now_ms()),
             signal: AtomicU8::new(0),
             waker: AtomicWaker::new(),
+            reads_heads: AtomicBool::new(false),
         });
         let mut connections = registry.connections();
         connections.insert(id, Arc::clone(&tracked));
@@ -806,23 +849,37 @@ impl Registered {
         }
     }
 
-    /// Completes with what the accept loop asks of this connection ([`STOP`], [`EVICT`] or
-    /// both) once it asks.
-    fn signalled(&self) -> impl Future<Output = u8> + '_ {
+    /// Completes with what is asked of this connection ([`STOP`], [`EVICT`], [`TIMED_OUT`])
+    /// once something not in `handled` is.
+    fn signalled(&self, handled: u8) -> impl Future<Output = u8> + '_ {
         let tracked = &self.handle.tracked;
         std::future::poll_fn(move |cx| {
             let signal = tracked.signal.load(Ordering::Acquire);
-            if signal != 0 {
+            if signal & !handled != 0 {
                 return Poll::Ready(signal);
             }
             // The same task's waker is kept as it is (`will_wake`). Loaded again after, so a
             // signal raised in between is not missed.
             tracked.waker.register(cx.waker());
             match tracked.signal.load(Ordering::Acquire) {
-                0 => Poll::Pending,
-                signal => Poll::Ready(signal),
+                signal if signal & !handled != 0 => Poll::Ready(signal),
+                _ => Poll::Pending,
             }
         })
+    }
+
+    /// Takes `signal` back: what it asked no longer holds.
+    fn clear(&self, signal: u8) {
+        self.handle
+            .tracked
+            .signal
+            .fetch_and(!signal, Ordering::AcqRel);
+    }
+
+    /// Whether the connection has had no request in flight for `timeout`.
+    fn timed_out(&self, timeout: Duration) -> bool {
+        let Handle { registry, tracked } = &self.handle;
+        tracked.idle_for(millis(timeout), registry.now_ms())
     }
 
     fn is_idle(&self) -> bool {
@@ -851,11 +908,11 @@ struct Busy(Handle);
 impl Drop for Busy {
     fn drop(&mut self) {
         let Handle { registry, tracked } = &self.0;
-        if tracked.busy.fetch_sub(1, Ordering::AcqRel) == 1 {
-            tracked
-                .idle_since
-                .store(registry.now_ms(), Ordering::Relaxed);
-        }
+        // Before `busy` falls: a sweep that sees it at 0 sees this time too (`idle_for`).
+        tracked
+            .idle_since
+            .store(registry.now_ms(), Ordering::Relaxed);
+        tracked.busy.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -889,17 +946,61 @@ fn attach(response: Response, busy: Busy) -> Response {
     response.map(|inner| Body::new(BusyBody { inner, _busy: busy }))
 }
 
+/// The header read timeout of HTTP/1.1, for every connection of a listener at once: every
+/// tenth of `timeout` (at least 10 ms, at most 1 s), each connection idle for `timeout` (no
+/// request in flight: no request yet, or not all of its headers, or none since the last
+/// answer was sent) is told to close ([`TIMED_OUT`]), so it closes between `timeout` and a
+/// tenth of it (at most a second) later.
+///
+/// Why not hyper's `header_read_timeout`: it arms a timer of its own for every request's
+/// headers (a boxed `Sleep`, registered in the runtime's timer wheel, removed and freed once
+/// the headers are read), about 1,000 instructions of every request (docs/BENCHMARKS.md,
+/// "What the floor pays beyond hyper"). The sweep reads what the connections keep anyway
+/// (`busy`, `idle_since`).
+async fn time_out_idle(registry: Arc<Registry>, timeout: Duration) {
+    let every = (timeout / 10).clamp(Duration::from_millis(10), Duration::from_secs(1));
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        registry.time_out_idle(timeout);
+    }
+}
+
+/// A duration in whole milliseconds, as the registry keeps time.
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// Drives one connection until it closes, or until shutdown has begun and its requests in
 /// flight are done, or until it is evicted while idle (see the module documentation).
 macro_rules! drive {
-    ($conn:expr, $tracked:expr) => {{
+    ($conn:expr, $tracked:expr, $timeout:expr) => {{
         let mut conn = pin!($conn);
-        let result = tokio::select! {
-            result = conn.as_mut() => result,
-            signal = $tracked.signalled() => if signal & STOP != 0 {
-                conn.as_mut().graceful_shutdown();
-                conn.await
-            } else {
+        // The signals acted on already, which no longer wake the loop.
+        let mut handled = 0;
+        let result = loop {
+            let signal = tokio::select! {
+                result = conn.as_mut() => break result,
+                signal = $tracked.signalled(handled) => signal,
+            };
+            if signal & STOP != 0 {
+                if handled & STOP == 0 {
+                    // Finish what is in flight, then close; an idle HTTP/1.1 connection (one
+                    // trickling its headers included) still times out below.
+                    conn.as_mut().graceful_shutdown();
+                    handled |= STOP;
+                }
+            } else if signal & EVICT != 0 {
                 tracing::debug!("listener full: closing an idle connection for a new client");
                 if $tracked.is_idle() {
                     // No answer is owed (a request's headers half sent are lost, as at the
@@ -908,7 +1009,7 @@ macro_rules! drive {
                 }
                 // A request raced the eviction: let it finish, then close.
                 conn.as_mut().graceful_shutdown();
-                loop {
+                break loop {
                     match tokio::time::timeout(EVICTION_GRACE, conn.as_mut()).await {
                         Ok(result) => break result,
                         // Still idle after the grace: drop it. Busy again (a request that
@@ -916,7 +1017,15 @@ macro_rules! drive {
                         Err(_) if $tracked.is_idle() => break Ok(()),
                         Err(_) => {}
                     }
+                };
+            }
+            if signal & TIMED_OUT != 0 {
+                if $tracked.timed_out($timeout) {
+                    tracing::debug!(timeout = ?$timeout, "client sent no request in time; connection closed");
+                    return;
                 }
+                // A request came after all, just after the sweep looked.
+                $tracked.clear(TIMED_OUT);
             }
         };
         if let Err(e) = result {
@@ -935,7 +1044,7 @@ async fn connection(
     let mut first = [0u8; 24];
     let detected = tokio::select! {
         detected = tokio::time::timeout(protocols.header_read_timeout, read_preface(&mut stream, &mut first)) => detected,
-        _ = tracked.signalled() => return,
+        _ = tracked.signalled(0) => return,
     };
     let (len, is_h2) = match detected {
         Ok(Ok((0, _))) => return,
@@ -973,9 +1082,23 @@ async fn connection(
         }
     });
     if is_h2 {
-        drive!(protocols.http2.serve_connection(io, service), tracked);
+        drive!(
+            protocols.http2.serve_connection(io, service),
+            tracked,
+            protocols.header_read_timeout
+        );
     } else {
-        drive!(protocols.http1.serve_connection(io, service), tracked);
+        // From here on the header read timeout is the sweep's (`time_out_idle`).
+        tracked
+            .handle
+            .tracked
+            .reads_heads
+            .store(true, Ordering::Relaxed);
+        drive!(
+            protocols.http1.serve_connection(io, service),
+            tracked,
+            protocols.header_read_timeout
+        );
     }
 }
 
