@@ -690,7 +690,8 @@ struct Tracked {
     /// When a request last ended (or the connection was accepted), in ms since
     /// [`Registry::started`]: with `busy` at 0, since when the connection has been idle.
     idle_since: AtomicU64,
-    /// What the accept loop asks of the connection: [`STOP`] and [`EVICT`], each set once.
+    /// What the accept loop asks of the connection: [`STOP`] and [`EVICT`], each set once, and
+    /// [`TIMED_OUT`] (by the sweep; cleared if a request came after all).
     ///
     /// A flag and a waker, not a `watch` and a `Notify`: the connection's task polls them on
     /// every wake-up (about five per proxied request), and polling a `Notified` that waits
