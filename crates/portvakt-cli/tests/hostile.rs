@@ -51,10 +51,9 @@ async fn api(limits: ListenerConfig) -> SocketAddr {
     addr
 }
 
-/// The accept loop with a router of our own: `/healthz`, `/slow` (answers after 1 s) and
-/// `/big` (a 16 MiB answer).
-async fn plain(limits: ListenerConfig) -> SocketAddr {
-    let router = Router::new()
+/// A router of our own: `/healthz`, `/slow` (answers after 1 s) and `/big` (a 16 MiB answer).
+fn plain_router() -> Router {
+    Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route(
             "/slow",
@@ -63,7 +62,12 @@ async fn plain(limits: ListenerConfig) -> SocketAddr {
                 "slow but whole\n"
             }),
         )
-        .route("/big", get(|| async { vec![b'x'; 16 << 20] }));
+        .route("/big", get(|| async { vec![b'x'; 16 << 20] }))
+}
+
+/// The accept loop with [`plain_router`].
+async fn plain(limits: ListenerConfig) -> SocketAddr {
+    let router = plain_router();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
@@ -230,15 +234,7 @@ async fn plain_with_shutdown() -> (
     tokio::sync::oneshot::Sender<()>,
     tokio::task::JoinHandle<std::io::Result<()>>,
 ) {
-    let router = Router::new()
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route(
-            "/slow",
-            get(|| async {
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                "slow but whole\n"
-            }),
-        );
+    let router = plain_router();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
