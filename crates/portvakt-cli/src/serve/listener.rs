@@ -751,7 +751,7 @@ impl Registry {
     }
 
     fn now_ms(&self) -> u64 {
-        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+        millis(self.started.elapsed())
     }
 
     fn connections(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Arc<Tracked>>> {
@@ -778,9 +778,7 @@ impl Registry {
     /// [`MIN_IDLE`]. A scan of
     /// every connection, done only when the listener is full and a client is waiting.
     fn evict_longest_idle(&self) -> bool {
-        let settled = self
-            .now_ms()
-            .saturating_sub(u64::try_from(MIN_IDLE.as_millis()).unwrap_or(u64::MAX));
+        let settled = self.now_ms().saturating_sub(millis(MIN_IDLE));
         let connections = self.connections();
         let longest = connections
             .values()
