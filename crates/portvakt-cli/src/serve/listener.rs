@@ -721,11 +721,16 @@ impl Tracked {
         self.waker.wake();
     }
 
+    /// Whether no request is in flight (no answer owed).
+    fn is_idle(&self) -> bool {
+        self.busy.load(Ordering::Acquire) == 0
+    }
+
     /// Whether the connection has had no request in flight for `timeout` (in ms) at `now_ms`.
     fn idle_for(&self, timeout_ms: u64, now_ms: u64) -> bool {
         // `busy` first: `Busy::drop` stores `idle_since` before it lets `busy` fall to 0, so an
         // idle connection's `idle_since` is never the one from before its last request.
-        self.busy.load(Ordering::Acquire) == 0
+        self.is_idle()
             && now_ms.saturating_sub(self.idle_since.load(Ordering::Relaxed)) >= timeout_ms
     }
 }
@@ -782,9 +787,7 @@ impl Registry {
         let connections = self.connections();
         let longest = connections
             .values()
-            .filter(|c| {
-                c.busy.load(Ordering::Acquire) == 0 && c.signal.load(Ordering::Relaxed) & EVICT == 0
-            })
+            .filter(|c| c.is_idle() && c.signal.load(Ordering::Relaxed) & EVICT == 0)
             .map(|c| (c, c.idle_since.load(Ordering::Relaxed)))
             .filter(|(_, since)| *since <= settled)
             .min_by_key(|(_, since)| *since)
@@ -882,7 +885,7 @@ impl Registered {
     }
 
     fn is_idle(&self) -> bool {
-        self.handle.tracked.busy.load(Ordering::Acquire) == 0
+        self.handle.tracked.is_idle()
     }
 }
 
