@@ -65,16 +65,21 @@ fn plain_router() -> Router {
         .route("/big", get(|| async { vec![b'x'; 16 << 20] }))
 }
 
-/// The accept loop with [`plain_router`].
-async fn plain(limits: ListenerConfig) -> SocketAddr {
-    let router = plain_router();
+/// The accept loop with [`plain_router`], until `shutdown`: its address and its task.
+async fn plain_until(
+    limits: ListenerConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> (SocketAddr, tokio::task::JoinHandle<std::io::Result<()>>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        listener::serve(listener, router, limits, std::future::pending())
-            .await
-            .unwrap()
-    });
+    let task = tokio::spawn(listener::serve(listener, plain_router(), limits, shutdown));
+    (addr, task)
+}
+
+/// The accept loop with [`plain_router`]; a failure of it panics (in a task of its own).
+async fn plain(limits: ListenerConfig) -> SocketAddr {
+    let (addr, task) = plain_until(limits, std::future::pending()).await;
+    tokio::spawn(async move { task.await.unwrap().unwrap() });
     addr
 }
 
@@ -151,15 +156,19 @@ fn statuses(bytes: &[u8]) -> Vec<u16> {
         let Some(end) = find(rest, b"\r\n\r\n") else {
             break;
         };
-        let head = String::from_utf8_lossy(&rest[..end]).to_ascii_lowercase();
-        let length: usize = head
-            .lines()
-            .find_map(|line| line.strip_prefix("content-length:"))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(0);
+        let length = content_length(&rest[..end]).unwrap_or(0);
         rest = &rest[(end + 4 + length).min(rest.len())..];
     }
     found
+}
+
+/// The `content-length` of an answer's head (the bytes before its blank line).
+fn content_length(head: &[u8]) -> Option<usize> {
+    String::from_utf8_lossy(head)
+        .to_ascii_lowercase()
+        .lines()
+        .find_map(|line| line.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse().ok())
 }
 
 async fn get_on(stream: &mut TcpStream, path: &str) -> Vec<u16> {
@@ -234,31 +243,24 @@ async fn plain_with_shutdown() -> (
     tokio::sync::oneshot::Sender<()>,
     tokio::task::JoinHandle<std::io::Result<()>>,
 ) {
-    let router = plain_router();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let config = ListenerConfig {
         header_read_timeout: Duration::from_millis(300),
         ..ListenerConfig::default()
     };
-    let task = tokio::spawn(listener::serve(listener, router, config, async move {
+    let (addr, task) = plain_until(config, async move {
         let _ = stopped.await;
-    }));
+    })
+    .await;
     (addr, stop, task)
 }
 
 /// How long until the server closes `stream` (reading and dropping what it sends).
 async fn closed_after(stream: &mut TcpStream) -> Duration {
     let started = Instant::now();
-    let mut buf = [0u8; 256];
-    loop {
-        match tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf)).await {
-            Ok(Ok(0) | Err(_)) => return started.elapsed(),
-            Ok(Ok(_)) => {}
-            Err(_) => panic!("the connection was still open after 5 s"),
-        }
-    }
+    let (_, closed) = read_until_quiet(stream, Duration::from_secs(5)).await;
+    assert!(closed, "the connection was still open after 5 s");
+    started.elapsed()
 }
 
 /// The header read timeout also closes a keep-alive connection idle since its last answer,
@@ -310,11 +312,7 @@ async fn get_on_quick(stream: &mut TcpStream, path: &str) -> String {
         };
         let head = String::from_utf8_lossy(&data[..end]).to_ascii_lowercase();
         assert!(head.starts_with("http/1.1 200"), "{head}");
-        let length: usize = head
-            .lines()
-            .find_map(|line| line.strip_prefix("content-length:"))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap();
+        let length = content_length(&data[..end]).unwrap();
         if data.len() >= end + 4 + length {
             return String::from_utf8_lossy(&data[end + 4..end + 4 + length]).into_owned();
         }
