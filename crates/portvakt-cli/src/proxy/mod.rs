@@ -24,7 +24,8 @@
 //! knowledge ([`ProxyConfig::upstream_http2`]). Each worker thread keeps its own connections
 //! alive (`pool`): at most [`ProxyConfig::pool_max_idle_per_host`] idle ones, closed after
 //! [`ProxyConfig::pool_idle_timeout`]; a connection is reused as soon as the upstream's answer
-//! has been read to its end, and a request that a kept-alive connection could not start (the
+//! has been read to its end (while busy, the connections take turns; after a quiet second, the
+//! most recently used goes first: `pool`'s documentation says why), and a request that a kept-alive connection could not start (the
 //! upstream closed it while idle) goes again on another; at most [`ProxyConfig::max_in_flight`] requests are
 //! in flight to the upstream at once (more wait, within the request timeout). The
 //! [`ProxyConfig::request_timeout`] runs from the moment the request is authorized until the

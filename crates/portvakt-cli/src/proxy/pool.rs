@@ -6,9 +6,27 @@
 //! the pool key (scheme and authority) with SipHash into a map behind a lock, and on the way
 //! back locked and hashed again: about 9,300 of the proxy's 58,000 instructions per proxied
 //! request, counted by `valgrind --tool=callgrind` (docs/BENCHMARKS.md, "What changed, counted
-//! in instructions"). Here a worker's idle HTTP/1.1 connections are one stack: a request takes the most
-//! recently used one (warm in the caches, and the others can age out), and its [`Lease`] puts
-//! it back when the upstream's answer has been read to its end.
+//! in instructions"). Here a worker's idle HTTP/1.1 connections are two lists behind one lock,
+//! and a request's [`Lease`] puts its connection back when the upstream's answer has been read
+//! to its end:
+//!
+//! - **In turn while busy.** A connection given back within [`IN_TURN`] (1 s) of its last use
+//!   waits its turn: a request takes the one that has waited longest (first in, first out),
+//!   so the requests of a busy moment go round every connection in use. A stack instead (the
+//!   most recently used first, as nginx's `keepalive` cache and Go's and `hyper_util`'s pools
+//!   do) made the upstream's work unsteady at 1000 client connections on this 2-core VM: by
+//!   round, nginx as the upstream took from 2 to 20 requests per wake-up (0.49 to 0.05
+//!   `epoll_wait` calls per request) and spent up to 1.8x the CPU per request. In turn it took
+//!   4 to 5 in every round, and the proxy's floor moved 1.09x and 1.12x the requests in two
+//!   runs of alternating rounds, and far more evenly (77,150 to 79,769 req/s by round against
+//!   65,752 to 80,981); at 32 and 256 connections the two orders differ by less than their
+//!   rounds do (docs/BENCHMARKS.md, "The pool in turn").
+//! - **Most recent first when quiet.** A connection unused for [`IN_TURN`] is set aside, and
+//!   taken only when none is waiting its turn, the most recently used first. So a quiet spell
+//!   keeps reusing the same few (the others age out after `idle_timeout`), and no request is
+//!   sent on a connection idle longer than [`IN_TURN`] while a fresher one waits: an upstream
+//!   that closes idle keep-alive connections after a second or more (nginx 75 s, Node.js 5 s,
+//!   gunicorn 2 s) has not closed it under the request.
 //!
 //! What the legacy client did that stays:
 //! - TCP_NODELAY and TCP keep-alive (60 s) on every upstream connection, the connect timeout;
@@ -22,6 +40,7 @@
 //!   burst that finds none wait for the one being opened, and a closed one is replaced on the
 //!   next request.
 
+use std::collections::VecDeque;
 use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, Weak};
@@ -62,8 +81,8 @@ struct Shared {
     host: HeaderValue,
     /// Where to connect: the authority's host without IPv6 brackets, and its port.
     connect_to: (String, u16),
-    /// Idle HTTP/1.1 connections, the most recently used last.
-    idle: Mutex<Vec<Idle>>,
+    /// Idle HTTP/1.1 connections.
+    idle: Mutex<IdleConnections>,
     /// The HTTP/2 connection, when the upstream speaks HTTP/2.
     h2: Mutex<Option<http2::SendRequest<Body>>>,
     /// Held while an HTTP/2 connection is being opened, so that the requests of a burst wait
@@ -74,6 +93,44 @@ struct Shared {
 struct Idle {
     sender: http1::SendRequest<Body>,
     since: Instant,
+}
+
+/// How long after its last use an idle connection still takes its turn (see the module
+/// documentation); after that it is set aside.
+pub const IN_TURN: Duration = Duration::from_secs(1);
+
+/// A worker's idle HTTP/1.1 connections (see the module documentation).
+#[derive(Default)]
+struct IdleConnections {
+    /// Given back within [`IN_TURN`], the longest idle first (in the order they came back).
+    in_turn: VecDeque<Idle>,
+    /// Unused for [`IN_TURN`], the most recently used last.
+    set_aside: Vec<Idle>,
+}
+
+impl IdleConnections {
+    fn len(&self) -> usize {
+        self.in_turn.len() + self.set_aside.len()
+    }
+
+    /// The next connection to use, open or not: the first in turn, or the most recently used
+    /// of those set aside. Sets aside those whose turn has passed.
+    fn next(&mut self, now: Instant) -> Option<Idle> {
+        while let Some(first) = self.in_turn.pop_front() {
+            if now.saturating_duration_since(first.since) < IN_TURN {
+                return Some(first);
+            }
+            // Every later one came back later than this one, and `set_aside` stays in the
+            // order of use.
+            self.set_aside.push(first);
+        }
+        self.set_aside.pop()
+    }
+
+    fn retain(&mut self, mut keep: impl FnMut(&Idle) -> bool) {
+        self.in_turn.retain(&mut keep);
+        self.set_aside.retain(keep);
+    }
 }
 
 /// Why the upstream did not answer.
@@ -208,7 +265,7 @@ impl Pool {
             config,
             host,
             connect_to,
-            idle: Mutex::new(Vec::new()),
+            idle: Mutex::new(IdleConnections::default()),
             h2: Mutex::new(None),
             h2_connecting: tokio::sync::Mutex::new(()),
         });
@@ -356,10 +413,11 @@ impl Shared {
         }
     }
 
-    /// The most recently used idle connection that is still open.
+    /// The next idle connection that is still open (see [`IdleConnections::next`]).
     fn take(&self) -> Option<http1::SendRequest<Body>> {
+        let now = Instant::now();
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        while let Some(Idle { sender, .. }) = idle.pop() {
+        while let Some(Idle { sender, .. }) = idle.next(now) {
             if sender.is_ready() {
                 return Some(sender);
             }
@@ -371,7 +429,7 @@ impl Shared {
     fn put(&self, sender: http1::SendRequest<Body>) {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         if idle.len() < self.config.max_idle {
-            idle.push(Idle {
+            idle.in_turn.push_back(Idle {
                 sender,
                 since: Instant::now(),
             });

@@ -47,10 +47,15 @@ where
     (addr, seen)
 }
 
-/// Answers every request `200 ok`; with `close_after_answer`, closes the connection after each
-/// answer without saying so (as an upstream whose keep-alive timeout ran out does).
+/// Answers every request `200 ok`, with the pool's port of the connection in `x-port`; with
+/// `close_after_answer`, closes the connection after each answer without saying so (as an
+/// upstream whose keep-alive timeout ran out does).
 async fn upstream(close_after_answer: bool) -> (SocketAddr, Arc<Seen>) {
     serve_each(move |mut stream, state| async move {
+        let answer = format!(
+            "HTTP/1.1 200 OK\r\nx-port: {}\r\ncontent-length: 2\r\n\r\nok",
+            stream.peer_addr().unwrap().port()
+        );
         let mut buffer = Vec::new();
         let mut chunk = [0u8; 4096];
         loop {
@@ -63,9 +68,7 @@ async fn upstream(close_after_answer: bool) -> (SocketAddr, Arc<Seen>) {
                 let head = String::from_utf8_lossy(&buffer[..end]).into_owned();
                 buffer.drain(..end + 4);
                 state.heads.lock().unwrap().push(head);
-                let _ = stream
-                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
-                    .await;
+                let _ = stream.write_all(answer.as_bytes()).await;
             }
             if close_after_answer {
                 break;
@@ -96,6 +99,32 @@ async fn fetch(pool: &Pool, target: &str) -> String {
     let body = response.into_body().collect().await.unwrap().to_bytes();
     drop(lease);
     String::from_utf8(body.to_vec()).unwrap()
+}
+
+/// The pool's port of the connection that answered.
+fn port<B>(response: &http::Response<B>) -> u16 {
+    response.headers()["x-port"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+/// Sends `/` and reads the answer to its end; the port of the connection it went on.
+async fn fetch_port(pool: &Pool) -> u16 {
+    let (response, lease) = pool.send(get("/")).await.expect("the upstream answers");
+    let port = port(&response);
+    response.into_body().collect().await.unwrap();
+    drop(lease);
+    port
+}
+
+/// Waits until the pool holds `n` idle connections.
+async fn idle_count(pool: &Pool, n: usize) {
+    eventually(&format!("{n} idle connections"), || {
+        pool.0.idle.lock().unwrap().len() == n
+    })
+    .await;
 }
 
 /// Waits (up to 2 s) until `check` holds.
@@ -174,7 +203,7 @@ async fn idle_connections_close_after_the_idle_timeout() {
         seen.closed.load(Ordering::SeqCst) == 1
     })
     .await;
-    assert!(pool.0.idle.lock().unwrap().is_empty());
+    assert_eq!(pool.0.idle.lock().unwrap().len(), 0);
     // And the next request opens a new one.
     fetch(&pool, "/items").await;
     assert_eq!(seen.opened.load(Ordering::SeqCst), 2);
@@ -205,6 +234,46 @@ async fn at_most_max_idle_connections_are_kept() {
         seen.closed.load(Ordering::SeqCst) == 2
     })
     .await;
+}
+
+#[tokio::test]
+async fn busy_connections_take_turns_and_after_a_quiet_second_the_most_recent_goes_first() {
+    let (addr, seen) = upstream(false).await;
+    let pool = Pool::new(config(addr));
+    // Three exchanges at once take three connections, given back one after another.
+    let leased: Vec<_> = futures_util::future::join_all((0..3).map(|_| pool.send(get("/"))))
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(seen.opened.load(Ordering::SeqCst), 3);
+    let mut given_back = Vec::new();
+    for (n, (response, lease)) in leased.into_iter().enumerate() {
+        given_back.push(port(&response));
+        response.into_body().collect().await.unwrap();
+        drop(lease);
+        idle_count(&pool, n + 1).await;
+    }
+    // Requests one after another go round all three, in the order they came back (a stack
+    // would send every one on the last).
+    let mut used = Vec::new();
+    for _ in 0..6 {
+        used.push(fetch_port(&pool).await);
+        idle_count(&pool, 3).await;
+    }
+    let twice: Vec<u16> = given_back.iter().chain(&given_back).copied().collect();
+    assert_eq!(used, twice);
+    // After a second unused, all three are set aside: the most recently used goes first, and
+    // keeps going while it is the only one in turn.
+    tokio::time::sleep(super::IN_TURN + Duration::from_millis(100)).await;
+    let mut after_quiet = Vec::new();
+    for _ in 0..4 {
+        after_quiet.push(fetch_port(&pool).await);
+        idle_count(&pool, 3).await;
+    }
+    assert_eq!(after_quiet, [given_back[2]; 4]);
+    assert_eq!(seen.opened.load(Ordering::SeqCst), 3);
+    assert_eq!(seen.heads.lock().unwrap().len(), 3 + 6 + 4);
 }
 
 #[tokio::test]
