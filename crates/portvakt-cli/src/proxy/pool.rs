@@ -17,10 +17,11 @@
 //!   do) made the upstream's work unsteady at 1000 client connections on this 2-core VM: by
 //!   round, nginx as the upstream took from 2 to 20 requests per wake-up (0.49 to 0.05
 //!   `epoll_wait` calls per request) and spent up to 1.8x the CPU per request. In turn it took
-//!   4 to 5 in every round, and the proxy's floor moved 1.09x and 1.12x the requests in two
-//!   runs of alternating rounds, and far more evenly (77,150 to 79,769 req/s by round against
-//!   65,752 to 80,981); at 32 and 256 connections the two orders differ by less than their
-//!   rounds do (docs/BENCHMARKS.md, "The pool in turn").
+//!   4 to 5 in every round, and the proxy's floor moved 1.09x to 1.17x the requests in three
+//!   runs of alternating rounds, and more evenly (77,150 to 79,769 req/s by round against
+//!   65,752 to 80,981 in one). At 256 connections the two orders are even; at 32 the stack
+//!   was about 3 % ahead (0.94x to 0.97x in three runs, each within its rounds' spread)
+//!   (docs/BENCHMARKS.md, "The pool in turn").
 //! - **Most recent first when quiet.** A connection unused for [`IN_TURN`] is set aside, and
 //!   taken only when none is waiting its turn, the most recently used first. So a quiet spell
 //!   keeps reusing the same few (the others age out after `idle_timeout`), and no request is
