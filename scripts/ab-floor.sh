@@ -20,7 +20,7 @@
 # curl, python3.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-[ $# -ge 2 ] || { sed -n '13,21p' "$0" >&2; exit 2; }
+[ $# -ge 2 ] || { sed -n '13,20p' "$0" >&2; exit 2; }
 BEFORE=$1
 AFTER=$2
 DURATION=${3:-6s}
@@ -30,7 +30,9 @@ UPSTREAM=127.0.0.1:18180
 # shellcheck source=lib/peers.sh
 . scripts/lib/peers.sh
 need wrk nginx
-executables "$BEFORE/proxy_floor" "$AFTER/proxy_floor" "$AFTER/hyper_floor"
+for exe in "$BEFORE/proxy_floor" "$AFTER/proxy_floor" "$AFTER/hyper_floor"; do
+  [ -x "$exe" ] || { echo "error: $exe is not an executable; build it as the usage shows:" >&2; sed -n '13,20p' "$0" >&2; exit 2; }
+done
 
 nginx_conf upstream "worker_processes auto;" "$(upstream_server "$UPSTREAM")"
 "$NGINX_BIN" -p "$WORK/upstream" -c "$WORK/upstream/nginx.conf" 2>"$WORK/upstream/start.log" ||
