@@ -25,9 +25,10 @@
 //! alive (`pool`): at most [`ProxyConfig::pool_max_idle_per_host`] idle ones, closed after
 //! [`ProxyConfig::pool_idle_timeout`]; a connection is reused as soon as the upstream's answer
 //! has been read to its end (while busy, the connections take turns; after a quiet second, the
-//! most recently used goes first: `pool`'s documentation says why), and a request that a kept-alive connection could not start (the
-//! upstream closed it while idle) goes again on another; at most [`ProxyConfig::max_in_flight`] requests are
-//! in flight to the upstream at once (more wait, within the request timeout). The
+//! most recently used goes first: `pool`'s documentation says why), and a request that a
+//! kept-alive connection could not start (the upstream closed it while idle) goes again on
+//! another; at most [`ProxyConfig::max_in_flight`] requests are in flight to the upstream at
+//! once (more wait, within the request timeout). The
 //! [`ProxyConfig::request_timeout`] runs from the moment the request is authorized until the
 //! upstream's response headers arrive (including the time to send the request body); the
 //! response body then streams without a deadline. Timeout: 504; connection refused or broken:
