@@ -31,7 +31,12 @@
 # many instructions (scripts/callgrind-proxy.sh), how often a proxy sleeps and is woken is
 # where the stacks differ (docs/BENCHMARKS.md).
 #
-# Usage: [PORTVAKT_BIN=path] [FLOOR_DIR=dir] scripts/load-proxy.sh [DURATION=10s] [ROUNDS=3] [CONNECTIONS=32] [DISTINCT=5000]
+# With SCALE_TO=N, every round also runs nginx, bare, floor and portvakt with N connections
+# (nginx-many, bare-many, floor-many, portvakt-many), and the summary gives each one's
+# throughput at N against its own at CONNECTIONS, from the same rounds: how it scales, with
+# the VM's drift between two separate runs left out (docs/BENCHMARKS.md, "The pool in turn").
+#
+# Usage: [PORTVAKT_BIN=path] [FLOOR_DIR=dir] [SCALE_TO=N] scripts/load-proxy.sh [DURATION=10s] [ROUNDS=3] [CONNECTIONS=32] [DISTINCT=5000]
 # Needs: wrk, nginx (installed with apt-get when missing), curl, python3.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -39,6 +44,9 @@ DURATION=${1:-10s}
 ROUNDS=${2:-3}
 CONNECTIONS=${3:-32}
 DISTINCT=${4:-5000}
+SCALE_TO=${SCALE_TO:-}
+[ -z "$SCALE_TO" ] || [ "$SCALE_TO" -ge 1 ] 2>/dev/null ||
+  { echo "error: SCALE_TO must be a number of connections, not '$SCALE_TO'" >&2; exit 2; }
 UPSTREAM=127.0.0.1:18080
 NGINX=127.0.0.1:18082
 FLOOR=127.0.0.1:18083
@@ -205,6 +213,11 @@ for url in "http://$UPSTREAM" "http://$NGINX" "http://$BARE" "http://$FLOOR" "ht
   wrk -t2 -c"$CONNECTIONS" -d2s -H "Authorization: Bearer $TOKEN" "$url$PATH_UNDER_TEST" >/dev/null
 done
 wrk -t2 -c"$CONNECTIONS" -d2s -H "Authorization: Bearer $NORMAL_TOKEN" "http://$NORMAL_PROXY$PATH_UNDER_TEST" >/dev/null
+if [ -n "$SCALE_TO" ]; then
+  for url in "http://$NGINX" "http://$BARE" "http://$FLOOR" "http://$PROXY"; do
+    wrk -t2 -c"$SCALE_TO" -d2s -H "Authorization: Bearer $TOKEN" "$url$PATH_UNDER_TEST" >/dev/null
+  done
+fi
 for round in $(seq "$ROUNDS"); do
   echo "== round $round of $ROUNDS (wrk -c$CONNECTIONS and -c1, $DURATION each)"
   # Before every case that sends tokens: a round takes longer than a token lives (120 s, and
@@ -229,12 +242,19 @@ for round in $(seq "$ROUNDS"); do
   run portvakt-1 "http://$PROXY" 1 "" "$PORTVAKT"
   tokens
   run normal-1 "http://$NORMAL_PROXY" 1 "" "$NORMAL"
+  if [ -n "$SCALE_TO" ]; then
+    run nginx-many "http://$NGINX" "$SCALE_TO" "" $(workers proxy)
+    run bare-many "http://$BARE" "$SCALE_TO" "" "$BARE_PID"
+    run floor-many "http://$FLOOR" "$SCALE_TO" "" "$FLOOR_PID"
+    tokens
+    run portvakt-many "http://$PROXY" "$SCALE_TO" "" "$PORTVAKT"
+  fi
 done
 echo "portvakt's verified-token cache after the rounds:"
 curl -sf "http://$API/metrics" | grep -E '^portvakt_token_cache_(hits|misses|entries)' | sed 's/^/  /'
 
 echo "== medians of $ROUNDS rounds"
-python3 - "$WORK/results.txt" "$CONNECTIONS" <<'PY'
+python3 - "$WORK/results.txt" "$CONNECTIONS" "$SCALE_TO" <<'PY'
 import collections, statistics, sys
 rows = collections.defaultdict(list)
 for line in open(sys.argv[1]):
@@ -277,4 +297,12 @@ per_round = [b[0] / n[0] for b, n in zip(rows["bare"], rows["nginx"])]
 print("bare / nginx per round: " + ", ".join(f"{r:.2f}" for r in per_round))
 per_round = [p[0] / n[0] for p, n in zip(rows["portvakt"], rows["normal"])]
 print("portvakt / normal per round: " + ", ".join(f"{r:.2f}" for r in per_round))
+many = sys.argv[3]
+if many:
+    print(f"throughput at {many} connections against its own at {c}, in the same rounds (goal for portvakt >= 0.80):")
+    for name in ("portvakt", "floor", "bare", "nginx"):
+        per_round = [m[0] / f[0] for m, f in zip(rows[name + "-many"], rows[name])]
+        print(f"  {name}: {med(name + '-many', 0) / med(name, 0):.2f} ({med(name + '-many', 0):,.0f} against {med(name, 0):,.0f} req/s; "
+              f"per round " + ", ".join(f"{r:.2f}" for r in per_round) + f"); p99 at {many} {med(name + '-many', 2):,.0f} us")
+    print(f"  portvakt / nginx at {many} connections: {med('portvakt-many', 0) / med('nginx-many', 0):.2f}")
 PY
