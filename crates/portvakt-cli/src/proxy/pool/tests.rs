@@ -12,7 +12,7 @@ use http_body_util::BodyExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
-use super::{Pool, PoolConfig};
+use super::{Lease, Pool, PoolConfig};
 
 #[derive(Default)]
 struct Seen {
@@ -119,6 +119,15 @@ async fn fetch_port(pool: &Pool) -> u16 {
     port
 }
 
+/// `n` exchanges of `/` at once, their answers not yet read (so each holds its connection).
+async fn at_once(pool: &Pool, n: usize) -> Vec<(http::Response<hyper::body::Incoming>, Lease)> {
+    futures_util::future::join_all((0..n).map(|_| pool.send(get("/"))))
+        .await
+        .into_iter()
+        .map(|sent| sent.expect("the upstream answers"))
+        .collect()
+}
+
 /// Waits until the pool holds `n` idle connections.
 async fn idle_count(pool: &Pool, n: usize) {
     eventually(&format!("{n} idle connections"), || {
@@ -216,11 +225,7 @@ async fn at_most_max_idle_connections_are_kept() {
     config.max_idle = 2;
     let pool = Pool::new(config);
     // Four exchanges at once take four connections.
-    let leased: Vec<_> = futures_util::future::join_all((0..4).map(|_| pool.send(get("/"))))
-        .await
-        .into_iter()
-        .map(Result::unwrap)
-        .collect();
+    let leased = at_once(&pool, 4).await;
     assert_eq!(seen.opened.load(Ordering::SeqCst), 4);
     for (response, lease) in leased {
         response.into_body().collect().await.unwrap();
@@ -241,11 +246,7 @@ async fn busy_connections_take_turns_and_after_a_quiet_second_the_most_recent_go
     let (addr, seen) = upstream(false).await;
     let pool = Pool::new(config(addr));
     // Three exchanges at once take three connections, given back one after another.
-    let leased: Vec<_> = futures_util::future::join_all((0..3).map(|_| pool.send(get("/"))))
-        .await
-        .into_iter()
-        .map(Result::unwrap)
-        .collect();
+    let leased = at_once(&pool, 3).await;
     assert_eq!(seen.opened.load(Ordering::SeqCst), 3);
     let mut given_back = Vec::new();
     for (n, (response, lease)) in leased.into_iter().enumerate() {
