@@ -219,7 +219,7 @@ if [ -n "$SCALE_TO" ]; then
   done
 fi
 for round in $(seq "$ROUNDS"); do
-  echo "== round $round of $ROUNDS (wrk -c$CONNECTIONS and -c1, $DURATION each)"
+  echo "== round $round of $ROUNDS (wrk -c$CONNECTIONS and -c1${SCALE_TO:+ and -c$SCALE_TO}, $DURATION each)"
   # Before every case that sends tokens: a round takes longer than a token lives (120 s, and
   # 60 s of leeway), and a set is minted again once it is 100 s old.
   run upstream "http://$UPSTREAM" "$CONNECTIONS" "" $(workers upstream)
