@@ -35,8 +35,7 @@ for exe in "$BEFORE/proxy_floor" "$AFTER/proxy_floor" "$AFTER/hyper_floor"; do
 done
 
 nginx_conf upstream "worker_processes auto;" "$(upstream_server "$UPSTREAM")"
-"$NGINX_BIN" -p "$WORK/upstream" -c "$WORK/upstream/nginx.conf" 2>"$WORK/upstream/start.log" ||
-  { cat "$WORK/upstream/start.log" >&2; exit 1; }
+start_nginx upstream
 wait_for "http://$UPSTREAM/" "nginx (the upstream)" "$WORK/upstream/error.log"
 
 declare -A ADDR PID
@@ -53,7 +52,7 @@ for c in $CASES; do wait_for "http://${ADDR[$c]}/" "$c" "$WORK/$c.log"; done
 
 ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 upstream_ticks() { # each nginx worker's, space-separated
-  for p in $(pgrep -P "$(cat "$WORK/upstream/nginx.pid")"); do awk '{ printf "%d ", $14 + $15 }' "/proc/$p/stat"; done
+  for p in $(workers upstream); do awk '{ printf "%d ", $14 + $15 }' "/proc/$p/stat"; done
 }
 # Warm-up: every connection opened, every pool filled.
 for c in $CASES; do wrk -t2 -c"$CONNECTIONS" -d2s "http://${ADDR[$c]}/" >/dev/null; done

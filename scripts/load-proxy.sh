@@ -75,17 +75,12 @@ for v in $(compgen -e | grep "^MASKINPORTEN_" || true); do unset "$v"; done
 # Two nginx processes: the upstream, and the plain reverse proxy to it (apart, so that each
 # one's CPU is its own), each with one worker per core (as portvakt has one proxy thread per
 # core).
-start_nginx() { # $1: name
-  "$NGINX_BIN" -p "$WORK/$1" -c "$WORK/$1/nginx.conf" 2>"$WORK/$1/start.log" ||
-    { cat "$WORK/$1/start.log" >&2; exit 1; }
-}
 nginx_conf upstream "worker_processes auto;" "$(upstream_server "$UPSTREAM")"
 start_nginx upstream
 nginx_conf proxy "worker_processes auto;" "$(plain_proxy_server "$NGINX" "$UPSTREAM")"
 start_nginx proxy
 wait_for "http://$UPSTREAM/" "nginx (the upstream)" "$WORK/upstream/error.log"
 wait_for "http://$NGINX/" "nginx (the plain proxy)" "$WORK/proxy/error.log"
-workers() { pgrep -P "$(cat "$WORK/$1/nginx.pid")" | tr '\n' ' '; }
 "$FLOOR_DIR/proxy_floor" "$FLOOR" "$UPSTREAM" 2>"$WORK/floor.log" &
 FLOOR_PID=$!
 wait_for "http://$FLOOR/" "the HTTP floor (examples/proxy_floor.rs)" "$WORK/floor.log"

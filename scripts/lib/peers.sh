@@ -1,6 +1,7 @@
-# Sourced by scripts/load-proxy.sh, scripts/callgrind-proxy.sh and scripts/build-pgo.sh: the
-# tools they need, waiting for a server, the two nginx peers portvakt is measured against, and
-# (from scripts/lib/checks.sh) building what is measured and checking wrk's output.
+# Sourced by scripts/load-proxy.sh, scripts/ab-floor.sh, scripts/callgrind-proxy.sh and
+# scripts/build-pgo.sh: the tools they need, waiting for a server, the two nginx peers
+# portvakt is measured against (their configuration, starting them, their workers), and (from
+# scripts/lib/checks.sh) building what is measured and checking wrk's output.
 # Makes WORK, a scratch directory; on exit every background job and every nginx started in it
 # is stopped and WORK removed.
 
@@ -67,6 +68,15 @@ http {
   $3
 }
 NGINX
+}
+
+start_nginx() { # $1: name; starts nginx with $WORK/$1/nginx.conf (from nginx_conf), or exits 1 with its complaint
+  "$NGINX_BIN" -p "$WORK/$1" -c "$WORK/$1/nginx.conf" 2>"$WORK/$1/start.log" ||
+    { cat "$WORK/$1/start.log" >&2; exit 1; }
+}
+
+workers() { # $1: name of an nginx started by start_nginx -> its worker processes' pids
+  pgrep -P "$(cat "$WORK/$1/nginx.pid")" | tr '\n' ' '
 }
 
 # The upstream every proxy forwards to: 200 "ok".
