@@ -6,7 +6,10 @@
 //! - `two threads, own tokens`: each thread with a token of its own;
 //! - `one thread, 1000 tokens`: one thread, a thousand cached tokens in turn, more than a
 //!   thread keeps copies of (`validator/local.rs`), so each is found in the shared cache:
-//!   what that front costs when it cannot help.
+//!   what that front costs when it cannot help;
+//! - `two threads, 1000 tokens`: two threads doing the same at once, each from its own half of
+//!   the list (the sidecar's two workers serving many consumers): what sharing the shared
+//!   cache's memory between cores costs, printed against one thread with the same tokens.
 //!
 //! A validation that writes to memory another thread writes too (a shared lock, a reference
 //! count, a counter) waits for that cache line to come from the other core, so the two-thread
@@ -38,15 +41,27 @@ fn token() -> String {
     )
 }
 
-/// Nanoseconds per validation on one thread validating `tokens` in turn.
-fn in_turn(validator: &Validator, tokens: &[String]) -> f64 {
+/// Nanoseconds per validation on each of `threads` threads validating `tokens` in turn at
+/// once, each starting at its own share of the list (so that no two validate the same token at
+/// the same moment).
+fn in_turn(validator: &Validator, tokens: &[String], threads: usize) -> f64 {
+    let barrier = Barrier::new(threads);
     let rounds = VALIDATIONS / tokens.len() as u32;
     let started = Instant::now();
-    for _ in 0..rounds {
-        for token in tokens {
-            black_box(validator.validate_now(black_box(token)).unwrap());
+    std::thread::scope(|s| {
+        for thread in 0..threads {
+            let barrier = &barrier;
+            let start = tokens.len() * thread / threads;
+            s.spawn(move || {
+                barrier.wait();
+                for _ in 0..rounds {
+                    for token in tokens[start..].iter().chain(&tokens[..start]) {
+                        black_box(validator.validate_now(black_box(token)).unwrap());
+                    }
+                }
+            });
         }
-    }
+    });
     started.elapsed().as_nanos() as f64 / f64::from(rounds * tokens.len() as u32)
 }
 
@@ -98,11 +113,13 @@ fn main() {
     ];
     let mut times = vec![Vec::new(); cases.len()];
     let mut many_times = Vec::new();
+    let mut many_two_times = Vec::new();
     for _ in 0..ROUNDS {
         for (i, (_, tokens)) in cases.iter().enumerate() {
             times[i].push(run(&validator, tokens));
         }
-        many_times.push(in_turn(&validator, &many));
+        many_times.push(in_turn(&validator, &many, 1));
+        many_two_times.push(in_turn(&validator, &many, 2));
     }
     let alone = median(times[0].clone());
     println!("cached validations, {VALIDATIONS} per thread, medians of {ROUNDS} rounds:");
@@ -118,5 +135,11 @@ fn main() {
         "  {:<24} {ns:6.0} ns per validation  {:.2}x one thread",
         "one thread, 1000 tokens",
         ns / alone
+    );
+    let two = median(many_two_times);
+    println!(
+        "  {:<24} {two:6.0} ns per validation  {:.2}x one thread, 1000 tokens",
+        "two threads, 1000 tokens",
+        two / ns
     );
 }
