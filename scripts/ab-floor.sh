@@ -20,7 +20,8 @@
 # curl, python3.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-[ $# -ge 2 ] || { sed -n '13,20p' "$0" >&2; exit 2; }
+usage() { sed -n '13,20p' "$0" >&2; exit 2; }
+[ $# -ge 2 ] || usage
 BEFORE=$1
 AFTER=$2
 DURATION=${3:-6s}
@@ -31,7 +32,7 @@ UPSTREAM=127.0.0.1:18180
 . scripts/lib/peers.sh
 need wrk nginx
 for exe in "$BEFORE/proxy_floor" "$AFTER/proxy_floor" "$AFTER/hyper_floor"; do
-  [ -x "$exe" ] || { echo "error: $exe is not an executable; build it as the usage shows:" >&2; sed -n '13,20p' "$0" >&2; exit 2; }
+  [ -x "$exe" ] || { echo "error: $exe is not an executable; build it as the usage shows:" >&2; usage; }
 done
 
 nginx_conf upstream "worker_processes auto;" "$(upstream_server "$UPSTREAM")"
@@ -50,9 +51,8 @@ start after 18186 "$AFTER/proxy_floor"
 CASES="bare before after"
 for c in $CASES; do wait_for "http://${ADDR[$c]}/" "$c" "$WORK/$c.log"; done
 
-ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 upstream_ticks() { # each nginx worker's, space-separated
-  for p in $(workers upstream); do awk '{ printf "%d ", $14 + $15 }' "/proc/$p/stat"; done
+  for p in $(workers upstream); do printf '%d ' "$(cpu_ticks "$p")"; done
 }
 # Warm-up: every connection opened, every pool filled.
 for c in $CASES; do wrk -t2 -c"$CONNECTIONS" -d2s "http://${ADDR[$c]}/" >/dev/null; done
@@ -60,23 +60,23 @@ for c in $CASES; do wrk -t2 -c"$CONNECTIONS" -d2s "http://${ADDR[$c]}/" >/dev/nu
 echo "$CONNECTIONS connections, $DURATION per case, $ROUNDS rounds; before: $BEFORE, after: $AFTER"
 for round in $(seq "$ROUNDS"); do
   for c in $CASES; do
-    t0=$(ticks "${PID[$c]}")
+    t0=$(cpu_ticks "${PID[$c]}")
     u0=$(upstream_ticks)
     wrk -t2 -c"$CONNECTIONS" -d"$DURATION" --latency "http://${ADDR[$c]}/" >"$WORK/wrk.txt"
-    t1=$(ticks "${PID[$c]}")
+    t1=$(cpu_ticks "${PID[$c]}")
     u1=$(upstream_ticks)
     wrk_clean "$WORK/wrk.txt" "$c"
-    python3 - "$c" "$round" "$DURATION" "$t0" "$t1" "$u0" "$u1" "$WORK/wrk.txt" >>"$WORK/rounds" <<'PY'
+    python3 - "$c" "$round" "$DURATION" "$t0" "$t1" "$u0" "$u1" "$WORK/wrk.txt" "$(getconf CLK_TCK)" >>"$WORK/rounds" <<'PY'
 import re, sys
-case, rnd, duration, t0, t1, u0, u1, path = sys.argv[1:]
+case, rnd, duration, t0, t1, u0, u1, path, hz = sys.argv[1:]
 text = open(path).read()
 n = int(re.search(r"(\d+) requests in", text).group(1))
 seconds = float(duration.rstrip("s"))
 lat = dict(re.findall(r"^\s+(50|99)%\s+(\S+)", text, re.M))
 split = [b - a for a, b in zip(map(int, u0.split()), map(int, u1.split()))]
-# /proc ticks are 1/100 s: ticks * 1e4 / requests is microseconds per request.
-print(case, rnd, n / seconds, lat["50"], lat["99"], (int(t1) - int(t0)) * 1e4 / n,
-      sum(split) * 1e4 / n, ",".join(map(str, split)))
+us = 1e6 / int(hz)  # microseconds a clock tick
+print(case, rnd, n / seconds, lat["50"], lat["99"], (int(t1) - int(t0)) * us / n,
+      sum(split) * us / n, ",".join(map(str, split)))
 PY
     tail -1 "$WORK/rounds" | awk '{ printf "%-7s round %s %9.0f req/s  median %-9s p99 %-9s proxy %5.1f us/req  upstream %5.1f us/req (split %s)\n", $1, $2, $3, $4, $5, $6, $7, $8 }'
   done

@@ -73,7 +73,6 @@ introspections() { # $1: active|other -> the sidecar's count of such introspecti
 }
 
 PEAK_RSS=0
-cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; } # user + system, 1/100 s
 load() { # $1: case, $2: URL, $3: tokens file, $4: Lua script, $5: pid to sample -> $WORK/runs
   local peak=0 rss t0 t1
   t0=$(cpu_ticks "$5")

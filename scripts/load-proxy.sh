@@ -135,7 +135,7 @@ forwarded() { # $1: the proxy's API -> its count of forwarded requests
 ticks() { # $@: pids -> their utime + stime, and utime alone, in clock ticks
   local total=0 user=0 pid
   for pid in "$@"; do
-    total=$((total + $(awk '{ print $14 + $15 }' "/proc/$pid/stat")))
+    total=$((total + $(cpu_ticks "$pid")))
     user=$((user + $(awk '{ print $14 }' "/proc/$pid/stat")))
   done
   echo "$total $user"

@@ -27,6 +27,10 @@ executables() { # $@: the programs a script will run; exits 2 naming the first t
   done
 }
 
+cpu_ticks() { # $1: a pid -> its user + system CPU time so far, in clock ticks (getconf CLK_TCK a second)
+  awk '{ print $14 + $15 }' "/proc/$1/stat"
+}
+
 wrk_clean() { # $1: wrk's output file, $2: what ran; exits 1 with that output when wrk saw errors
   if grep -qE "Non-2xx|Socket errors" "$1"; then
     cat "$1" >&2
