@@ -63,6 +63,11 @@ struct Fault {
     status: u16,
     body: &'static str,
     times: usize,
+    /// Forward the request first, so that it takes effect, then answer with the fault: the
+    /// answer to work that was done is lost.
+    after_forwarding: bool,
+    /// A `Location` header to answer with (redirects).
+    location: Option<&'static str>,
 }
 
 /// Before the `nth` request matching `method path` (1-based), create `scope` at Digdir
@@ -142,16 +147,25 @@ async fn forward(State(proxy): State<Arc<Proxy>>, request: Request) -> Response 
             .find(|f| f.method == method.as_str() && path_only.starts_with(f.path) && f.times > 0)
             .map(|f| {
                 f.times -= 1;
-                (f.status, f.body)
+                (f.status, f.body, f.after_forwarding, f.location)
             })
     };
-    if let Some((status, body)) = fault {
-        return (
+    let faulty = |status: u16, body: &'static str, location: Option<&'static str>| {
+        let mut answer = (
             StatusCode::from_u16(status).unwrap(),
             [("content-type", "application/json")],
             body,
         )
             .into_response();
+        if let Some(location) = location {
+            answer
+                .headers_mut()
+                .insert("location", location.parse().unwrap());
+        }
+        answer
+    };
+    if let Some((status, body, false, location)) = fault {
+        return faulty(status, body, location);
     }
     let mut outgoing = reqwest::Client::new()
         .request(method, format!("{upstream}{path_query}"))
@@ -161,7 +175,15 @@ async fn forward(State(proxy): State<Arc<Proxy>>, request: Request) -> Response 
             outgoing = outgoing.header(name, v.as_bytes());
         }
     }
-    match outgoing.send().await {
+    let answered = outgoing.send().await;
+    if let Some((status, body, true, location)) = fault {
+        assert!(
+            answered.is_ok(),
+            "the request to lose the answer of was not sent"
+        );
+        return faulty(status, body, location);
+    }
+    match answered {
         Ok(answer) => {
             let status = answer.status().as_u16();
             let content_type = answer
@@ -434,6 +456,40 @@ impl Env {
             status,
             body,
             times,
+            after_forwarding: false,
+            location: None,
+        });
+    }
+
+    /// The next `method path` is done at Digdir, and its answer replaced by a 502.
+    fn lose_answer(&self, method: &'static str, path: &'static str) {
+        self.proxy.faults.lock().unwrap().push(Fault {
+            method,
+            path,
+            status: 502,
+            body: r#"{"error":"bad gateway"}"#,
+            times: 1,
+            after_forwarding: true,
+            location: None,
+        });
+    }
+
+    /// Every `method path` is answered with a redirect to `location`, never done.
+    fn redirect(
+        &self,
+        method: &'static str,
+        path: &'static str,
+        status: u16,
+        location: &'static str,
+    ) {
+        self.proxy.faults.lock().unwrap().push(Fault {
+            method,
+            path,
+            status,
+            body: "",
+            times: usize::MAX,
+            after_forwarding: false,
+            location: Some(location),
         });
     }
 }
@@ -810,5 +866,73 @@ fn apply_without_yes_changes_nothing_and_a_broken_manifest_is_refused_before_any
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("error"),
         "the manifest is checked first"
+    );
+}
+
+#[test]
+fn a_revoke_and_a_create_whose_answers_were_lost_count_as_done() {
+    let env = Env::start();
+    env.write_manifest(&manifest(true, &[NAV, OTHER], false));
+    env.apply(&[]);
+    // The revoke is done, its answer lost: the retry finds no access (404), which is the
+    // revoke's own work, not a failure.
+    env.write_manifest(&manifest(true, &[NAV], false));
+    env.lose_answer("DELETE", "/api/v1/scopes/access/974760673");
+    let out = env.apply(&["--prune"]);
+    assert!(
+        out.contains(&format!("done      - revoke {READ} from {OTHER}")),
+        "{out}"
+    );
+    assert!(
+        out.contains("Apply: 1 done, 0 failed, 0 not done, 0 held back."),
+        "{out}"
+    );
+    assert_eq!(
+        env.proxy.count("DELETE", "/api/v1/scopes/access/974760673"),
+        2,
+        "the lost answer was retried once"
+    );
+    assert_eq!(env.access(READ), [format!("{NAV}=APPROVED")]);
+    // The same for a create (a 409 to its retry).
+    env.write_manifest(&manifest(true, &[NAV], true));
+    env.lose_answer("POST", "/api/v1/scopes");
+    let out = env.apply(&[]);
+    assert!(
+        out.contains(&format!("done      + create {REPORTS}")),
+        "{out}"
+    );
+    assert!(out.contains(" 0 failed, 0 not done"), "{out}");
+    env.assert_no_changes();
+}
+
+#[test]
+fn a_redirect_is_a_failure_that_names_where_it_pointed_never_done() {
+    let env = Env::start();
+    for status in [301, 303, 307] {
+        env.proxy.faults.lock().unwrap().clear();
+        env.redirect("POST", "/api/v1/scopes", status, "/elsewhere");
+        let (code, out, err) = env.run(&["apply", "--yes"]);
+        assert_eq!(code, 1, "{out}{err}");
+        assert!(
+            out.contains(&format!(
+                "FAILED    + create {READ}: POST /scopes (scope {READ}) answered {status}: redirected to \"/elsewhere\", which is not followed"
+            )),
+            "{out}"
+        );
+        assert!(
+            out.contains("0 done, 2 failed"),
+            "nothing counts as done: {out}"
+        );
+        assert_eq!(
+            env.proxy.count("GET", "/elsewhere"),
+            0,
+            "the redirect was not followed"
+        );
+        assert_eq!(env.proxy.count("POST", "/elsewhere"), 0);
+    }
+    assert_eq!(
+        env.admin("GET", "/scopes", None).1,
+        json!([]),
+        "nothing was created"
     );
 }

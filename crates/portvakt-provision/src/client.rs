@@ -3,7 +3,13 @@
 //! Retries: a 5xx answer or a network error is retried up to [`RetryPolicy::attempts`] times
 //! in all, with exponential backoff and jitter; a 4xx is never retried (the answer says what
 //! is wrong, and sending it again would not change it), except one 401 that is retried with a
-//! fresh admin token.
+//! fresh admin token. A request that was retried and then answered as if done already counts
+//! as done: a 409 to a create, a 404 to a revoke (the first attempt did it, and its answer was
+//! lost).
+//!
+//! Redirects are not followed: following one would send a write again as another request (a
+//! 301, 302 or 303 turns a `POST` into a `GET`) to an address nobody configured, and a 200
+//! from there would count as done. A 3xx is an error that names where it pointed.
 
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher as _, Hasher as _};
@@ -51,12 +57,12 @@ impl RetryPolicy {
         let base = self.base_delay.saturating_mul(1 << retry.min(10));
         // Jitter spreads out the retries of concurrent appliers; it needs no strong randomness.
         let random = RandomState::new().build_hasher().finish();
-        let jitter_ms = base.as_millis() as u64 / 2;
-        base + Duration::from_millis(if jitter_ms == 0 {
+        let jitter_ms = u64::try_from(base.as_millis() / 2).unwrap_or(u64::MAX);
+        base.saturating_add(Duration::from_millis(if jitter_ms == 0 {
             0
         } else {
             random % jitter_ms
-        })
+        }))
     }
 }
 
@@ -114,6 +120,8 @@ impl AdminClient {
     pub fn new(base: &str, auth: AdminAuth) -> Result<AdminClient, ProvisionError> {
         let base = parse_base(base)?;
         let http = reqwest::Client::builder()
+            // See the module documentation: a redirected write must not be counted as done.
+            .redirect(reqwest::redirect::Policy::none())
             .timeout(REQUEST_TIMEOUT)
             .connect_timeout(Duration::from_secs(10))
             .build()
@@ -221,7 +229,12 @@ impl AdminClient {
 
     /// `DELETE /scopes/access/{orgno}?scope=`: revokes the organization's access.
     pub async fn revoke(&self, scope: &str, orgno: &str) -> Result<(), ApiError> {
-        self.access_write(Method::DELETE, scope, orgno).await
+        match self.access_write(Method::DELETE, scope, orgno).await {
+            // A revoke that was retried after a 5xx or a lost answer may have been done the
+            // first time: a 404 (no such access) then means it was.
+            Err(e) if e.status == Some(404) && e.attempts > 1 => Ok(()),
+            other => other,
+        }
     }
 
     async fn access_write(&self, method: Method, scope: &str, orgno: &str) -> Result<(), ApiError> {
@@ -229,17 +242,17 @@ impl AdminClient {
             scope: Some(scope),
             orgno: Some(orgno),
         };
+        let path = format!("scopes/access/{orgno}");
         if !portvakt_manifest::is_nine_digits(orgno) {
             return Err(api_error(
                 &method,
-                orgno,
+                &shown_path(&path, &[("scope", scope)]),
                 None,
                 "not a nine-digit organization number",
                 about,
                 0,
             ));
         }
-        let path = format!("scopes/access/{orgno}");
         self.send(method, &path, &[("scope", scope)], None, about)
             .await
             .map(drop)
@@ -304,6 +317,22 @@ impl AdminClient {
                 request = request.json(body);
             }
             let outcome = match request.send().await {
+                Ok(response) if response.status().is_redirection() => {
+                    let status = response.status().as_u16();
+                    let to = response
+                        .headers()
+                        .get(reqwest::header::LOCATION)
+                        .map_or_else(
+                            || "nowhere".to_owned(),
+                            |l| format!("{:?}", l.to_str().unwrap_or("(not text)")),
+                        );
+                    let message = format!(
+                        "redirected to {to}, which is not followed (a write would go again as another request); the admin API does not redirect: check the admin API URL"
+                    );
+                    let e = api_error(&method, &shown, Some(status), &message, about, attempts);
+                    tracing::warn!("{e}");
+                    return Err(e);
+                }
                 Ok(response) => {
                     let status = response.status().as_u16();
                     match read_body(response).await {
@@ -385,7 +414,7 @@ fn retry_at_least_once(client: &mut AdminClient, retry: RetryPolicy) {
 
 /// Checks the base URL: https, or http to a loopback address; a trailing `/` is added so that
 /// relative paths join below it.
-fn parse_base(base: &str) -> Result<Url, ProvisionError> {
+pub(crate) fn parse_base(base: &str) -> Result<Url, ProvisionError> {
     let bad = |why: &str| {
         ProvisionError::Config(format!(
             "admin API URL {base:?} {why}; e.g. https://api.test.samarbeid.digdir.no/api/v1"
@@ -493,3 +522,7 @@ fn describe(e: &reqwest::Error) -> String {
     }
     text
 }
+
+#[cfg(test)]
+#[path = "client_tests.rs"]
+mod tests;

@@ -77,16 +77,37 @@ impl std::fmt::Debug for AdminSettings {
 }
 
 /// The value itself when it looks like JSON or PEM, else the content of the file it names.
+///
+/// A value that is neither and names no readable file is never echoed: it may be the secret
+/// itself, mangled (quoted in an `.env` file, or PEM behind `openssl pkcs12`'s "Bag
+/// Attributes"). Only something shaped like a path is shown.
 fn value_or_file(name: &str, value: &str) -> Result<String, ProvisionError> {
-    let trimmed = value.trim();
-    if trimmed.starts_with('{') || trimmed.starts_with("-----BEGIN") {
+    let trimmed = value.trim().trim_start_matches('\u{feff}').trim();
+    if trimmed.starts_with('{') || trimmed.contains("-----BEGIN") {
         return Ok(trimmed.to_owned());
     }
     std::fs::read_to_string(Path::new(trimmed)).map_err(|e| {
         ProvisionError::Config(format!(
-            "{name} is neither the value itself (JSON or PEM) nor a readable file: {trimmed}: {e}"
+            "{name} is neither the value itself (JSON starting with `{{`, or PEM) nor a readable file: {}: {e}",
+            shown_as_path(trimmed)
         ))
     })
+}
+
+/// `value` quoted when it is shaped like a path (one short line, no JSON or PEM in it), else
+/// only its length: what [`value_or_file`] may show of a value that could be a secret.
+fn shown_as_path(value: &str) -> String {
+    let path_like = value.len() <= 255
+        && !value.contains(['\n', '\r', '{', '"', '\''])
+        && !value.contains("-----");
+    if path_like {
+        format!("{value:?}")
+    } else {
+        format!(
+            "a value of {} characters (not shown: it may be the secret itself)",
+            value.chars().count()
+        )
+    }
 }
 
 fn is_loopback(url: &Url) -> bool {
@@ -109,8 +130,13 @@ impl AdminSettings {
                 "{ENV_ADMIN_URL} is not set (or --admin-url): the admin API, e.g. https://api.test.samarbeid.digdir.no/api/v1 for test, or http://127.0.0.1:7166/api/v1 for `portvakt issuer`"
             ))
         })?;
-        let parsed = Url::parse(admin_url).map_err(|e| {
-            ProvisionError::Config(format!("{ENV_ADMIN_URL} {admin_url:?} is not a URL: {e}"))
+        // Checked before discovery, so that a wrong admin URL is named as such, not as a
+        // failed discovery.
+        let parsed = crate::client::parse_base(admin_url).map_err(|e| match e {
+            ProvisionError::Config(why) => {
+                ProvisionError::Config(format!("{ENV_ADMIN_URL}: {why}"))
+            }
+            other => other,
         })?;
         let maskinporten = match (&self.maskinporten_url, is_loopback(&parsed)) {
             (Some(url), _) => url.clone(),
@@ -182,3 +208,7 @@ impl AdminSettings {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "settings_tests.rs"]
+mod tests;
