@@ -1413,3 +1413,91 @@ async fn authorization_details_types_are_the_advertised_ones() {
         "has type \"URN:ALTINN:CONSENT\", which is not supported",
     );
 }
+
+/// A write to the local Digdir that cannot be saved is answered 500 and changes nothing: not
+/// the grants tokens are issued from, and not the file, so a client's retry finds the state
+/// as it was (and `portvakt provision` reports the step as failed, which it is).
+#[tokio::test]
+async fn a_write_that_cannot_be_saved_changes_nothing() {
+    let dir = std::env::temp_dir().join(format!("portvakt-state-test-{}", unique()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut config = config();
+    config.state_file = Some(dir.join("state.json"));
+    let issuer = start(config).await;
+    let http = reqwest::Client::new();
+    let admin: Value = http
+        .post(issuer.issuer().dev_token_endpoint())
+        .json(&json!({"orgno": NAV, "scope": "idporten:scopes.read idporten:scopes.write"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let admin = admin["access_token"].as_str().unwrap().to_owned();
+    let api = format!("{}api/v1", issuer.issuer_url());
+    let access = || async {
+        let answer: Value = http
+            .get(format!("{api}/scopes/access?scope={READ}"))
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        answer
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["consumer_orgno"].as_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(access().await, [NAV]);
+    let saved = std::fs::read_to_string(dir.join("state.json")).unwrap();
+
+    // The file can no longer be saved: a directory stands where the save writes its temporary
+    // file (the state file's name, `.tmp` and the process id), which fails for root too.
+    let blocker = dir.join(format!("state.json.tmp{}", std::process::id()));
+    std::fs::create_dir(&blocker).unwrap();
+    let answer = http
+        .delete(format!("{api}/scopes/access/{NAV}?scope={READ}"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status().as_u16(), 500);
+    let body: Value = answer.json().await.unwrap();
+    assert_eq!(body["error"], "server_error");
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap()
+            .starts_with("cannot write state file"),
+        "{body}"
+    );
+    assert_eq!(access().await, [NAV], "the revoke was not kept in memory");
+    let dev = issuer.issuer().dev_token_endpoint();
+    request_dev_token(&dev, Some(NAV), &TokenRequest::new([READ]))
+        .await
+        .expect("tokens are still issued from the grant");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("state.json")).unwrap(),
+        saved
+    );
+    // Once the file can be written again, the same request is done, and saved.
+    std::fs::remove_dir(&blocker).unwrap();
+    let answer = http
+        .delete(format!("{api}/scopes/access/{NAV}?scope={READ}"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert!(answer.status().is_success(), "{}", answer.status());
+    assert_eq!(access().await, Vec::<String>::new());
+    assert_ne!(
+        std::fs::read_to_string(dir.join("state.json")).unwrap(),
+        saved
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -64,19 +64,25 @@ impl IntoResponse for Refusal {
 type Answer = Result<Response, Refusal>;
 
 /// Changes the state under its lock and, with a state file, persists it before answering.
+///
+/// The change is made on a copy, which replaces the state only once it is saved: a write
+/// answered 500 because the file could not be written has changed nothing, in memory (where
+/// tokens are issued from) or on disk, so a client's retry finds the state as it was.
 fn write<T>(
     issuer: &Issuer,
     change: impl FnOnce(&mut super::DigdirState) -> Result<T, Refusal>,
 ) -> Result<T, Refusal> {
     let mut state = issuer.digdir_lock();
-    let value = change(&mut state)?;
-    issuer.persist(&state).map_err(|e| {
+    let mut next = state.clone();
+    let value = change(&mut next)?;
+    issuer.persist(&next).map_err(|e| {
         Refusal::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "server_error",
             e.to_string(),
         )
     })?;
+    *state = next;
     Ok(value)
 }
 
