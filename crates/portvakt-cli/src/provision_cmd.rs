@@ -38,7 +38,8 @@ pub enum ProvisionCommand {
         /// What to apply.
         #[command(flatten)]
         target: Target,
-        /// Perform the changes (without it, apply only shows the plan and exits 1).
+        /// Perform the changes (without it, apply only shows the plan and exits 1; 0 when
+        /// the plan has nothing to perform, held steps aside).
         #[arg(long)]
         yes: bool,
     },

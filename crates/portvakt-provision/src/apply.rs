@@ -13,7 +13,7 @@ use std::fmt::{self, Write as _};
 use crate::client::AdminClient;
 use crate::desired::Desired;
 use crate::error::{ApiError, ProvisionError};
-use crate::plan::{Action, ActionKind, Plan, PlanOptions, RemoteState};
+use crate::plan::{Action, ActionKind, Held, Plan, PlanOptions, RemoteState};
 use crate::types::{AccessEntry, DelegationSourceEntry};
 
 /// Swaps the manifest's delegation source names (`altinn`) for the issuer URLs Digdir lists at
@@ -134,10 +134,9 @@ impl fmt::Display for ApplyReport {
             let _ = writeln!(out, "not done  {}: {}", u.action.headline(), u.reason);
         }
         for a in &self.held {
-            let flag = match a.action {
-                ActionKind::Revoke | ActionKind::Orphan => "--prune",
-                _ => "--adopt",
-            };
+            // The flag that held it: a revocation held for `--adopt` (a scope of another
+            // application) needs that, even with `--prune` given.
+            let flag = a.held.as_ref().map_or("--adopt", Held::flag);
             let _ = writeln!(out, "held      {} (needs {flag})", a.headline());
         }
         if let Some(why) = &self.stopped {

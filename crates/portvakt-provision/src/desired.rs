@@ -58,6 +58,20 @@ impl Owner {
     }
 }
 
+/// Why `value` cannot be one part of a description's `<cluster>:<namespace>:<app>`, which
+/// [`Owner::from_description`] must read back: `None` when it can.
+fn not_a_description_word(value: &str) -> Option<&'static str> {
+    if value.is_empty() {
+        Some("is empty")
+    } else if value.contains(char::is_whitespace) {
+        Some("has whitespace")
+    } else if value.contains(':') {
+        Some("has a `:`")
+    } else {
+        None
+    }
+}
+
 impl std::fmt::Display for Owner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}:{}:{}", self.cluster, self.namespace, self.app)
@@ -98,7 +112,10 @@ pub struct Desired {
 /// # Errors
 /// [`ProvisionError::Manifest`] when the manifest has errors (nothing is provisioned from a
 /// broken manifest) or an application exposing scopes has no `metadata.name` or
-/// `metadata.namespace` (they name the scope's owner).
+/// `metadata.namespace` (they name the scope's owner), or one that is empty or holds
+/// whitespace or a `:`; [`ProvisionError::Config`] for such a cluster name. The description
+/// `<product> - <cluster>:<namespace>:<app>` must read back as its owner
+/// ([`Owner::from_description`]), or every later run would take the scopes for another's.
 pub fn desired(manifest: &Manifest, naming: &Naming) -> Result<Desired, ProvisionError> {
     if manifest.has_errors() {
         let count = manifest
@@ -110,6 +127,12 @@ pub fn desired(manifest: &Manifest, naming: &Naming) -> Result<Desired, Provisio
             "{} has {count} error(s); run `portvakt manifest check {}` and fix them first",
             manifest.file(),
             manifest.file()
+        )));
+    }
+    if let Some(why) = not_a_description_word(&naming.cluster) {
+        return Err(ProvisionError::Config(format!(
+            "cluster {:?} {why}; it goes into every scope's description (\"<product> - <cluster>:<namespace>:<app>\"), and a description that cannot be read back makes the scopes look made by hand: set --cluster or NAIS_CLUSTER_NAME to the NAIS cluster's name, e.g. dev-gcp",
+            naming.cluster
         )));
     }
     let mut out: Vec<DesiredScope> = Vec::new();
@@ -135,6 +158,15 @@ pub fn desired(manifest: &Manifest, naming: &Naming) -> Result<Desired, Provisio
                 app.line
             )));
         };
+        for (field, value) in [("metadata.name", name), ("metadata.namespace", namespace)] {
+            if let Some(why) = not_a_description_word(value) {
+                return Err(ProvisionError::Manifest(format!(
+                    "{}: the application at line {} exposes scopes, and its {field} {value:?} {why}; it names the scopes' owner in their Digdir description: use the name NAIS knows the application by",
+                    manifest.file(),
+                    app.line
+                )));
+            }
+        }
         let owner = Owner {
             cluster: naming.cluster.clone(),
             namespace: namespace.clone(),

@@ -84,7 +84,8 @@ pub enum Held {
 }
 
 impl Held {
-    fn flag(&self) -> &'static str {
+    /// The flag that lets apply perform the step.
+    pub(crate) fn flag(&self) -> &'static str {
         match self {
             Held::Prune => "--prune",
             Held::Adopt => "--adopt",

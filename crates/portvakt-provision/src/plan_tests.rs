@@ -2,6 +2,7 @@ use serde_json::json;
 
 use super::*;
 use crate::desired::{Naming, desired};
+use crate::error::ProvisionError;
 use crate::types::AccessEntry;
 use portvakt_manifest::Manifest;
 
@@ -357,4 +358,80 @@ fn owner_descriptions_round_trip() {
     ] {
         assert_eq!(Owner::from_description(bad), None, "{bad:?}");
     }
+}
+
+#[test]
+fn an_owner_that_cannot_be_read_back_is_refused_before_any_plan() {
+    let manifest = Manifest::parse(MANIFEST, "nais.yaml");
+    for cluster in ["", "dev gcp", "dev:gcp"] {
+        let naming = Naming {
+            prefix: "nav".into(),
+            cluster: cluster.into(),
+        };
+        let Err(ProvisionError::Config(why)) = desired(&manifest, &naming) else {
+            panic!("cluster {cluster:?} was accepted");
+        };
+        assert!(why.contains(&format!("cluster {cluster:?}")), "{why}");
+        assert!(why.contains("NAIS_CLUSTER_NAME"), "{why}");
+    }
+    let naming = Naming {
+        prefix: "nav".into(),
+        cluster: "dev-gcp".into(),
+    };
+    for (from, to, field) in [
+        ("name: arbeid-api", "name: \"arbeid api\"", "metadata.name"),
+        ("name: arbeid-api", "name: \"arbeid:api\"", "metadata.name"),
+        ("namespace: arbeid", "namespace: \"\"", "metadata.namespace"),
+    ] {
+        let text = MANIFEST.replace(from, to);
+        let manifest = Manifest::parse(&text, "nais.yaml");
+        match desired(&manifest, &naming) {
+            Err(ProvisionError::Manifest(why)) => {
+                assert!(why.contains(field), "{why}");
+                assert!(
+                    why.starts_with("nais.yaml: the application at line"),
+                    "{why}"
+                );
+            }
+            // The manifest's own rules may refuse it first; either way nothing is provisioned.
+            Err(e) => panic!("{to}: {e}"),
+            Ok(_) if manifest.has_errors() => unreachable!("desired refuses a broken manifest"),
+            Ok(_) => panic!("{to} was accepted"),
+        }
+    }
+}
+
+#[test]
+fn the_report_names_the_flag_that_held_each_step() {
+    let held = |action, held| Action {
+        action,
+        scope: READ.into(),
+        orgno: Some("974760673".into()),
+        changes: Default::default(),
+        held: Some(held),
+        owner: None,
+        body: None,
+    };
+    let report = crate::apply::ApplyReport {
+        done: vec![],
+        failed: vec![],
+        not_done: vec![],
+        // A revocation on another application's scope is held for --adopt, --prune or not.
+        held: vec![
+            held(ActionKind::Revoke, Held::Adopt),
+            held(ActionKind::Revoke, Held::Prune),
+            held(ActionKind::Grant, Held::Adopt),
+        ],
+        stopped: None,
+    };
+    let text = report.to_string();
+    assert_eq!(
+        text.lines().take(3).collect::<Vec<_>>(),
+        [
+            format!("held      - revoke {READ} from 974760673 (needs --adopt)"),
+            format!("held      - revoke {READ} from 974760673 (needs --prune)"),
+            format!("held      + grant {READ} to 974760673 (needs --adopt)"),
+        ],
+        "{text}"
+    );
 }
