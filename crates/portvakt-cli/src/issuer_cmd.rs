@@ -76,7 +76,8 @@ pub struct ServeArgs {
     /// Prefix of fully qualified scopes.
     #[arg(long, default_value = "nav")]
     pub prefix: String,
-    /// Issuer identifier to use instead of http://ADDR/ (must end with `/`).
+    /// Issuer identifier to use instead of http://ADDR/ (must end with `/`); the endpoints are
+    /// served under its path (`http://HOST/mp/` serves `/mp/token`).
     #[arg(long, value_name = "URL")]
     pub issuer_url: Option<String>,
     /// Start the local Digdir with no scopes (provision them with `portvakt provision apply`);
@@ -202,6 +203,10 @@ async fn serve(args: ServeArgs) -> Result<(), IssuerCmdError> {
     config.rotate_every = args.rotate_every;
     config.grace = args.grace;
     config.announce_next = args.announce_next;
+    if let Some(url) = &args.issuer_url {
+        // Checked before anything is built from it (the development page's discovery URL).
+        portvakt_issuer::check_issuer_url(url)?;
+    }
     config.issuer_url = args.issuer_url.clone();
 
     // Registered before binding, as `serve` does: a SIGTERM from then on stops the issuer

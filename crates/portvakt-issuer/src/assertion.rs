@@ -232,12 +232,12 @@ fn check_lifetime(claims: &Map<String, Value>, now: i64) -> Result<i64, OAuthErr
     Ok(exp)
 }
 
-/// `jti`: a string of 1 to 256 characters.
+/// `jti`: a string of 1 to 256 bytes.
 fn read_jti(claims: &Map<String, Value>) -> Result<&str, OAuthError> {
     match claims.get("jti") {
         Some(Value::String(jti)) if !jti.is_empty() && jti.len() <= MAX_JTI_LEN => Ok(jti.as_str()),
         Some(Value::String(_)) => Err(OAuthError::grant(format!(
-            "assertion `jti` must be 1 to {MAX_JTI_LEN} characters"
+            "assertion `jti` must be 1 to {MAX_JTI_LEN} bytes (UTF-8)"
         ))),
         Some(_) => Err(OAuthError::grant("assertion `jti` must be a string")),
         None => Err(OAuthError::grant(
@@ -375,10 +375,16 @@ fn check_audience(aud: Option<&Value>, issuer: &str) -> Result<(), OAuthError> {
     Ok(())
 }
 
+/// The largest `iat` or `exp` read, either way from 0.
+const NUMERIC_DATE_LIMIT: i64 = 1_000_000_000_000_000;
+
 fn numeric_date(claims: &Map<String, Value>, name: &str) -> Result<i64, OAuthError> {
     match claims.get(name) {
+        // Within ±10^15 s (some 30 million years): the checks' arithmetic on it cannot
+        // overflow, and no real assertion is refused.
         Some(Value::Number(n)) => n
             .as_i64()
+            .filter(|i| (-NUMERIC_DATE_LIMIT..=NUMERIC_DATE_LIMIT).contains(i))
             .or_else(|| {
                 n.as_f64()
                     .filter(|f| f.is_finite() && f.abs() < 1e15)

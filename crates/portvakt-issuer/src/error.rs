@@ -166,7 +166,9 @@ pub enum IssuerError {
 #[non_exhaustive]
 pub enum ClientError {
     /// The `client_id` is empty, too long or has control characters.
-    #[error("client_id {0:?} is not usable: use 1 to 200 printable characters")]
+    #[error(
+        "client_id {0:?} is not usable: use 1 to 200 bytes (UTF-8) of printable characters, no whitespace"
+    )]
     InvalidClientId(String),
     /// The organization number is not nine digits.
     #[error("client {client_id}: organization number {orgno:?} is not nine digits")]

@@ -3,6 +3,7 @@
 use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -36,6 +37,7 @@ impl Issuer {
         }
         router
             .fallback(not_found)
+            .method_not_allowed_fallback(method_not_allowed)
             .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
             .with_state(self.clone())
     }
@@ -55,6 +57,35 @@ async fn not_found() -> Response {
         Json(json!({"error": "not_found", "error_description": "no such endpoint"})),
     )
         .into_response()
+}
+
+/// A known path asked with another method (`GET /token`): JSON like every other refusal, not
+/// an empty 405. The router adds the `Allow` header.
+async fn method_not_allowed() -> Response {
+    (
+        StatusCode::METHOD_NOT_ALLOWED,
+        Json(json!({
+            "error": "invalid_request",
+            "error_description": "this endpoint does not take this method: see the Allow header (the token endpoint takes POST)"
+        })),
+    )
+        .into_response()
+}
+
+/// The request body, or the OAuth error for one that could not be read (over
+/// `MAX_BODY_BYTES`, or cut off): a JSON `invalid_request` with `no-store`, as every answer of
+/// the token endpoints is, where axum's own rejection is plain text.
+fn body_or_error(body: Result<Bytes, BytesRejection>) -> Result<Bytes, OAuthError> {
+    body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            OAuthError::request(format!(
+                "the request body is over {} KiB; a token request is a small form (an assertion is at most 16 KiB)",
+                MAX_BODY_BYTES / 1024
+            ))
+        } else {
+            OAuthError::request(format!("the request body could not be read: {e}"))
+        }
+    })
 }
 
 fn token_response(result: Result<TokenResponse, OAuthError>) -> Response {
@@ -96,8 +127,13 @@ fn single<'a>(pairs: &'a [(String, String)], name: &str) -> Result<Option<&'a st
     Ok(first.map(String::as_str))
 }
 
-async fn token(State(issuer): State<Issuer>, headers: HeaderMap, body: Bytes) -> Response {
+async fn token(
+    State(issuer): State<Issuer>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
     let result = (|| {
+        let body = body_or_error(body)?;
         if media_type(&headers) != FORM {
             return Err(OAuthError::request(format!(
                 "the token request must be a form ({FORM}) with grant_type and assertion"
@@ -203,8 +239,16 @@ fn dev_request(headers: &HeaderMap, body: &[u8]) -> Result<DevTokenRequest, OAut
     })
 }
 
-async fn dev_token(State(issuer): State<Issuer>, headers: HeaderMap, body: Bytes) -> Response {
-    token_response(dev_request(&headers, &body).and_then(|request| issuer.issue_dev(&request)))
+async fn dev_token(
+    State(issuer): State<Issuer>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    token_response(
+        body_or_error(body)
+            .and_then(|body| dev_request(&headers, &body))
+            .and_then(|request| issuer.issue_dev(&request)),
+    )
 }
 
 /// `POST /admin/rotate`: rotates to the announced key (when the issuer announces keys), or with

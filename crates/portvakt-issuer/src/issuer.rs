@@ -32,6 +32,9 @@ pub const DEFAULT_MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(120);
 /// How long a rotated-out key stays in the JWKS by default: longer than any token it signed
 /// (680 s, the highest `atMaxAge`, plus a validator's 60 s leeway), rounded up.
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(15 * 60);
+/// The longest grace a rotated-out key may have: a year, far beyond any token's lifetime, and
+/// small enough that the clock arithmetic of a rotation cannot overflow.
+pub const MAX_GRACE: Duration = Duration::from_secs(366 * 24 * 60 * 60);
 /// The `delegation_source` claim for scopes with `delegationSource: altinn`, as Digdir's scope
 /// registry spells Altinn's delegation source.
 pub const ALTINN_DELEGATION_SOURCE: &str = "https://www.altinn.no/";
@@ -55,7 +58,7 @@ pub struct IssuerConfig {
     pub development: bool,
     /// Rotate the signing key this often (at least 1 s). `None`: only on request.
     pub rotate_every: Option<Duration>,
-    /// How long a rotated-out key stays in the JWKS.
+    /// How long a rotated-out key stays in the JWKS (at most [`MAX_GRACE`]).
     pub grace: Duration,
     /// Publish the next signing key a rotation ahead (default false): the JWKS then holds the
     /// current key, the next one and the retired ones, and a rotation makes the announced key
@@ -283,31 +286,52 @@ fn unix_now() -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
+/// Checks an issuer identifier: an absolute http(s) URL in normal form, ending in `/` (as
+/// Maskinporten's `https://test.maskinporten.no/` does), with no query or fragment. A path is
+/// allowed: [`serve`] serves the issuer's routes under it.
+///
+/// # Errors
+/// [`IssuerError::IssuerUrl`] saying what is wrong and what to write instead.
+pub fn check_issuer_url(issuer_url: &str) -> Result<Url, IssuerError> {
+    let bad = |reason: &str| IssuerError::IssuerUrl {
+        url: issuer_url.to_owned(),
+        reason: reason.to_owned(),
+    };
+    let base = Url::parse(issuer_url).map_err(|e| bad(&e.to_string()))?;
+    if !matches!(base.scheme(), "http" | "https") {
+        return Err(bad("must use http or https"));
+    }
+    if base.query().is_some() || base.fragment().is_some() {
+        return Err(bad("must have no query or fragment"));
+    }
+    if !issuer_url.ends_with('/') {
+        return Err(bad(&format!(
+            "must end with `/`, as Maskinporten's does (https://test.maskinporten.no/): use {issuer_url}/"
+        )));
+    }
+    if base.as_str() != issuer_url {
+        return Err(bad(&format!("is not in normal form; use {base}")));
+    }
+    Ok(base)
+}
+
 impl Issuer {
     /// An issuer with identifier `issuer_url` (an absolute http(s) URL ending in `/`, where
     /// [`router`](Self::router) is reachable). Generates the signing key when the
     /// configuration has none (RSA key generation takes a fraction of a second).
     pub fn new(config: IssuerConfig, issuer_url: &str) -> Result<Issuer, IssuerError> {
-        let bad = |reason: &str| IssuerError::IssuerUrl {
-            url: issuer_url.to_owned(),
-            reason: reason.to_owned(),
-        };
-        let base = Url::parse(issuer_url).map_err(|e| bad(&e.to_string()))?;
-        if !matches!(base.scheme(), "http" | "https") {
-            return Err(bad("must use http or https"));
-        }
-        if !issuer_url.ends_with('/') || base.query().is_some() || base.fragment().is_some() {
-            return Err(bad(
-                "must end with `/` (as Maskinporten's does) and have no query or fragment",
-            ));
-        }
-        if base.as_str() != issuer_url {
-            return Err(bad(&format!("is not in normal form; use {base}")));
-        }
+        let base = check_issuer_url(issuer_url)?;
         if config.max_token_lifetime < Duration::from_secs(1) {
             return Err(IssuerError::Setting(
                 "the maximum token lifetime must be at least 1 s".to_owned(),
             ));
+        }
+        if config.grace > MAX_GRACE {
+            return Err(IssuerError::Setting(format!(
+                "the grace period of a rotated-out key (--grace) is {} s; at most {} s (a year) is allowed: it need only outlive the tokens the key signed",
+                config.grace.as_secs(),
+                MAX_GRACE.as_secs()
+            )));
         }
         if config
             .rotate_every
@@ -789,7 +813,8 @@ struct IssueParams<'a> {
 }
 
 /// Serves an issuer on `listener` until [`RunningIssuer::shutdown`] (or until it is dropped).
-/// The issuer URL is `config.issuer_url`, else `http://ADDR/` of the listener.
+/// The issuer URL is `config.issuer_url`, else `http://ADDR/` of the listener; the routes are
+/// served under its path.
 pub async fn serve(
     listener: TcpListener,
     config: IssuerConfig,
@@ -822,7 +847,18 @@ pub async fn serve_with(
     } else {
         Issuer::new(config, &issuer_url)?
     };
-    let router = extra.merge(issuer.router());
+    // The routes are served where the issuer URL says they are: under its path, if it has one
+    // (`http://HOST/mp/` serves `/mp/token`), so that what discovery and the JWKS advertise
+    // answers.
+    let path = check_issuer_url(issuer.issuer_url())?
+        .path()
+        .trim_end_matches('/')
+        .to_owned();
+    let router = if path.is_empty() {
+        extra.merge(issuer.router())
+    } else {
+        extra.merge(axum::Router::new().nest(&path, issuer.router()))
+    };
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         axum::serve(listener, router)

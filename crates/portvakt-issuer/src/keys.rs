@@ -118,18 +118,28 @@ impl KeyRing {
 
     fn install_arc(&mut self, key: Arc<SigningKey>, grace: Duration, now: Instant) -> Rotation {
         self.prune(now);
+        // `Issuer::new` bounds `grace` (`MAX_GRACE`); were it not, a grace beyond the clocks'
+        // range keeps the previous key published for as long as they can count, and never
+        // drops it halfway through the rotation.
+        let far = Duration::from_secs(100 * 366 * 24 * 60 * 60);
+        let until = now
+            .checked_add(grace)
+            .unwrap_or_else(|| now + grace.min(far));
+        let retired_until = SystemTime::now()
+            .checked_add(grace)
+            .unwrap_or_else(|| SystemTime::now() + grace.min(far));
         let previous = std::mem::replace(&mut self.current, key);
         let rotation = Rotation {
             new_kid: self.current.kid().to_owned(),
             previous_kid: previous.kid().to_owned(),
-            retired_until: SystemTime::now() + grace,
+            retired_until,
             announced_since: None,
             next_kid: self.next_kid(),
         };
         if !grace.is_zero() {
             self.retired.push(Retired {
                 key: previous,
-                until: now + grace,
+                until,
             });
         }
         rotation

@@ -8,7 +8,7 @@
 //! - endpoints at Maskinporten's paths: `GET /.well-known/oauth-authorization-server` (RFC 8414),
 //!   `GET /jwk`, `POST /token`; the issuer identifier is `http://ADDR/`, with the trailing slash;
 //! - the JWT-bearer grant, the assertion verified as Maskinporten does (registered client and key,
-//!   `aud` = the issuer, `iat` within 10 s, `exp - iat` at most 120 s, `jti` never reused,
+//!   `aud` = the issuer, `iat` within 10 s, `exp - iat` at most 120 s, `jti` not reused while the assertion is valid,
 //!   unknown claims refused; optional `resource`, `consumer_org`, `pid`,
 //!   `authorization_details` of the types in [`AUTHORIZATION_DETAILS_TYPES`]), refusals as `{"error", "error_description"}` with Maskinporten's
 //!   codes and a description that says exactly what failed;
@@ -64,6 +64,6 @@ pub use http::JWT_BEARER;
 pub use issuer::{
     ALTINN_DELEGATION_SOURCE, CLIENT_AMR, DEFAULT_GRACE, DEFAULT_LISTEN,
     DEFAULT_MAX_TOKEN_LIFETIME, DEV_CLIENT_PREFIX, DevTokenRequest, Issuer, IssuerConfig,
-    RunningIssuer, TokenResponse, issuer_url_for, serve, serve_with,
+    MAX_GRACE, RunningIssuer, TokenResponse, check_issuer_url, issuer_url_for, serve, serve_with,
 };
 pub use keys::Rotation;

@@ -562,6 +562,22 @@ async fn stale_future_and_long_assertions_are_refused() {
         200
     );
 
+    // Times no clock reaches are out of range, not an overflow in the checks' arithmetic.
+    for (name, value) in [
+        ("iat", json!(i64::MIN)),
+        ("exp", json!(i64::MIN)),
+        ("iat", json!(i64::MAX)),
+        ("exp", json!(i64::MAX)),
+    ] {
+        let mut claims = assertion_claims(&issuer);
+        claims[name] = value;
+        assert_error(
+            post_assertion(&issuer, &sign(&CLIENT_JWK, &claims)).await,
+            "invalid_grant",
+            &format!("assertion `{name}` is out of range"),
+        );
+    }
+
     let mut claims = assertion_claims(&issuer);
     claims.as_object_mut().unwrap().remove("jti");
     assert_error(
@@ -673,6 +689,91 @@ async fn unknown_claims_and_malformed_requests_are_refused() {
         .unwrap();
     assert_eq!(response.status().as_u16(), 400);
     assert_eq!(response.headers()["cache-control"], "no-store");
+
+    // A body over the limit is an OAuth error too, as JSON, not the HTTP stack's plain text.
+    let huge = "a".repeat(70 * 1024);
+    for endpoint in ["token", "dev/token"] {
+        let response = reqwest::Client::new()
+            .post(format!("{}{endpoint}", issuer.issuer_url()))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!("grant_type=x&assertion={huge}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 400, "{endpoint}");
+        assert_eq!(response.headers()["cache-control"], "no-store");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"], "invalid_request");
+        assert!(
+            body["error_description"]
+                .as_str()
+                .unwrap()
+                .starts_with("the request body is over 64 KiB"),
+            "{body}"
+        );
+    }
+    // Another method on a known path: 405 with Allow, and a JSON body saying so.
+    let response = reqwest::Client::new()
+        .get(format!("{}token", issuer.issuer_url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 405);
+    assert_eq!(response.headers()["allow"], "POST");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_request");
+}
+
+#[tokio::test]
+async fn an_issuer_url_with_a_path_is_served_under_it_and_bad_settings_are_refused() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut under_a_path = config();
+    under_a_path.issuer_url = Some(format!("http://{addr}/mp/"));
+    let issuer = portvakt_issuer::serve(listener, under_a_path)
+        .await
+        .unwrap();
+    assert_eq!(issuer.issuer_url(), format!("http://{addr}/mp/"));
+    // Discovery, keys and the token endpoint answer where discovery says they are.
+    let client = client(&issuer, CLIENT_ID, &CLIENT_JWK).await;
+    let token = client.token(&TokenRequest::new([READ])).await.unwrap();
+    validator(&issuer)
+        .validate_with(token.as_str(), &Policy::new().require_scope(READ))
+        .await
+        .unwrap();
+    let root = reqwest::get(format!("http://{addr}/token")).await.unwrap();
+    assert_eq!(
+        root.status().as_u16(),
+        404,
+        "nothing is served outside the path"
+    );
+
+    for (url, why) in [
+        (
+            "http://127.0.0.1:1",
+            "must end with `/`, as Maskinporten's does",
+        ),
+        ("ftp://127.0.0.1:1/", "must use http or https"),
+        ("http://127.0.0.1:1/?x=1", "must have no query or fragment"),
+    ] {
+        let e = portvakt_issuer::check_issuer_url(url)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(why), "{url}: {e}");
+    }
+    assert!(
+        portvakt_issuer::check_issuer_url("http://127.0.0.1:1")
+            .unwrap_err()
+            .to_string()
+            .ends_with("use http://127.0.0.1:1/")
+    );
+
+    let mut long_grace = config();
+    long_grace.grace = portvakt_issuer::MAX_GRACE + Duration::from_secs(1);
+    let Err(e) = Issuer::new(long_grace, "http://127.0.0.1:1/") else {
+        panic!("a grace over a year was accepted");
+    };
+    assert!(e.to_string().contains("(--grace)"), "{e}");
 }
 
 #[tokio::test]
