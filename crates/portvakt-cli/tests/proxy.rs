@@ -787,6 +787,32 @@ async fn path_tricks_are_refused_before_routing() {
 }
 
 #[tokio::test]
+async fn a_repeated_host_or_none_in_http_1_1_is_refused() {
+    let h = harness().await;
+    for (request, description) in [
+        (
+            "GET /public/x HTTP/1.1\r\nHost: a\r\nHost: b\r\nConnection: close\r\n\r\n",
+            "the request has more than one Host header; send exactly one",
+        ),
+        (
+            "GET /public/x HTTP/1.1\r\nConnection: close\r\n\r\n",
+            "an HTTP/1.1 request must have a Host header (RFC 9112 section 3.2)",
+        ),
+    ] {
+        let (status, body) = raw(h.proxy, request.to_owned()).await;
+        assert_eq!(status, 400, "{request}");
+        assert_eq!(
+            serde_json::from_str::<Value>(&body).unwrap(),
+            json!({"error": "invalid_request", "error_description": description}),
+        );
+    }
+    assert_eq!(h.upstream_hits(), 0, "neither was forwarded");
+    // HTTP/1.0 may leave Host out.
+    let (status, _) = raw(h.proxy, "GET /public/x HTTP/1.0\r\n\r\n".to_owned()).await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
 async fn hop_by_hop_headers_are_removed() {
     let h = harness().await;
     let token = token(READ);

@@ -736,6 +736,58 @@ async fn serve_in_development_mode_runs_its_own_issuer() {
     assert_eq!(body["consumer"]["ID"], json!("0192:123456789"));
 }
 
+#[tokio::test]
+async fn development_mode_takes_the_audience_and_algorithms_from_the_environment() {
+    let api = free_port();
+    let dev_issuer = free_port();
+    let _sidecar = spawn_serve(
+        &[("PORTVAKT_AUDIENCE", "https://api.example.no".to_owned())],
+        &[
+            "--listen".into(),
+            format!("127.0.0.1:{api}"),
+            "--dev-issuer-listen".into(),
+            format!("127.0.0.1:{dev_issuer}"),
+        ],
+    );
+    wait_until_ready(api).await;
+    // The development issuer's token has no `aud`: refused, as in configured mode.
+    let token = dev_issuer_token(dev_issuer).await;
+    let (_, body) = introspect_json(
+        &format!("http://127.0.0.1:{api}"),
+        json!({"identity_provider": "maskinporten", "token": token}),
+    )
+    .await;
+    assert_eq!(body["active"], json!(false), "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("https://api.example.no"),
+        "{body}"
+    );
+    // Bad values stop it at start, as in configured mode.
+    for (name, value, says) in [
+        (
+            "PORTVAKT_AUDIENCE",
+            "not a uri",
+            "required audience \"not a uri\" must be an absolute URI",
+        ),
+        ("PORTVAKT_ALGORITHMS", "HS256", "PORTVAKT_ALGORITHMS"),
+    ] {
+        let (code, stderr) = serve_exits(
+            &[(name, value.to_owned())],
+            &[
+                "--listen".into(),
+                format!("127.0.0.1:{}", free_port()),
+                "--dev-issuer-listen".into(),
+                format!("127.0.0.1:{}", free_port()),
+            ],
+        );
+        assert_eq!(code, Some(2), "{name}={value}: {stderr}");
+        assert!(stderr.contains(says), "{stderr}");
+    }
+}
+
 #[cfg(unix)]
 #[tokio::test]
 async fn serve_exits_cleanly_on_sigterm() {
@@ -987,6 +1039,27 @@ fn serve_refuses_an_incomplete_maskinporten_environment() {
         ),
         "{stderr}"
     );
+    // The local issuer's flags are not silently ignored against a configured issuer.
+    for flag in [
+        ["--manifest".to_owned(), "examples/nais.yaml".to_owned()],
+        ["--dev-issuer-listen".to_owned(), "127.0.0.1:1".to_owned()],
+    ] {
+        let (code, stderr) = serve_exits(
+            &[(
+                "MASKINPORTEN_ISSUER",
+                "https://test.maskinporten.no/".into(),
+            )],
+            &flag,
+        );
+        assert_eq!(code, Some(2), "{stderr}");
+        assert_eq!(
+            stderr,
+            format!(
+                "error: {0} is for development mode, where serve runs its own local issuer; MASKINPORTEN_* is set, so tokens are validated against that issuer: remove {0}, or unset the MASKINPORTEN_* variables to develop locally\n",
+                flag[0]
+            )
+        );
+    }
     // --dev cannot override a configured issuer.
     let (code, stderr) = serve_exits(
         &[(

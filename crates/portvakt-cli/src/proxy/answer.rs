@@ -49,6 +49,15 @@ pub fn bad_path(error: &super::routes::PathError) -> Response {
     )
 }
 
+/// 400: `Host` missing from an HTTP/1.1 request, or repeated (`host_problem`).
+pub fn bad_host(problem: &'static str) -> Response {
+    json(
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
+        problem.to_owned(),
+    )
+}
+
 /// 413: the declared body is over the limit. On HTTP/1.1 the connection is closed, since the
 /// body is never read (`Connection` does not exist in HTTP/2, where the stream ends instead).
 pub fn too_large(limit: u64, version: http::Version) -> Response {

@@ -74,6 +74,7 @@
 //! | status | when                                                     | `WWW-Authenticate`                                         |
 //! |--------|----------------------------------------------------------|------------------------------------------------------------|
 //! | 400    | path refused (`..`, `//`, `%2F`, `;` ...)                | none                                                       |
+//! | 400    | `Host` repeated, or missing from an HTTP/1.1 request     | none                                                       |
 //! | 400    | malformed `Authorization` (two headers, empty token ...) | `Bearer realm="...", error="invalid_request", ...`         |
 //! | 401    | no token (or another scheme such as `Basic`)             | `Bearer realm="..."`                                       |
 //! | 401    | token invalid (signature, expiry, issuer ...)            | `Bearer realm="...", error="invalid_token", error_description="..."` |
@@ -237,6 +238,12 @@ impl ProxyConfig {
     /// `file:line:col`, or what is wrong with the upstream.
     pub fn load(upstream: &str, policy: &Path) -> Result<ProxyConfig, String> {
         let upstream = parse_upstream(upstream)?;
+        if !is_loopback(&upstream) {
+            tracing::warn!(
+                upstream = %upstream,
+                "the upstream is not on loopback: requests go to it in clear text, with their bearer tokens and the identity headers it authorizes on; the upstream is meant to be the application in the same pod (http://127.0.0.1:PORT), or one on a network only the proxy reaches"
+            );
+        }
         let policy = PolicyFile::from_path(policy).map_err(|e| e.to_string())?;
         for warning in policy.warnings() {
             tracing::warn!(file = %warning.file, line = warning.line, column = warning.column, "{}", warning.message);
@@ -268,6 +275,16 @@ pub fn parse_upstream(text: &str) -> Result<Url, String> {
     let url = Url::parse(text).map_err(|e| format!("upstream `{text}` is not a URL: {e}"))?;
     upstream_authority(&url).map_err(|e| e.to_string())?;
     Ok(url)
+}
+
+/// Whether the upstream is on this machine's loopback (`127.0.0.0/8`, `::1`, `localhost`).
+fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+        None => false,
+    }
 }
 
 fn upstream_authority(url: &Url) -> Result<Authority, ProxyError> {
@@ -550,6 +567,11 @@ fn handle(
 ) -> impl Future<Output = Response> + Send {
     async move {
         let inner = &*state.0;
+        if let Some(problem) = host_problem(&request) {
+            tracing::debug!(method = %request.method(), problem, "proxy: Host refused");
+            count(inner, "bad_request");
+            return answer::bad_host(problem);
+        }
         if let Some(limit) = inner.max_body_bytes
             && hyper::body::Body::size_hint(request.body()).lower() > limit
         {
@@ -589,6 +611,23 @@ fn handle(
         count(inner, if validated { "forwarded" } else { "public" });
         client_response(response, held)
     }
+}
+
+/// What is wrong with the request's `Host`, if anything: RFC 9112 section 3.2 has a server
+/// answer 400 to an HTTP/1.1 request without one or with more than one, and an HTTP/2 request
+/// (which names its host in `:authority`) has at most one too. Forwarded, two `Host` fields
+/// let the proxy and an upstream that routes by host (tenants, virtual hosts) read different
+/// ones.
+fn host_problem(request: &Request) -> Option<&'static str> {
+    let mut hosts = request.headers().get_all(http::header::HOST).iter();
+    let first = hosts.next();
+    if hosts.next().is_some() {
+        return Some("the request has more than one Host header; send exactly one");
+    }
+    if first.is_none() && request.version() == Version::HTTP_11 {
+        return Some("an HTTP/1.1 request must have a Host header (RFC 9112 section 3.2)");
+    }
+    None
 }
 
 /// Authorizes the request through the library's seam ([`bearer::authorize`]: the token read,

@@ -33,7 +33,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use clap::Args;
-use portvakt::{Config, ConfigBuilder, Readiness, Validator};
+use portvakt::{ConfigBuilder, Readiness, Validator};
 use tokio::net::TcpListener;
 
 pub use self::error::ServeError;
@@ -65,9 +65,9 @@ pub struct ServeArgs {
     /// (default ./nais.yaml, else examples/nais.yaml).
     #[arg(long, value_name = "FILE")]
     pub manifest: Option<PathBuf>,
-    /// Development mode only: where the local issuer listens.
-    #[arg(long, default_value = DEFAULT_DEV_ISSUER)]
-    pub dev_issuer_listen: String,
+    /// Development mode only: where the local issuer listens (default 127.0.0.1:7166).
+    #[arg(long, value_name = "ADDR")]
+    pub dev_issuer_listen: Option<String>,
     /// Enforcing reverse proxy: the upstream API (http://127.0.0.1:PORT).
     #[arg(long, env = "PORTVAKT_UPSTREAM", requires = "policy")]
     pub upstream: Option<String>,
@@ -273,6 +273,19 @@ impl Sidecar {
             return Err(ServeError::PolicyNeedsUpstream);
         }
         let dev = mode_from_env(args.dev).map_err(ServeError::Mode)? == Mode::Development;
+        if !dev {
+            // Flags of the local issuer would be ignored against a real one: say so instead.
+            for (flag, given) in [
+                ("--manifest", args.manifest.is_some()),
+                ("--dev-issuer-listen", args.dev_issuer_listen.is_some()),
+            ] {
+                if given {
+                    return Err(ServeError::Mode(format!(
+                        "{flag} is for development mode, where serve runs its own local issuer; MASKINPORTEN_* is set, so tokens are validated against that issuer: remove {flag}, or unset the MASKINPORTEN_* variables to develop locally"
+                    )));
+                }
+            }
+        }
         let (builder, dev_issuer) = if dev {
             let (builder, issuer) = start_dev_issuer(&args).await?;
             (builder, Some(issuer))
@@ -729,9 +742,17 @@ async fn start_dev_issuer(args: &ServeArgs) -> Result<(ConfigBuilder, DevIssuer)
             }
         })
         .collect();
-    match portvakt_issuer::Issuer::bind(args.dev_issuer_listen.as_str(), config).await {
+    // From the environment, as in configured mode: development mode runs only when no
+    // MASKINPORTEN_* variable is set, so this takes PORTVAKT_AUDIENCE and PORTVAKT_ALGORITHMS
+    // (checked alike), which would otherwise be ignored here.
+    let from_env = ConfigBuilder::from_env()?;
+    let listen = args
+        .dev_issuer_listen
+        .as_deref()
+        .unwrap_or(DEFAULT_DEV_ISSUER);
+    match portvakt_issuer::Issuer::bind(listen, config).await {
         Ok(running) => {
-            let builder = Config::builder().well_known_url(running.well_known_url().to_string());
+            let builder = from_env.well_known_url(running.well_known_url().to_string());
             let url = running.issuer_url().to_owned();
             Ok((
                 builder,
@@ -748,13 +769,13 @@ async fn start_dev_issuer(args: &ServeArgs) -> Result<(ConfigBuilder, DevIssuer)
             if source.kind() == std::io::ErrorKind::AddrInUse =>
         {
             // The issuer there (e.g. `portvakt issuer`) names itself like this.
-            let url = match args.dev_issuer_listen.parse::<SocketAddr>() {
+            let url = match listen.parse::<SocketAddr>() {
                 Ok(addr) => portvakt_issuer::issuer_url_for(addr),
-                Err(_) => format!("http://{}/", args.dev_issuer_listen),
+                Err(_) => format!("http://{listen}/"),
             };
             tracing::warn!(issuer = %url, "the development issuer's address is in use; validating against the issuer already listening there (e.g. `portvakt issuer`)");
             Ok((
-                Config::builder().issuer(url.clone()),
+                from_env.issuer(url.clone()),
                 DevIssuer {
                     running: None,
                     manifest_source: String::new(),
@@ -765,8 +786,7 @@ async fn start_dev_issuer(args: &ServeArgs) -> Result<(ConfigBuilder, DevIssuer)
             ))
         }
         Err(e) => Err(ServeError::DevIssuer(format!(
-            "cannot start the local issuer on {}: {e}",
-            args.dev_issuer_listen
+            "cannot start the local issuer on {listen}: {e}"
         ))),
     }
 }
