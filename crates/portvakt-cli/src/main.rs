@@ -60,7 +60,10 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => return usage_exit(&error),
+    };
     init_logging(matches!(
         cli.command,
         Command::Serve(_) | Command::Issuer(_)
@@ -73,6 +76,21 @@ fn main() -> ExitCode {
         Command::Token(args) => runtime().block_on(token_cmd::run(args)),
         Command::Provision(cmd) => runtime().block_on(provision_cmd::run(cmd)),
     }
+}
+
+/// A command line clap refused, printed: exit 0 for `--help` and `--version`, else 2 (a usage
+/// error), but 1 for `provision`, whose `plan --detailed-exitcode` answers 2 for "changes to
+/// make" (as terraform's does): a mistyped flag must not read as pending changes in CI.
+fn usage_exit(error: &clap::Error) -> ExitCode {
+    let _ = error.print();
+    if !error.use_stderr() {
+        return ExitCode::SUCCESS;
+    }
+    let provision = std::env::args_os()
+        .skip(1)
+        .find(|arg| !arg.to_string_lossy().starts_with('-'))
+        .is_some_and(|command| command == "provision");
+    ExitCode::from(if provision { 1 } else { 2 })
 }
 
 /// `portvakt serve`'s exit code: 0 when it served until told to stop (or the policy checked
@@ -154,13 +172,23 @@ fn runtime() -> tokio::runtime::Runtime {
 fn init_logging(server: bool) {
     use std::io::IsTerminal as _;
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        EnvFilter::new(if server {
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(text) if !text.trim().is_empty() => match EnvFilter::try_new(&text) {
+            Ok(filter) => filter,
+            Err(e) => {
+                // Not silently replaced by the default: the logs asked for would never come.
+                eprintln!(
+                    "error: RUST_LOG={text:?} is not a log filter ({e}); write e.g. RUST_LOG=info or RUST_LOG=warn,portvakt=debug, or unset it"
+                );
+                std::process::exit(2);
+            }
+        },
+        _ => EnvFilter::new(if server {
             "warn,portvakt=info,portvakt_cli=info,portvakt_issuer=info,portvakt_provision=info"
         } else {
             "error"
-        })
-    });
+        }),
+    };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

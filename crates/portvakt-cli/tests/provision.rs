@@ -936,3 +936,59 @@ fn a_redirect_is_a_failure_that_names_where_it_pointed_never_done() {
         "nothing was created"
     );
 }
+
+#[test]
+fn a_usage_error_is_exit_1_for_provision_since_2_means_changes() {
+    // No Digdir is needed: clap refuses the flag before anything runs.
+    let out = portvakt()
+        .args([
+            "provision",
+            "plan",
+            "--detailed-exitcode",
+            "--prunee",
+            "nais.yaml",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.contains("unexpected argument '--prunee'"),
+        "{stderr}"
+    );
+    // Help is no error; other commands' usage errors stay 2.
+    assert_eq!(
+        portvakt()
+            .args(["provision", "--help"])
+            .output()
+            .unwrap()
+            .status
+            .code(),
+        Some(0)
+    );
+    assert_eq!(
+        portvakt()
+            .args(["manifest", "check", "--prunee"])
+            .output()
+            .unwrap()
+            .status
+            .code(),
+        Some(2)
+    );
+}
+
+#[test]
+fn an_invalid_rust_log_is_an_error_not_the_default_filter() {
+    let out = portvakt()
+        .args(["manifest", "check", "examples/nais.yaml"])
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+        .env("RUST_LOG", "portvakt=bogus")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.starts_with("error: RUST_LOG=\"portvakt=bogus\" is not a log filter"),
+        "{stderr}"
+    );
+}
