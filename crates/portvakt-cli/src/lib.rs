@@ -12,6 +12,7 @@ pub mod inspect_cmd;
 pub mod issuer_cmd;
 pub mod issuer_source;
 pub mod manifest_cmd;
+pub mod prefix;
 pub mod provision_cmd;
 pub mod proxy;
 pub mod serve;

@@ -992,3 +992,33 @@ fn an_invalid_rust_log_is_an_error_not_the_default_filter() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_prefix_that_is_not_one_is_refused_by_every_command_that_takes_it() {
+    let repo = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+    for (args, code) in [
+        (vec!["manifest", "scopes", "examples/nais.yaml"], 2),
+        (vec!["manifest", "check", "examples/nais.yaml"], 2),
+        (vec!["issuer", "--manifest", "examples/nais.yaml"], 2),
+        (vec!["provision", "plan", "examples/nais.yaml"], 1),
+    ] {
+        for prefix in ["NAV X", "", "nav:x"] {
+            let out = portvakt()
+                .args(&args)
+                .args(["--prefix", prefix])
+                .current_dir(repo)
+                .output()
+                .unwrap();
+            assert_eq!(
+                out.status.code(),
+                Some(code),
+                "{args:?} --prefix {prefix:?}"
+            );
+            let stderr = String::from_utf8(out.stderr).unwrap();
+            assert!(
+                stderr.contains(&format!("{prefix:?} is not a scope prefix")),
+                "{stderr}"
+            );
+        }
+    }
+}

@@ -84,6 +84,13 @@ pub fn fully_qualified(
     format!("{prefix}:{product}{sep}{name}")
 }
 
+/// Whether `prefix`, the organization's part of every scope it owns (`nav` in
+/// `nav:arbeid:some.scope.read`), matches `^[a-z0-9]+$`, as Digdir's prefixes do (`nav`,
+/// `skatteetaten`): a `:` or `/` in it would move where the scope's parts are read apart.
+pub fn is_valid_prefix(prefix: &str) -> bool {
+    is_valid_product(prefix)
+}
+
 /// Whether `product` matches `^[a-z0-9]+$` (ASCII lowercase letters and digits, at least one).
 pub fn is_valid_product(product: &str) -> bool {
     !product.is_empty()

@@ -129,6 +129,12 @@ pub fn desired(manifest: &Manifest, naming: &Naming) -> Result<Desired, Provisio
             manifest.file()
         )));
     }
+    if !portvakt_manifest::scope_name::is_valid_prefix(&naming.prefix) {
+        return Err(ProvisionError::Config(format!(
+            "scope prefix {:?} is not one: use the organization's prefix at Digdir, lowercase letters and digits only (e.g. nav)",
+            naming.prefix
+        )));
+    }
     if let Some(why) = not_a_description_word(&naming.cluster) {
         return Err(ProvisionError::Config(format!(
             "cluster {:?} {why}; it goes into every scope's description (\"<product> - <cluster>:<namespace>:<app>\"), and a description that cannot be read back makes the scopes look made by hand: set --cluster or NAIS_CLUSTER_NAME to the NAIS cluster's name, e.g. dev-gcp",

@@ -374,6 +374,19 @@ fn an_owner_that_cannot_be_read_back_is_refused_before_any_plan() {
         assert!(why.contains(&format!("cluster {cluster:?}")), "{why}");
         assert!(why.contains("NAIS_CLUSTER_NAME"), "{why}");
     }
+    for prefix in ["", "NAV", "nav x", "nav:x"] {
+        let naming = Naming {
+            prefix: prefix.into(),
+            cluster: "dev-gcp".into(),
+        };
+        let Err(ProvisionError::Config(why)) = desired(&manifest, &naming) else {
+            panic!("prefix {prefix:?} was accepted");
+        };
+        assert!(
+            why.starts_with(&format!("scope prefix {prefix:?}")),
+            "{why}"
+        );
+    }
     let naming = Naming {
         prefix: "nav".into(),
         cluster: "dev-gcp".into(),
