@@ -81,8 +81,8 @@ pub struct ServeArgs {
     #[arg(long, value_name = "URL")]
     pub issuer_url: Option<String>,
     /// Start the local Digdir with no scopes (provision them with `portvakt provision apply`);
-    /// no manifest is read.
-    #[arg(long)]
+    /// no manifest is read (so --manifest is refused with it).
+    #[arg(long, conflicts_with = "manifest")]
     pub empty: bool,
     /// Persist the local Digdir's scopes and grants in FILE (JSON, written atomically after
     /// every change); an existing file is loaded at start.

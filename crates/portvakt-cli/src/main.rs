@@ -107,6 +107,10 @@ fn serve_exit(result: Result<u8, serve::ServeError>) -> ExitCode {
             eprint!("{report}");
             ExitCode::from(1)
         }
+        serve::ServeError::PolicyUnreadable(report) => {
+            eprint!("{report}");
+            ExitCode::from(2)
+        }
         error => {
             eprintln!("error: {error}");
             ExitCode::from(2)

@@ -1022,3 +1022,34 @@ fn a_prefix_that_is_not_one_is_refused_by_every_command_that_takes_it() {
         }
     }
 }
+
+#[test]
+fn issuer_empty_refuses_a_manifest_and_check_policy_exits_2_for_a_missing_file() {
+    let out = portvakt()
+        .args(["issuer", "--empty", "--manifest", "nais.yaml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.contains("'--empty' cannot be used with '--manifest <FILE>'"),
+        "{stderr}"
+    );
+    // A policy file that cannot be read is a usage error (2), as for `manifest check`; 1 is
+    // for a policy with errors.
+    let out = portvakt()
+        .args([
+            "serve",
+            "--check-policy",
+            "--policy",
+            "/no/such/policy.toml",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.starts_with("error: cannot read policy file /no/such/policy.toml: "),
+        "{stderr}"
+    );
+}

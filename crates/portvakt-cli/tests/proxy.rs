@@ -1432,7 +1432,7 @@ fn example_policy_is_valid_and_protects_the_guide_scopes() {
 
 #[test]
 fn check_policy_reports() {
-    use portvakt_cli::proxy::check_policy;
+    use portvakt_cli::proxy::{PolicyCheckError, check_policy};
     let dir = std::env::temp_dir().join(format!("portvakt-proxy-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let good = dir.join("good.toml");
@@ -1462,12 +1462,17 @@ fn check_policy_reports() {
     let file = bad.display().to_string();
     assert_eq!(
         check_policy(&bad).unwrap_err(),
-        format!(
+        PolicyCheckError::Invalid(format!(
             "{file}:3:8: error: a denied route cannot have `public`\n  = help: denied routes refuse every request: remove `public` or `deny = true`\n{file}: 1 error, 0 warnings\n"
-        )
+        ))
     );
     let missing = dir.join("missing.toml");
     let error = check_policy(&missing).unwrap_err();
+    assert!(
+        matches!(error, PolicyCheckError::Unreadable(_)),
+        "{error:?}"
+    );
+    let error = error.to_string();
     assert!(
         error.starts_with(&format!(
             "error: cannot read policy file {}: ",

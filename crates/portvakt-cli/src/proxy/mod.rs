@@ -252,16 +252,28 @@ impl ProxyConfig {
     }
 }
 
+/// Why `portvakt serve --check-policy` found no usable policy. Each displays as the whole
+/// report to print on stderr, lines ending in a newline.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PolicyCheckError {
+    /// The file has errors: every error and warning as `file:line:col: ...` (exit 1).
+    #[error("{0}")]
+    Invalid(String),
+    /// The file cannot be read, or is too large, with a help line (exit 2, as `manifest check`
+    /// exits for a file it cannot read).
+    #[error("{0}")]
+    Unreadable(String),
+}
+
 /// `portvakt serve --check-policy`: `Ok` with the warnings and one line per route (print to
-/// stdout, exit 0), or `Err` with every error and warning as `file:line:col: ...` and a help
-/// line (print to stderr, exit 1).
-pub fn check_policy(path: &Path) -> Result<String, String> {
+/// stdout, exit 0), or the report of what is wrong ([`PolicyCheckError`]).
+pub fn check_policy(path: &Path) -> Result<String, PolicyCheckError> {
     match PolicyFile::from_path(path) {
         Ok(policy) => Ok(policy.summary()),
-        Err(e @ PolicyError::Invalid { .. }) => Err(format!("{e}\n")),
-        Err(e) => Err(format!(
+        Err(e @ PolicyError::Invalid { .. }) => Err(PolicyCheckError::Invalid(format!("{e}\n"))),
+        Err(e) => Err(PolicyCheckError::Unreadable(format!(
             "error: {e}\n  = help: pass the route policy (TOML), e.g. --policy examples/policy.toml\n"
-        )),
+        ))),
     }
 }
 

@@ -1,6 +1,7 @@
 //! Why `portvakt serve` stops before it serves: one typed error per cause, each saying what was
 //! wrong and what to do. `main` prints it and decides the exit code: 1 when `--check-policy`
-//! found the policy invalid, 2 for every configuration error.
+//! found the policy invalid, 2 for every configuration error (an unreadable policy file
+//! among them).
 
 /// `portvakt serve` could not start, or `--check-policy` found problems.
 #[derive(Debug, thiserror::Error)]
@@ -10,6 +11,10 @@ pub enum ServeError {
     /// report, each line ending in a newline.
     #[error("{0}")]
     PolicyInvalid(String),
+    /// `--check-policy` could not read the file; the text is the whole report with a help
+    /// line.
+    #[error("{0}")]
+    PolicyUnreadable(String),
     /// `--check-policy` without a policy file.
     #[error("--check-policy needs --policy FILE")]
     CheckPolicyNeedsPolicy,

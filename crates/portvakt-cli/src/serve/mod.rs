@@ -863,7 +863,10 @@ fn check_policy_only(args: &ServeArgs) -> Result<(), ServeError> {
     let Some(path) = &args.policy else {
         return Err(ServeError::CheckPolicyNeedsPolicy);
     };
-    let report = crate::proxy::check_policy(path).map_err(ServeError::PolicyInvalid)?;
+    let report = crate::proxy::check_policy(path).map_err(|e| match e {
+        crate::proxy::PolicyCheckError::Invalid(report) => ServeError::PolicyInvalid(report),
+        crate::proxy::PolicyCheckError::Unreadable(report) => ServeError::PolicyUnreadable(report),
+    })?;
     print!("{report}");
     Ok(())
 }
