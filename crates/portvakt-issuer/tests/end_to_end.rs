@@ -1526,21 +1526,20 @@ async fn a_write_that_cannot_be_saved_changes_nothing() {
     config.state_file = Some(dir.join("state.json"));
     let issuer = start(config).await;
     let http = reqwest::Client::new();
-    let admin: Value = http
-        .post(issuer.issuer().dev_token_endpoint())
-        .json(&json!({"orgno": NAV, "scope": "idporten:scopes.read idporten:scopes.write"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let admin = admin["access_token"].as_str().unwrap().to_owned();
+    let dev = issuer.issuer().dev_token_endpoint();
+    let admin = request_dev_token(
+        &dev,
+        Some(NAV),
+        &TokenRequest::new(["idporten:scopes.read", "idporten:scopes.write"]),
+    )
+    .await
+    .unwrap();
+    let admin = admin.as_str();
     let api = format!("{}api/v1", issuer.issuer_url());
     let access = || async {
         let answer: Value = http
             .get(format!("{api}/scopes/access?scope={READ}"))
-            .bearer_auth(&admin)
+            .bearer_auth(admin)
             .send()
             .await
             .unwrap()
@@ -1563,7 +1562,7 @@ async fn a_write_that_cannot_be_saved_changes_nothing() {
     std::fs::create_dir(&blocker).unwrap();
     let answer = http
         .delete(format!("{api}/scopes/access/{NAV}?scope={READ}"))
-        .bearer_auth(&admin)
+        .bearer_auth(admin)
         .send()
         .await
         .unwrap();
@@ -1578,7 +1577,6 @@ async fn a_write_that_cannot_be_saved_changes_nothing() {
         "{body}"
     );
     assert_eq!(access().await, [NAV], "the revoke was not kept in memory");
-    let dev = issuer.issuer().dev_token_endpoint();
     request_dev_token(&dev, Some(NAV), &TokenRequest::new([READ]))
         .await
         .expect("tokens are still issued from the grant");
@@ -1590,7 +1588,7 @@ async fn a_write_that_cannot_be_saved_changes_nothing() {
     std::fs::remove_dir(&blocker).unwrap();
     let answer = http
         .delete(format!("{api}/scopes/access/{NAV}?scope={READ}"))
-        .bearer_auth(&admin)
+        .bearer_auth(admin)
         .send()
         .await
         .unwrap();
