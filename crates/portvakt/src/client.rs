@@ -761,6 +761,13 @@ async fn post_form(
         .and_then(|v| v.as_u64().or_else(|| v.as_f64().map(|f| f.max(0.0) as u64)))
         .filter(|s| *s > 0)
         .ok_or_else(|| bad("no positive `expires_in` in the token response".to_owned()))?;
+    if expires_in > MAX_EXPIRES_IN_SECS {
+        // No Maskinporten token lives a day; a larger value would be cached for as long, or
+        // overflow the clock.
+        return Err(bad(format!(
+            "`expires_in` is {expires_in} s, over a day ({MAX_EXPIRES_IN_SECS} s); no Maskinporten token lives that long"
+        )));
+    }
     let expires_in = Duration::from_secs(expires_in);
     let scope = object
         .get("scope")
@@ -775,6 +782,9 @@ async fn post_form(
         received,
     })
 }
+
+/// The longest `expires_in` a token answer may give: a day.
+const MAX_EXPIRES_IN_SECS: u64 = 24 * 60 * 60;
 
 #[cfg(test)]
 mod tests {

@@ -33,6 +33,8 @@ pub const DEFAULT_UNKNOWN_KID_INTERVAL: Duration = Duration::from_secs(10);
 pub const DEFAULT_MAX_KEY_AGE: Duration = Duration::from_secs(24 * 60 * 60);
 /// Timeout for each discovery or JWKS request.
 pub const DEFAULT_HTTP_TIMEOUT: Duration = Duration::from_secs(5);
+/// The longest [`ConfigBuilder::http_timeout`]: five minutes.
+pub const MAX_HTTP_TIMEOUT: Duration = Duration::from_secs(5 * 60);
 /// Memory budget for the verified-token cache: about 8,000 Maskinporten tokens (an entry takes
 /// about 2 KiB: the token, its payload and the typed claims). Memory is used only by tokens
 /// actually seen, so the budget is a ceiling, not an allocation.
@@ -338,7 +340,7 @@ impl ConfigBuilder {
         self
     }
 
-    /// Timeout for each request to the issuer (default 5 s).
+    /// Timeout for each request to the issuer (default 5 s, at most [`MAX_HTTP_TIMEOUT`]).
     pub fn http_timeout(mut self, timeout: Duration) -> Self {
         self.http_timeout = timeout;
         self
@@ -431,10 +433,14 @@ impl ConfigBuilder {
                 ),
             });
         }
-        if self.http_timeout.is_zero() {
+        if self.http_timeout.is_zero() || self.http_timeout > MAX_HTTP_TIMEOUT {
             return Err(ConfigError::OutOfRange {
                 name: "HTTP timeout",
-                reason: "must be above zero".to_owned(),
+                reason: format!(
+                    "is {} s; use more than zero and at most {} s (one discovery or JWKS request waited on longer only delays knowing it failed)",
+                    self.http_timeout.as_secs_f64(),
+                    MAX_HTTP_TIMEOUT.as_secs()
+                ),
             });
         }
         Ok(Config {

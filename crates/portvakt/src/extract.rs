@@ -86,7 +86,10 @@ pub struct Maskinporten(pub VerifiedToken);
 
 impl Maskinporten {
     /// Checks a policy in the handler, for requirements that depend on the request (the
-    /// layer's policy is fixed per route). Refuses like the layer: 403 `insufficient_scope`.
+    /// layer's policy is fixed per route). Refuses with the layer's status and challenge (403
+    /// `insufficient_scope`) and its JSON body, under the default realm (`maskinporten`): a
+    /// layer's `.realm(..)` and `.on_rejection(..)` shape what the layer refuses, not this;
+    /// to answer this refusal otherwise, map the [`MaskinportenRejection`].
     ///
     /// ```
     /// use axum::http::Method;

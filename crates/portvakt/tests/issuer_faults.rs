@@ -507,3 +507,97 @@ async fn malformed_keys_among_good_ones_leave_the_good_ones_usable() {
         v.validate(&token(key, &issuer.issuer())).await.unwrap();
     }
 }
+
+/// Answers every request on a fresh port with `body` as a 200 JSON answer, raw.
+async fn answering(body: &'static str) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut request = [0u8; 4096];
+                let _ = stream.read(&mut request).await;
+                let answer = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = stream.write_all(answer.as_bytes()).await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn a_token_answer_with_an_absurd_lifetime_is_refused_not_a_panic() {
+    for (body, says) in [
+        (
+            r#"{"access_token":"t","token_type":"Bearer","expires_in":18446744073709551615}"#,
+            "`expires_in` is 18446744073709551615 s, over a day",
+        ),
+        (
+            r#"{"access_token":"t","token_type":"Bearer","expires_in":1e300}"#,
+            "over a day",
+        ),
+        (
+            r#"{"access_token":"t","token_type":"Bearer","expires_in":86401}"#,
+            "`expires_in` is 86401 s, over a day (86400 s)",
+        ),
+    ] {
+        let addr = answering(body).await;
+        let url = url::Url::parse(&format!("http://{addr}/dev/token")).unwrap();
+        let error = portvakt::client::request_dev_token(
+            &url,
+            Some("889640782"),
+            &portvakt::client::TokenRequest::new([READ]),
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            matches!(error, portvakt::client::TokenError::BadResponse { .. }),
+            "{error:?}"
+        );
+        assert!(error.to_string().contains(says), "{error}");
+    }
+    // A day is still a lifetime.
+    let addr = answering(r#"{"access_token":"t","token_type":"Bearer","expires_in":86400}"#).await;
+    let url = url::Url::parse(&format!("http://{addr}/dev/token")).unwrap();
+    let token = portvakt::client::request_dev_token(
+        &url,
+        Some("889640782"),
+        &portvakt::client::TokenRequest::new([READ]),
+    )
+    .await
+    .unwrap();
+    assert_eq!(token.expires_in, Duration::from_secs(86400));
+}
+
+#[tokio::test]
+async fn durations_beyond_the_clock_are_refused_or_saturate_never_a_panic() {
+    // An HTTP timeout over five minutes is a configuration error.
+    let e = Config::builder()
+        .issuer("http://127.0.0.1:1/")
+        .jwks_uri("http://127.0.0.1:1/jwk")
+        .http_timeout(Duration::MAX)
+        .build()
+        .unwrap_err();
+    assert!(e.to_string().contains("at most 300 s"), "{e}");
+    // "Never refresh, never age out": the schedule saturates; refreshes and waits work.
+    let issuer = RawIssuer::start(Fault::Serve(jwks(&[&KEY_A]))).await;
+    let v = Validator::new(
+        Config::builder()
+            .issuer(issuer.issuer())
+            .jwks_uri(issuer.jwks_uri())
+            .refresh_interval(Duration::MAX)
+            .max_key_age(Duration::MAX)
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(v.wait_until_ready(Duration::MAX).await.is_ready());
+    v.refresh().await.unwrap();
+    v.validate(&token(&KEY_A, &issuer.issuer())).await.unwrap();
+    // The background refresh scheduled its next run after the first success without dying.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    v.refresh().await.unwrap();
+}

@@ -89,14 +89,16 @@ impl RefreshSchedule {
 
     /// How long a caller waits for a refresh it joined or started.
     pub(crate) fn wait_limit(&self) -> Duration {
-        self.http_timeout * 2 + WAIT_SLACK
+        self.http_timeout
+            .saturating_mul(2)
+            .saturating_add(WAIT_SLACK)
     }
 
     /// How long a forced refresh ([`Validator::refresh`](crate::Validator::refresh)) and the
     /// background loop wait for one refresh: twice the [`wait_limit`](Self::wait_limit), so a
     /// refresh already in flight for a while can still be joined.
     pub(crate) fn forced_wait_limit(&self) -> Duration {
-        self.wait_limit() * 2
+        self.wait_limit().saturating_mul(2)
     }
 
     /// Whether keys fetched `age` ago are past the maximum key age.
@@ -111,14 +113,20 @@ impl RefreshSchedule {
     }
 }
 
-/// `base` shortened or lengthened by up to [`JITTER_PERCENT`], chosen by `random`.
+/// `base` shortened or lengthened by up to [`JITTER_PERCENT`], chosen by `random`. Saturating
+/// throughout: an interval beyond the clock's range (`Duration::MAX`, "never refresh") stays
+/// there instead of overflowing.
 fn jitter(base: Duration, random: u64) -> Duration {
-    let spread = base.as_millis() as u64 * JITTER_PERCENT / 100;
+    let spread = base.as_millis().saturating_mul(u128::from(JITTER_PERCENT)) / 100;
+    let spread = u64::try_from(spread)
+        .unwrap_or(u64::MAX / 2)
+        .min(u64::MAX / 2);
     if spread == 0 {
         return base;
     }
     let offset = random % (2 * spread + 1);
-    (base + Duration::from_millis(offset)).saturating_sub(Duration::from_millis(spread))
+    base.saturating_add(Duration::from_millis(offset))
+        .saturating_sub(Duration::from_millis(spread))
 }
 
 /// A random number for [`RefreshSchedule`]'s jitter.

@@ -142,15 +142,17 @@ impl Validator {
         }
     }
 
-    /// Waits until keys are held, up to `timeout`. Returns the readiness either way, so a
-    /// caller can report why not (and stop on [`Readiness::Misconfigured`]).
+    /// Waits until keys are held, up to `timeout` (`Duration::MAX`: without a deadline).
+    /// Returns the readiness either way, so a caller can report why not (and stop on
+    /// [`Readiness::Misconfigured`]).
     pub async fn wait_until_ready(&self, timeout: Duration) -> Readiness {
-        let deadline = tokio::time::Instant::now() + timeout;
+        // `None`: beyond the clock's range, so no deadline.
+        let deadline = tokio::time::Instant::now().checked_add(timeout);
         loop {
             let readiness = self.readiness();
             if readiness.is_ready()
                 || matches!(readiness, Readiness::Misconfigured { .. })
-                || tokio::time::Instant::now() >= deadline
+                || deadline.is_some_and(|deadline| tokio::time::Instant::now() >= deadline)
             {
                 return readiness;
             }

@@ -105,3 +105,19 @@ fn waits_cover_two_fetches_and_keys_age_out() {
     };
     assert_eq!(forever.key_deadline(start), None);
 }
+
+#[test]
+fn intervals_beyond_the_clock_saturate() {
+    let never = RefreshSchedule {
+        refresh_interval: Duration::MAX,
+        max_key_age: Duration::MAX,
+        http_timeout: Duration::MAX,
+        ..schedule(HOUR)
+    };
+    for random in [0, 1, u64::MAX / 2, u64::MAX] {
+        // At least the interval less its jitter, and no panic.
+        assert!(never.after_success(random) >= Duration::MAX / 2, "{random}");
+    }
+    assert_eq!(never.wait_limit(), Duration::MAX);
+    assert_eq!(never.forced_wait_limit(), Duration::MAX);
+}
