@@ -99,18 +99,27 @@ pub async fn run(args: TokenArgs) -> ExitCode {
     }
 }
 
+/// The most of an issuer's `error_description` that is shown (its descriptions are a line
+/// or two; a hostile one cannot flood the terminal).
+const MAX_DESCRIPTION: usize = 1024;
+
 /// How `portvakt token` words a failure: `error: CODE: DESCRIPTION` when the issuer refused
 /// (e.g. `error: invalid_scope: organization 999999999 is not a consumer of scope "..."`),
-/// `error: WHAT` for usage, configuration and network errors.
+/// `error: WHAT` for usage, configuration and network errors. The issuer's code and
+/// description are its text, not ours: control characters in them are escaped
+/// ([`portvakt::printable`]), so a fake or compromised issuer cannot send escape sequences,
+/// `\r` or BEL to the terminal.
 pub fn error_text(error: &TokenError) -> String {
     match error {
         TokenError::Refused {
             error, description, ..
         } => format!(
-            "error: {error}: {}",
-            description
-                .as_deref()
-                .unwrap_or("(the issuer gave no description)")
+            "error: {}: {}",
+            portvakt::printable(error),
+            description.as_deref().map_or_else(
+                || "(the issuer gave no description)".to_owned(),
+                |d| portvakt::printable_at_most(d, MAX_DESCRIPTION)
+            )
         ),
         e => format!("error: {e}"),
     }

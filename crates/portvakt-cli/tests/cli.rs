@@ -768,3 +768,114 @@ fn manifest_usage_errors_exit_2() {
     let (code, _, stderr) = run(portvakt().args(["manifest", "scopes", "a.yaml", "b.yaml"]));
     assert_eq!(code, 2, "{stderr}");
 }
+
+/// An HTTP server on 127.0.0.1 that answers every request with `answer(method, path)` (status
+/// and JSON body), one connection at a time, until the test process ends: a fake issuer.
+fn fake_server(answer: impl Fn(&str, &str) -> (u16, String) + Send + 'static) -> String {
+    use std::io::{BufRead as _, BufReader, Read as _};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { continue };
+            let mut reader = BufReader::new(stream);
+            let mut request_line = String::new();
+            if reader.read_line(&mut request_line).is_err() {
+                continue;
+            }
+            let mut length = 0;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some((name, value)) = line.split_once(':')
+                    && name.eq_ignore_ascii_case("content-length")
+                {
+                    length = value.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0; length];
+            let _ = reader.read_exact(&mut body);
+            let mut parts = request_line.split_whitespace();
+            let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+            let (status, body) = answer(method, path);
+            let _ = write!(
+                reader.get_mut(),
+                "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    base
+}
+
+/// A fake local issuer: discovery offers the development shortcut, which answers `refusal`
+/// (HTTP 400).
+fn issuer_that_refuses(refusal: Value) -> String {
+    let base_cell = std::sync::Arc::new(std::sync::OnceLock::<String>::new());
+    let cell = base_cell.clone();
+    let base = fake_server(move |_, path| {
+        let base = cell.get().cloned().unwrap_or_default();
+        if path.starts_with("/.well-known/") {
+            let document = serde_json::json!({
+                "issuer": format!("{base}/"),
+                "token_endpoint": format!("{base}/token"),
+                "jwks_uri": format!("{base}/jwk"),
+                "portvakt_dev_token_endpoint": format!("{base}/dev/token"),
+            });
+            (200, document.to_string())
+        } else {
+            (400, refusal.to_string())
+        }
+    });
+    base_cell.set(base.clone()).unwrap();
+    base
+}
+
+#[test]
+fn an_issuers_refusal_reaches_the_terminal_with_its_control_characters_escaped() {
+    let base = issuer_that_refuses(serde_json::json!({
+        "error": "invalid_scope\u{1b}]0;pwned\u{7}",
+        "error_description": "no\r\u{1b}[2J\u{1b}[31mGRANTED\u{9b}1m\u{7} and more",
+    }));
+    let (code, out, stderr) = run(portvakt().args([
+        "token",
+        "--issuer",
+        &base,
+        "--scope",
+        READ,
+        "--orgno",
+        "889640782",
+    ]));
+    assert_eq!(code, 1, "{stderr}");
+    assert!(out.is_empty(), "{out}");
+    assert_eq!(
+        stderr,
+        "error: invalid_scope\\u{1b}]0;pwned\\u{7}: no\\r\\u{1b}[2J\\u{1b}[31mGRANTED\\u{9b}1m\\u{7} and more\n"
+    );
+    assert!(
+        !stderr.trim_end_matches('\n').chars().any(char::is_control),
+        "{stderr:?}"
+    );
+    // A description is shown whole up to 1024 characters, so a hostile one cannot flood the
+    // terminal either.
+    let base = issuer_that_refuses(serde_json::json!({
+        "error": "invalid_scope",
+        "error_description": "x".repeat(100_000),
+    }));
+    let (code, _, stderr) = run(portvakt().args([
+        "token",
+        "--issuer",
+        &base,
+        "--scope",
+        READ,
+        "--orgno",
+        "889640782",
+    ]));
+    assert_eq!(code, 1, "{stderr}");
+    assert_eq!(
+        stderr,
+        format!("error: invalid_scope: {}…\n", "x".repeat(1024))
+    );
+}

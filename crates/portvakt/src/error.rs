@@ -24,9 +24,22 @@ const MAX_ECHO: usize = 64;
 /// assert_eq!(portvakt::printable(&"x".repeat(100)), format!("{}…", "x".repeat(64)));
 /// ```
 pub fn printable(value: &str) -> String {
+    printable_at_most(value, MAX_ECHO)
+}
+
+/// [`printable`] with another length limit: at most `max_chars` characters (then `…`), with
+/// control characters escaped. For longer text from a server that is shown whole, such as an
+/// issuer's `error_description` (`portvakt token` prints it to a terminal, where an escape
+/// sequence, `\r` or BEL from a hostile issuer must not act).
+///
+/// ```
+/// assert_eq!(portvakt::printable_at_most("\u{1b}[2Jok\r\x07", 100), "\\u{1b}[2Jok\\r\\u{7}");
+/// assert_eq!(portvakt::printable_at_most("abcdef", 3), "abc…");
+/// ```
+pub fn printable_at_most(value: &str, max_chars: usize) -> String {
     let mut out = String::new();
     for (i, ch) in value.chars().enumerate() {
-        if i == MAX_ECHO {
+        if i == max_chars {
             out.push('…');
             break;
         }
