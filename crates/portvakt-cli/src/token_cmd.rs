@@ -4,8 +4,10 @@
 //! With `MASKINPORTEN_CLIENT_ID` and `MASKINPORTEN_CLIENT_JWK` set it performs the real
 //! JWT-bearer grant (against `MASKINPORTEN_WELL_KNOWN_URL`, or `MASKINPORTEN_ISSUER` +
 //! `MASKINPORTEN_TOKEN_ENDPOINT`, or the issuer given with `--issuer`): the same command works
-//! against test.maskinporten.no and the local issuer. Without them it asks the local issuer's
-//! development shortcut for a token for `--orgno`, the grants still enforced.
+//! against test.maskinporten.no and the local issuer. Without them it asks a local issuer's
+//! development shortcut for a token for `--orgno`, the grants still enforced: the issuer given
+//! with `--issuer`, else the one `MASKINPORTEN_WELL_KNOWN_URL` or `MASKINPORTEN_ISSUER` names,
+//! else 127.0.0.1:7166.
 
 use std::process::ExitCode;
 
@@ -38,9 +40,11 @@ pub struct TokenArgs {
     /// consumer is that organization and its supplier the client's.
     #[arg(long = "on-behalf-of", value_name = "ORGNO")]
     pub on_behalf_of: Option<String>,
-    /// The issuer's base URL; its discovery document is read from
-    /// URL/.well-known/oauth-authorization-server. [default: MASKINPORTEN_* when set, else
-    /// http://127.0.0.1:7166]
+    /// The issuer's base URL (or its discovery document's URL); its discovery document is
+    /// read from URL/.well-known/oauth-authorization-server. It replaces the MASKINPORTEN_*
+    /// variables' issuer. [default: MASKINPORTEN_WELL_KNOWN_URL when set, else
+    /// MASKINPORTEN_ISSUER (with MASKINPORTEN_CLIENT_* set, MASKINPORTEN_ISSUER needs
+    /// MASKINPORTEN_TOKEN_ENDPOINT), else http://127.0.0.1:7166]
     #[arg(long, value_name = "URL")]
     pub issuer: Option<String>,
 }
@@ -141,13 +145,32 @@ async fn jwt_bearer(
     client.token(request).await
 }
 
-/// The development shortcut of the issuer given with `--issuer` (default the local one).
+/// The development shortcut of the issuer given with `--issuer`, else of the one
+/// `MASKINPORTEN_WELL_KNOWN_URL` names (its discovery document), else `MASKINPORTEN_ISSUER`,
+/// else of the local one: the help's "default: MASKINPORTEN_* when set". A configuration error
+/// from an issuer a variable names says which variable.
 async fn dev_shortcut(
     args: &TokenArgs,
     request: &TokenRequest,
 ) -> Result<portvakt::client::AccessToken, TokenError> {
-    let base = args.issuer.as_deref().unwrap_or(DEFAULT_ISSUER);
-    dev_token(base, args.orgno.as_deref(), request).await
+    let from_env = || {
+        [ENV_WELL_KNOWN_URL, ENV_ISSUER]
+            .into_iter()
+            .find_map(|name| env_var(name).map(|value| (name, value)))
+    };
+    let (base, source) = match (&args.issuer, from_env()) {
+        (Some(issuer), _) => (issuer.clone(), None),
+        (None, Some((name, value))) => (value, Some(name)),
+        (None, None) => (DEFAULT_ISSUER.to_owned(), None),
+    };
+    dev_token(&base, args.orgno.as_deref(), request)
+        .await
+        .map_err(|e| match (e, source) {
+            (TokenError::Config(message), Some(name)) => TokenError::Config(format!(
+                "{message}\n  = note: the issuer is the one {name} names ({base}); pass --issuer URL for another"
+            )),
+            (e, _) => e,
+        })
 }
 
 /// A token from the local issuer at `base` through its development shortcut (`/dev/token`,

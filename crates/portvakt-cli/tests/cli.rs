@@ -879,3 +879,56 @@ fn an_issuers_refusal_reaches_the_terminal_with_its_control_characters_escaped()
         format!("error: invalid_scope: {}…\n", "x".repeat(1024))
     );
 }
+
+#[test]
+fn token_asks_the_issuer_the_maskinporten_variables_name() {
+    let (_issuer, base) = start_issuer(&[]);
+    let nobody = format!("http://127.0.0.1:{}/", free_port());
+    let well_known = format!("{base}/.well-known/oauth-authorization-server");
+    // Without MASKINPORTEN_CLIENT_*, the development shortcut of the issuer MASKINPORTEN_ISSUER
+    // or MASKINPORTEN_WELL_KNOWN_URL names, not of 127.0.0.1:7166.
+    for (name, value) in [
+        ("MASKINPORTEN_ISSUER", format!("{base}/")),
+        ("MASKINPORTEN_WELL_KNOWN_URL", well_known.clone()),
+    ] {
+        let (code, token, stderr) = run(portvakt()
+            .args(["token", "--scope", READ, "--orgno", "889640782"])
+            .env(name, &value));
+        assert_eq!(code, 0, "{name}: {stderr}");
+        assert_eq!(payload(&token)["iss"], format!("{base}/"), "{name}");
+    }
+    // MASKINPORTEN_WELL_KNOWN_URL, the discovery document itself, before MASKINPORTEN_ISSUER.
+    let (code, token, stderr) = run(portvakt()
+        .args(["token", "--scope", READ, "--orgno", "889640782"])
+        .env("MASKINPORTEN_WELL_KNOWN_URL", &well_known)
+        .env("MASKINPORTEN_ISSUER", &nobody));
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(payload(&token)["iss"], format!("{base}/"));
+    // --issuer wins over the environment.
+    let (code, token, stderr) = run(portvakt()
+        .args([
+            "token",
+            "--issuer",
+            &base,
+            "--scope",
+            READ,
+            "--orgno",
+            "889640782",
+        ])
+        .env("MASKINPORTEN_ISSUER", &nobody));
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(payload(&token)["iss"], format!("{base}/"));
+    // When the issuer a variable names cannot be reached, the error says which variable.
+    let (code, out, stderr) = run(portvakt()
+        .args(["token", "--scope", READ, "--orgno", "889640782"])
+        .env("MASKINPORTEN_ISSUER", &nobody));
+    assert_eq!(code, 2, "{stderr}");
+    assert!(out.is_empty(), "{out}");
+    assert!(stderr.starts_with("error: discovery: "), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "= note: the issuer is the one MASKINPORTEN_ISSUER names ({nobody}); pass --issuer URL for another"
+        )),
+        "{stderr}"
+    );
+}
