@@ -17,3 +17,4 @@ pub mod provision_cmd;
 pub mod proxy;
 pub mod serve;
 pub mod token_cmd;
+pub mod values;

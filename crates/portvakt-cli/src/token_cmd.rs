@@ -19,6 +19,8 @@ use portvakt::client::{
 use portvakt::{ENV_ISSUER, ENV_WELL_KNOWN_URL, env_var};
 use url::Url;
 
+use crate::values::{parse_audience, parse_orgno, parse_scope};
+
 /// The local issuer `portvakt issuer` serves by default.
 pub const DEFAULT_ISSUER: &str = "http://127.0.0.1:7166";
 
@@ -27,18 +29,20 @@ pub const DEFAULT_ISSUER: &str = "http://127.0.0.1:7166";
 #[derive(Debug, Clone, Args)]
 pub struct TokenArgs {
     /// A scope to request, e.g. nav:arbeid:some.scope.read. Repeat, or separate with spaces.
-    #[arg(long = "scope", value_name = "SCOPE", required = true)]
+    #[arg(long = "scope", value_name = "SCOPE", required = true, value_parser = parse_scope)]
     pub scopes: Vec<String>,
-    /// The organization to get a token for, with the local issuer's development shortcut (with
-    /// MASKINPORTEN_CLIENT_* set, the organization is the client's own).
-    #[arg(long, value_name = "ORGNO")]
+    /// The organization (nine digits) to get a token for; required with the local issuer's
+    /// development shortcut, refused with MASKINPORTEN_CLIENT_ID and MASKINPORTEN_CLIENT_JWK
+    /// set (the organization is then the client's own).
+    #[arg(long, value_name = "ORGNO", value_parser = parse_orgno)]
     pub orgno: Option<String>,
-    /// Ask for an audience-restricted token (`aud`), e.g. `https://my-api.ekstern.dev.nav.no/`.
-    #[arg(long, value_name = "URI")]
+    /// Ask for an audience-restricted token (`aud`): an absolute URI, e.g.
+    /// `https://my-api.ekstern.dev.nav.no/`.
+    #[arg(long, value_name = "URI", value_parser = parse_audience)]
     pub audience: Option<String>,
-    /// Ask for a delegated token on behalf of this organization (`consumer_org`): the token's
-    /// consumer is that organization and its supplier the client's.
-    #[arg(long = "on-behalf-of", value_name = "ORGNO")]
+    /// Ask for a delegated token on behalf of this organization (nine digits; `consumer_org`):
+    /// the token's consumer is that organization and its supplier the client's.
+    #[arg(long = "on-behalf-of", value_name = "ORGNO", value_parser = parse_orgno)]
     pub on_behalf_of: Option<String>,
     /// The issuer's base URL (or its discovery document's URL); its discovery document is
     /// read from URL/.well-known/oauth-authorization-server. It replaces the MASKINPORTEN_*
@@ -63,7 +67,8 @@ fn well_known_for(base: &str) -> String {
 
 /// Runs `portvakt token`. Prints only the token on stdout. Exit codes: 0 with a token, 1 when
 /// the issuer refused (its `error: error_description` on stderr), 2 for usage, configuration
-/// and network errors.
+/// and network errors. The issuer's `invalid_request` is a usage error: it says the request
+/// was malformed, not that the grant was refused.
 pub async fn run(args: TokenArgs) -> ExitCode {
     let mut request = TokenRequest::new(args.scopes.iter().cloned());
     request.audience = args.audience.clone();
@@ -85,6 +90,12 @@ pub async fn run(args: TokenArgs) -> ExitCode {
                 );
             }
         }
+        if args.orgno.is_none() {
+            eprintln!(
+                "error: --orgno is required with the local issuer's development shortcut: the organization to get a token for, e.g. --orgno 889640782 (`portvakt manifest scopes` lists each scope's consumers)\n  = help: or set {ENV_CLIENT_ID} and {ENV_CLIENT_JWK} to get a token for your own client with the JWT-bearer grant"
+            );
+            return ExitCode::from(2);
+        }
         dev_shortcut(&args, &request).await
     };
     match result {
@@ -94,12 +105,17 @@ pub async fn run(args: TokenArgs) -> ExitCode {
         }
         Err(e) => {
             eprintln!("{}", error_text(&e));
-            if matches!(e, TokenError::Refused { .. }) {
-                ExitCode::FAILURE
-            } else {
-                ExitCode::from(2)
-            }
+            exit_code(&e)
         }
+    }
+}
+
+/// 1 when the issuer refused the grant, 2 for everything else: usage (also the issuer's
+/// `invalid_request`, which says the request itself is malformed), configuration and network.
+fn exit_code(error: &TokenError) -> ExitCode {
+    match error.oauth_error() {
+        Some("invalid_request") | None => ExitCode::from(2),
+        Some(_) => ExitCode::FAILURE,
     }
 }
 

@@ -439,9 +439,11 @@ fn token_with_an_audience() {
     ]));
     assert_eq!(code, 2, "{stderr}");
     assert!(out.is_empty());
-    assert_eq!(
-        stderr,
-        "error: invalid token request: audience \"my-api\" is not an absolute URI (e.g. https://api.example.no/)\n"
+    assert!(
+        stderr.starts_with(
+            "error: invalid value 'my-api' for '--audience <URI>': `my-api` is not an absolute URI, like https://api.example.no/\n"
+        ),
+        "{stderr}"
     );
 }
 
@@ -931,4 +933,65 @@ fn token_asks_the_issuer_the_maskinporten_variables_name() {
         )),
         "{stderr}"
     );
+}
+
+#[test]
+fn token_usage_errors_exit_2_before_any_request() {
+    // Nothing listens here: a usage error is found before the issuer is asked.
+    let nobody = format!("http://127.0.0.1:{}", free_port());
+    let token = |args: &[&str]| {
+        run(portvakt()
+            .args(["token", "--issuer", &nobody, "--scope", READ])
+            .args(args))
+    };
+    let (code, out, stderr) = token(&[]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(out.is_empty(), "{out}");
+    assert_eq!(
+        stderr,
+        "error: --orgno is required with the local issuer's development shortcut: the organization to get a token for, e.g. --orgno 889640782 (`portvakt manifest scopes` lists each scope's consumers)\n  = help: or set MASKINPORTEN_CLIENT_ID and MASKINPORTEN_CLIENT_JWK to get a token for your own client with the JWT-bearer grant\n"
+    );
+    for (args, message) in [
+        (
+            &["--orgno", "abc"][..],
+            "error: invalid value 'abc' for '--orgno <ORGNO>': `abc` is not a nine-digit organization number, like 889640782\n",
+        ),
+        (
+            &["--orgno", "88964078"][..],
+            "error: invalid value '88964078' for '--orgno <ORGNO>': `88964078` is not a nine-digit organization number, like 889640782\n",
+        ),
+        (
+            &["--orgno", "889640782", "--on-behalf-of", "97476067x"][..],
+            "error: invalid value '97476067x' for '--on-behalf-of <ORGNO>': `97476067x` is not a nine-digit organization number, like 889640782\n",
+        ),
+        (
+            &["--orgno", "889640782", "--scope", " "][..],
+            "error: invalid value ' ' for '--scope <SCOPE>': the scope is empty: give one such as nav:arbeid:some.scope.read\n",
+        ),
+    ] {
+        let (code, out, stderr) = token(args);
+        assert_eq!(code, 2, "{args:?}: {stderr}");
+        assert!(out.is_empty(), "{out}");
+        assert!(stderr.starts_with(message), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
+fn the_issuers_invalid_request_is_a_usage_error() {
+    let base = issuer_that_refuses(serde_json::json!({
+        "error": "invalid_request",
+        "error_description": "unknown parameter `x`",
+    }));
+    let (code, out, stderr) = run(portvakt().args([
+        "token",
+        "--issuer",
+        &base,
+        "--scope",
+        READ,
+        "--orgno",
+        "889640782",
+    ]));
+    assert_eq!(code, 2, "{stderr}");
+    assert!(out.is_empty(), "{out}");
+    assert_eq!(stderr, "error: invalid_request: unknown parameter `x`\n");
 }
