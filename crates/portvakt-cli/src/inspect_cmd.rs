@@ -8,6 +8,7 @@ use portvakt::inspect::{Check, Inspection, Outcome};
 use portvakt::{Policy, Readiness, ScopeRequirement, Validator};
 
 use crate::issuer_source::IssuerSource;
+use crate::values::{parse_audience, parse_scope};
 
 /// `portvakt inspect [TOKEN|-]`
 #[derive(Debug, Clone, Args)]
@@ -15,14 +16,16 @@ pub struct InspectArgs {
     /// The token, or `-` (or nothing) to read it from standard input. A leading `Bearer ` is
     /// ignored, so a copied Authorization header works too.
     pub token: Option<String>,
-    /// Also require this scope (repeat for several; all are required unless --any-scope).
-    #[arg(long = "scope", value_name = "SCOPE")]
+    /// Also require this scope (repeat, or separate with spaces, for several; all are
+    /// required unless --any-scope).
+    #[arg(long = "scope", value_name = "SCOPE", value_parser = parse_scope)]
     pub scopes: Vec<String>,
-    /// With several --scope: one of them is enough.
-    #[arg(long)]
+    /// With several scopes: one of them is enough. Needs --scope.
+    #[arg(long, requires = "scopes")]
     pub any_scope: bool,
-    /// Require the token to be audience-restricted to this URI.
-    #[arg(long, value_name = "URI")]
+    /// Require the token to be audience-restricted to this URI (an absolute URI, e.g.
+    /// `https://my-api.ekstern.dev.nav.no/`).
+    #[arg(long, value_name = "URI", value_parser = parse_audience)]
     pub audience: Option<String>,
     /// Print the report as JSON.
     #[arg(long)]
@@ -35,10 +38,25 @@ pub struct InspectArgs {
 /// not (exit 0 and 1); an error is a usage or configuration problem (exit 2), printed by
 /// `main`.
 pub async fn run(args: InspectArgs) -> Result<bool, InspectError> {
-    let token = read_token(args.token.as_deref()).map_err(InspectError::Token)?;
     let config = args.issuer.config().map_err(InspectError::Issuer)?;
+    let ignored = args.issuer.ignored_vars();
+    if !ignored.is_empty() {
+        eprintln!(
+            "note: --issuer is given, so {} {} ignored",
+            ignored.join(", "),
+            if ignored.len() == 1 { "is" } else { "are" }
+        );
+    }
+    let token = read_token(args.token.as_deref()).map_err(InspectError::Token)?;
     let validator = Validator::new(config)?;
-    let policy = route_policy(args.scopes, args.any_scope, args.audience);
+    // `--scope "a b"` is two scopes, as for `portvakt token` and the development page.
+    let scopes = args
+        .scopes
+        .iter()
+        .flat_map(|s| s.split_whitespace())
+        .map(str::to_owned)
+        .collect();
+    let policy = route_policy(scopes, args.any_scope, args.audience);
     // At once, before any key is held: a token that fails a check needing no key (format,
     // header, times, scope, audience) is invalid whatever the issuer says, so it is reported
     // without waiting for the issuer.

@@ -45,15 +45,12 @@ spec:
 
 fn portvakt() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_portvakt"));
-    for var in [
-        "MASKINPORTEN_WELL_KNOWN_URL",
-        "MASKINPORTEN_ISSUER",
-        "MASKINPORTEN_JWKS_URI",
-        "MASKINPORTEN_CLIENT_ID",
-        "MASKINPORTEN_CLIENT_JWK",
-        "MASKINPORTEN_TOKEN_ENDPOINT",
-    ] {
-        command.env_remove(var);
+    // Every MASKINPORTEN_* variable, not only those portvakt reads: `inspect` refuses a set of
+    // them that names no issuer (a misspelt one).
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("MASKINPORTEN_") {
+            command.env_remove(name);
+        }
     }
     command.current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."));
     command
@@ -994,4 +991,100 @@ fn the_issuers_invalid_request_is_a_usage_error() {
     assert_eq!(code, 2, "{stderr}");
     assert!(out.is_empty(), "{out}");
     assert_eq!(stderr, "error: invalid_request: unknown parameter `x`\n");
+}
+
+#[test]
+fn inspect_with_issuer_uses_that_issuer_even_when_maskinporten_variables_are_set() {
+    let (_issuer, base) = start_issuer(&[]);
+    let (code, token, stderr) = run(portvakt().args([
+        "token",
+        "--issuer",
+        &base,
+        "--scope",
+        READ,
+        "--orgno",
+        "889640782",
+    ]));
+    assert_eq!(code, 0, "{stderr}");
+    let nobody = format!("http://127.0.0.1:{}/", free_port());
+    let (code, out, stderr) = run(portvakt()
+        .args(["inspect", token.trim(), "--issuer", &base, "--scope", READ])
+        .env("MASKINPORTEN_ISSUER", &nobody)
+        .env(
+            "MASKINPORTEN_WELL_KNOWN_URL",
+            format!("{nobody}.well-known/oauth-authorization-server"),
+        ));
+    assert_eq!(code, 0, "{out}{stderr}");
+    assert!(out.ends_with("\nVALID\n"), "{out}");
+    assert_eq!(
+        stderr,
+        "note: --issuer is given, so MASKINPORTEN_WELL_KNOWN_URL, MASKINPORTEN_ISSUER are ignored\n"
+    );
+    // Space-separated scopes are several, as for `portvakt token`: one of them is enough.
+    let (code, out, stderr) = run(portvakt().args([
+        "inspect",
+        token.trim(),
+        "--issuer",
+        &base,
+        "--scope",
+        &format!("{WRITE} {READ}"),
+        "--any-scope",
+    ]));
+    assert_eq!(code, 0, "{out}{stderr}");
+}
+
+#[test]
+fn inspect_refuses_meaningless_arguments() {
+    for (args, message) in [
+        (
+            &["--any-scope"][..],
+            "error: the following required arguments were not provided:\n  --scope <SCOPE>\n",
+        ),
+        (
+            &["--scope", ""][..],
+            "error: invalid value '' for '--scope <SCOPE>': the scope is empty: give one such as nav:arbeid:some.scope.read\n",
+        ),
+        (
+            &["--audience", "not a uri"][..],
+            "error: invalid value 'not a uri' for '--audience <URI>': `not a uri` is not an absolute URI, like https://api.example.no/\n",
+        ),
+    ] {
+        let (code, out, stderr) = run(portvakt().args(["inspect", "not.a.token"]).args(args));
+        assert_eq!(code, 2, "{args:?}: {out}{stderr}");
+        assert!(out.is_empty(), "{out}");
+        assert!(stderr.starts_with(message), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
+fn inspect_catches_a_misspelt_maskinporten_variable_as_serve_does() {
+    let (code, out, stderr) = run(portvakt()
+        .args(["inspect", WELL_FORMED])
+        .env("MASKINPORTEN_ISUER", "http://127.0.0.1:20102/"));
+    assert_eq!(code, 2, "{out}{stderr}");
+    assert!(out.is_empty(), "{out}");
+    assert_eq!(
+        stderr,
+        "error: MASKINPORTEN_ISUER is set but none of MASKINPORTEN_WELL_KNOWN_URL, MASKINPORTEN_ISSUER, MASKINPORTEN_JWKS_URI: set MASKINPORTEN_WELL_KNOWN_URL (NAIS injects it when spec.maskinporten.enabled is true), or MASKINPORTEN_ISSUER for an explicit issuer; development mode (the local issuer) runs only when no MASKINPORTEN_* variable is set\n  = help: or pass --issuer URL to inspect against that issuer (--issuer http://127.0.0.1:7166/ for the local one)\n"
+    );
+    // An empty one names no issuer either.
+    let (code, _, stderr) = run(portvakt()
+        .args(["inspect", WELL_FORMED])
+        .env("MASKINPORTEN_ISSUER", ""));
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.starts_with("error: MASKINPORTEN_ISSUER is set but none of MASKINPORTEN_WELL_KNOWN_URL, MASKINPORTEN_ISSUER, MASKINPORTEN_JWKS_URI has a value (MASKINPORTEN_ISSUER is empty)"),
+        "{stderr}"
+    );
+    // --issuer still works: the variables are not read then.
+    let (code, out, stderr) = run(portvakt()
+        .args([
+            "inspect",
+            "not.a.token",
+            "--issuer",
+            &format!("http://127.0.0.1:{}", free_port()),
+        ])
+        .env("MASKINPORTEN_ISUER", "http://127.0.0.1:20102/"));
+    assert_eq!(code, 1, "{out}{stderr}");
+    assert_eq!(stderr, "", "no note: MASKINPORTEN_ISUER names no issuer");
 }

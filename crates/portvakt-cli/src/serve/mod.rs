@@ -223,7 +223,7 @@ pub fn choose_mode(
 }
 
 /// [`choose_mode`] for this process's environment.
-fn mode_from_env(dev_flag: bool) -> Result<Mode, String> {
+pub(crate) fn mode_from_env(dev_flag: bool) -> Result<Mode, String> {
     let mut vars: Vec<(String, bool)> = std::env::vars_os()
         .filter_map(|(name, value)| {
             let name = name.to_string_lossy();
