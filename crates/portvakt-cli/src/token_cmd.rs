@@ -46,8 +46,8 @@ pub struct TokenArgs {
     pub on_behalf_of: Option<String>,
     /// The issuer's base URL (or its discovery document's URL); its discovery document is
     /// read from URL/.well-known/oauth-authorization-server. It replaces the MASKINPORTEN_*
-    /// variables' issuer. [default: MASKINPORTEN_WELL_KNOWN_URL when set, else
-    /// MASKINPORTEN_ISSUER (with MASKINPORTEN_CLIENT_* set, MASKINPORTEN_ISSUER needs
+    /// variables' issuer. [default: the issuer MASKINPORTEN_WELL_KNOWN_URL or
+    /// MASKINPORTEN_ISSUER names (for the JWT-bearer grant, MASKINPORTEN_ISSUER with
     /// MASKINPORTEN_TOKEN_ENDPOINT), else http://127.0.0.1:7166]
     #[arg(long, value_name = "URL")]
     pub issuer: Option<String>,
