@@ -74,7 +74,7 @@ pub struct ServeArgs {
     #[arg(long = "clients-file", value_name = "FILE")]
     pub clients_files: Vec<PathBuf>,
     /// Prefix of fully qualified scopes.
-    #[arg(long, default_value = "nav", value_parser = crate::prefix::parse_prefix)]
+    #[arg(long, default_value = "nav", value_parser = crate::values::parse_prefix)]
     pub prefix: String,
     /// Issuer identifier to use instead of http://ADDR/ (must end with `/`); the endpoints are
     /// served under its path (`http://HOST/mp/` serves `/mp/token`).

@@ -12,7 +12,6 @@ pub mod inspect_cmd;
 pub mod issuer_cmd;
 pub mod issuer_source;
 pub mod manifest_cmd;
-pub mod prefix;
 pub mod provision_cmd;
 pub mod proxy;
 pub mod serve;

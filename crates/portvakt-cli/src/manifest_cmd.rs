@@ -22,7 +22,7 @@ pub enum ManifestCommand {
         #[arg(long)]
         strict: bool,
         /// Prefix of fully qualified scopes.
-        #[arg(long, default_value = "nav", value_parser = crate::prefix::parse_prefix)]
+        #[arg(long, default_value = "nav", value_parser = crate::values::parse_prefix)]
         prefix: String,
     },
     /// List the fully qualified scopes, their consumers and limits.
@@ -36,7 +36,7 @@ pub enum ManifestCommand {
         #[arg(long)]
         json: bool,
         /// Prefix of fully qualified scopes.
-        #[arg(long, default_value = "nav", value_parser = crate::prefix::parse_prefix)]
+        #[arg(long, default_value = "nav", value_parser = crate::values::parse_prefix)]
         prefix: String,
     },
 }

@@ -58,7 +58,7 @@ pub struct Target {
     #[arg(long)]
     pub adopt: bool,
     /// Prefix of fully qualified scopes.
-    #[arg(long, default_value = "nav", value_parser = crate::prefix::parse_prefix)]
+    #[arg(long, default_value = "nav", value_parser = crate::values::parse_prefix)]
     pub prefix: String,
     /// NAIS cluster named in scope descriptions [default: NAIS_CLUSTER_NAME, else `local`].
     #[arg(long, value_name = "NAME")]

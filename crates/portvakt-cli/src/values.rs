@@ -1,6 +1,8 @@
-//! Checks of the values given to `portvakt token` and `portvakt inspect`, as clap value parsers:
-//! a value that cannot be right is a usage error (exit 2) that names the flag, before anything
-//! is read or asked.
+//! Checks of the values given on the command line, as clap value parsers: a value that cannot
+//! be right is a usage error (exit 2; `provision`'s 1) that names the flag, before anything is
+//! read or asked. `token` and `inspect` use the scope, organization number and audience
+//! checks; `manifest`, `issuer` and `provision` the prefix's, so that `--prefix 'NAV X'` is
+//! refused instead of listing, issuing or creating scopes named `NAV X:arbeid:...`.
 
 use url::Url;
 
@@ -30,6 +32,17 @@ pub fn parse_audience(text: &str) -> Result<String, String> {
         Err(_) => Err(format!(
             "`{text}` is not an absolute URI, like https://api.example.no/"
         )),
+    }
+}
+
+/// `--prefix`, the organization's part of every fully qualified scope.
+pub fn parse_prefix(value: &str) -> Result<String, String> {
+    if portvakt_manifest::scope_name::is_valid_prefix(value) {
+        Ok(value.to_owned())
+    } else {
+        Err(format!(
+            "{value:?} is not a scope prefix: use the organization's prefix at Digdir, lowercase letters and digits only (e.g. nav)"
+        ))
     }
 }
 
