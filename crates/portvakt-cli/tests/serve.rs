@@ -431,6 +431,163 @@ async fn malformed_requests_are_400_with_what_to_fix() {
     );
 }
 
+/// A request that would be read as asking less than its sender asked is refused, never read
+/// leniently: each of these was once answered 200 `active: true` for a read-only token that
+/// the request meant to refuse (a misspelt `scopes`, a form's earlier `token` overwritten by a
+/// later one, a JSON array read positionally as if it were the object's members), or with a
+/// check dropped or made meaningless (an empty `scope` or `audience`). The fast route and the
+/// router answer alike.
+#[tokio::test]
+async fn requests_that_would_drop_a_check_are_400_naming_it() {
+    let issuer = issuer().await;
+    let validator = ready_validator(&issuer).await;
+    let fast = sidecar(validator.clone()).await;
+    let routed = router_only(validator).await;
+    let token = dev_token(&issuer, "889640782", READ);
+    let json = Some("application/json");
+    let form = Some("application/x-www-form-urlencoded");
+    let accepted = "a request has `identity_provider` and `token`, and may have `scope` and `audience`; nothing else is accepted";
+    let empty_scope = |what: &str| {
+        format!(
+            "`scope` {what}; name the scopes the token must have, or leave `scope` out to require none"
+        )
+    };
+    let empty_audience = "`audience` is empty; give the audience the token must have, or leave `audience` out to require none";
+    let cases: Vec<(Option<&str>, Vec<u8>, String)> = vec![
+        (
+            json,
+            json!({"identity_provider": "maskinporten", "token": token, "scopes": WRITE})
+                .to_string()
+                .into_bytes(),
+            format!("unknown field `scopes` (did you mean `scope`?): {accepted}"),
+        ),
+        (
+            form,
+            format!("identity_provider=maskinporten&token={token}&scopes={WRITE}").into_bytes(),
+            format!("unknown field `scopes` (did you mean `scope`?): {accepted}"),
+        ),
+        (
+            json,
+            json!({"identity_provider": "maskinporten", "token": token, "audeince": "https://arbeid.nav.no/"})
+                .to_string()
+                .into_bytes(),
+            format!("unknown field `audeince`: {accepted}"),
+        ),
+        (
+            form,
+            format!("identity_provider=maskinporten&token=abc&token={token}").into_bytes(),
+            "`token` is given more than once in the form; give it once (only `scope` may repeat)"
+                .to_owned(),
+        ),
+        (
+            form,
+            format!("identity_provider=azuread&identity_provider=maskinporten&token={token}")
+                .into_bytes(),
+            "`identity_provider` is given more than once in the form; give it once (only `scope` may repeat)"
+                .to_owned(),
+        ),
+        (
+            form,
+            format!("identity_provider=maskinporten&token={token}&audience=https://arbeid.nav.no/&audience=x")
+                .into_bytes(),
+            "`audience` is given more than once in the form; give it once (only `scope` may repeat)"
+                .to_owned(),
+        ),
+        (
+            json,
+            json!(["maskinporten", token, WRITE]).to_string().into_bytes(),
+            r#"request body is a JSON array; send a JSON object, {"identity_provider":"maskinporten","token":"..."}"#
+                .to_owned(),
+        ),
+        (
+            json,
+            json!({"identity_provider": "maskinporten", "token": token, "audience": ""})
+                .to_string()
+                .into_bytes(),
+            empty_audience.to_owned(),
+        ),
+        (
+            form,
+            format!("identity_provider=maskinporten&token={token}&audience=").into_bytes(),
+            empty_audience.to_owned(),
+        ),
+        (
+            json,
+            json!({"identity_provider": "maskinporten", "token": token, "scope": ""})
+                .to_string()
+                .into_bytes(),
+            empty_scope("is empty"),
+        ),
+        (
+            json,
+            json!({"identity_provider": "maskinporten", "token": token, "scope": []})
+                .to_string()
+                .into_bytes(),
+            empty_scope("is an empty array"),
+        ),
+        (
+            json,
+            json!({"identity_provider": "maskinporten", "token": token, "scope": [WRITE, ""]})
+                .to_string()
+                .into_bytes(),
+            empty_scope("names an empty scope"),
+        ),
+        (
+            form,
+            format!("identity_provider=maskinporten&token={token}&scope=").into_bytes(),
+            empty_scope("is empty"),
+        ),
+    ];
+    for (content_type, body, description) in cases {
+        let text = String::from_utf8_lossy(&body).into_owned();
+        for base in [&fast, &routed] {
+            let (status, answer) = introspect_raw(base, content_type, body.clone()).await;
+            assert_eq!(status, 400, "{text}: {answer}");
+            assert_eq!(
+                answer,
+                json!({"error": "invalid_request", "error_description": description}),
+                "{text}"
+            );
+        }
+    }
+
+    // What these meant, said as the API takes it: the scope check is made, and `scope` may
+    // repeat in a form.
+    for (content_type, body, active) in [
+        (
+            json,
+            json!({"identity_provider": "maskinporten", "token": token, "scope": WRITE})
+                .to_string(),
+            false,
+        ),
+        (
+            form,
+            format!("identity_provider=maskinporten&token={token}&scope={WRITE}"),
+            false,
+        ),
+        (
+            form,
+            format!("identity_provider=maskinporten&token={token}&scope={READ}&scope={READ}"),
+            true,
+        ),
+        (
+            form,
+            format!("identity_provider=maskinporten&token={token}&scope={READ}&scope={WRITE}"),
+            false,
+        ),
+        (
+            json,
+            json!({"identity_provider": "maskinporten", "token": token, "scope": null, "audience": null})
+                .to_string(),
+            true,
+        ),
+    ] {
+        let (status, answer) = introspect_raw(&fast, content_type, body.clone().into_bytes()).await;
+        assert_eq!(status, 200, "{body}: {answer}");
+        assert_eq!(answer["active"], json!(active), "{body}: {answer}");
+    }
+}
+
 #[tokio::test]
 async fn a_token_with_its_own_active_claim_yields_one_active_key() {
     let key = SigningKey::generate("k").unwrap();

@@ -6,6 +6,12 @@
 //! callers who want the policy applied here: optional `scope` (a space-separated string or an
 //! array; all are required) and `audience`. An inactive answer also carries `error_code`, the
 //! stable code of the reason (`expired`, `bad_signature`, ...).
+//!
+//! A request that could mean less than its sender meant is refused (400), never read
+//! leniently: a field other than these four (a misspelt `scopes` would drop the scope check),
+//! a field given twice (in a form only `scope` may repeat; in JSON no member may), a JSON body
+//! that is not an object (serde's derived structs read an array positionally), and an empty
+//! `scope` (`""`, `[]`, an empty element) or `audience`. `null` is an absent field, as before.
 
 use std::borrow::Cow;
 use std::sync::{Arc, LazyLock};
@@ -47,7 +53,8 @@ pub struct AppState {
 }
 
 /// What a caller asked to introspect. Borrows from the request body where it can: the token
-/// is the largest part of every request, and copying it bought nothing.
+/// is the largest part of every request, and copying it bought nothing. `scopes` is empty
+/// only when the request had no `scope`, and `audience` is never empty (both are refused).
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct IntrospectRequest<'a> {
     /// The token.
@@ -180,17 +187,105 @@ impl<'de: 'a, 'a> serde::Deserialize<'de> for Field<'a> {
     }
 }
 
-#[derive(serde::Deserialize)]
-struct JsonBody<'a> {
-    #[serde(default, borrow)]
+/// The fields a request may carry, in the order the refusal of another one lists them.
+const FIELDS: [&str; 4] = ["identity_provider", "token", "scope", "audience"];
+
+/// A request's fields, as sent (from a JSON object or a form).
+#[derive(Default)]
+struct Members<'a> {
     identity_provider: Field<'a>,
-    #[serde(default, borrow)]
     token: Field<'a>,
-    #[serde(default, borrow)]
     scope: Field<'a>,
-    #[serde(default, borrow)]
     audience: Field<'a>,
+    /// The first field that is none of [`FIELDS`], refused by [`checked`] (a misspelt
+    /// `scopes` would otherwise drop the check it asked for).
+    unknown: Option<Cow<'a, str>>,
 }
+
+/// A member's name in a JSON object: one of [`FIELDS`], or another (kept to name it).
+enum Key<'a> {
+    Known(usize),
+    Unknown(Cow<'a, str>),
+}
+
+impl<'de: 'a, 'a> serde::Deserialize<'de> for Key<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor<'a>(std::marker::PhantomData<Key<'a>>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for Visitor<'a> {
+            type Value = Key<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a member name")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Key<'a>, E> {
+                Ok(match FIELDS.iter().position(|field| *field == v) {
+                    Some(i) => Key::Known(i),
+                    None => Key::Unknown(Cow::Borrowed(v)),
+                })
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Key<'a>, E> {
+                // An escaped name: copied only when it is none of the fields.
+                Ok(match FIELDS.iter().position(|field| *field == v) {
+                    Some(i) => Key::Known(i),
+                    None => Key::Unknown(Cow::Owned(v.to_owned())),
+                })
+            }
+        }
+        deserializer.deserialize_identifier(Visitor(std::marker::PhantomData))
+    }
+}
+
+/// What [`read_json`] asks serde_json for: an object (`deserialize_map`, so an array is not
+/// read positionally as a derived struct would), each field at most once (a repeated one is
+/// serde's `duplicate field`), the first other member kept to be named.
+impl<'de: 'a, 'a> serde::Deserialize<'de> for Members<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor<'a>(std::marker::PhantomData<Members<'a>>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for Visitor<'a> {
+            type Value = Members<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                write!(f, "a JSON object, {EXAMPLE_JSON}")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Members<'a>, A::Error> {
+                let mut members = Members::default();
+                let mut seen = [false; FIELDS.len()];
+                while let Some(key) = map.next_key::<Key<'a>>()? {
+                    let i = match key {
+                        Key::Known(i) => i,
+                        Key::Unknown(name) => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                            members.unknown.get_or_insert(name);
+                            continue;
+                        }
+                    };
+                    if std::mem::replace(&mut seen[i], true) {
+                        return Err(serde::de::Error::duplicate_field(FIELDS[i]));
+                    }
+                    *members.field(i) = map.next_value()?;
+                }
+                Ok(members)
+            }
+        }
+        deserializer.deserialize_map(Visitor(std::marker::PhantomData))
+    }
+}
+
+impl<'a> Members<'a> {
+    /// The field named `FIELDS[i]`.
+    fn field(&mut self, i: usize) -> &mut Field<'a> {
+        match i {
+            0 => &mut self.identity_provider,
+            1 => &mut self.token,
+            2 => &mut self.scope,
+            _ => &mut self.audience,
+        }
+    }
+}
+
+/// The request body the error messages show.
+const EXAMPLE_JSON: &str = r#"{"identity_provider":"maskinporten","token":"..."}"#;
 
 /// The JSON bodies nearly every client sends, byte for byte, around the token: the NAIS
 /// how-to's and Go's `json.Marshal` of texas' request struct (`identity_provider` first), and
@@ -254,7 +349,8 @@ fn media_type(content_type: Option<&str>) -> &str {
         .unwrap_or_default()
 }
 
-/// Parses a request body by its `Content-Type`.
+/// Parses a request body by its `Content-Type`: a JSON object, or a form (`scope` may repeat
+/// there, no other field). See the module's documentation for what is refused.
 pub fn parse_request<'a>(
     content_type: Option<&str>,
     body: &'a [u8],
@@ -270,20 +366,27 @@ pub fn parse_request<'a>(
         }
         read_json(body)?
     } else if media.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
-        let mut form = JsonBody {
-            identity_provider: Field::Absent,
-            token: Field::Absent,
-            scope: Field::Absent,
-            audience: Field::Absent,
-        };
+        let mut form = Members::default();
         for (key, value) in url::form_urlencoded::parse(body) {
-            match &*key {
-                "identity_provider" => form.identity_provider = Field::Str(value),
-                "token" => form.token = Field::Str(value),
-                "scope" => form.scope.push(value),
-                "audience" => form.audience = Field::Str(value),
-                _ => {}
+            let field = match &*key {
+                "scope" => {
+                    form.scope.push(value);
+                    continue;
+                }
+                "identity_provider" => &mut form.identity_provider,
+                "token" => &mut form.token,
+                "audience" => &mut form.audience,
+                _ => {
+                    form.unknown.get_or_insert(key);
+                    continue;
+                }
+            };
+            if !matches!(field, Field::Absent) {
+                return Err(RequestError::Field(format!(
+                    "`{key}` is given more than once in the form; give it once (only `scope` may repeat)"
+                )));
             }
+            *field = Field::Str(value);
         }
         if matches!(
             (&form.token, &form.identity_provider),
@@ -310,7 +413,7 @@ pub fn parse_request<'a>(
 }
 
 /// A JSON body's members, by serde_json.
-fn read_json(body: &[u8]) -> Result<JsonBody<'_>, RequestError> {
+fn read_json(body: &[u8]) -> Result<Members<'_>, RequestError> {
     // JSON is UTF-8 (RFC 8259 section 8.1). serde_json checks it only in the strings it
     // keeps, so a byte that is not UTF-8 in an ignored member would be accepted (found by
     // the `introspect` fuzz target); checking the whole body first refuses it.
@@ -320,7 +423,13 @@ fn read_json(body: &[u8]) -> Result<JsonBody<'_>, RequestError> {
             e.valid_up_to()
         ))
     })?;
-    serde_json::from_str::<JsonBody>(text).map_err(|e| {
+    serde_json::from_str::<Members>(text).map_err(|e| {
+        if text.trim_start().starts_with('[') {
+            // serde would call it a sequence.
+            return RequestError::Body(format!(
+                "request body is a JSON array; send a JSON object, {EXAMPLE_JSON}"
+            ));
+        }
         RequestError::Body(format!(
             "request body is not a JSON object with string fields: {e}"
         ))
@@ -328,7 +437,10 @@ fn read_json(body: &[u8]) -> Result<JsonBody<'_>, RequestError> {
 }
 
 /// The request the members make, or what is wrong with them.
-fn checked(parsed: JsonBody<'_>) -> Result<IntrospectRequest<'_>, RequestError> {
+fn checked(parsed: Members<'_>) -> Result<IntrospectRequest<'_>, RequestError> {
+    if let Some(name) = parsed.unknown {
+        return Err(unknown_field(&name));
+    }
     match parsed.identity_provider.string("identity_provider")? {
         None => {
             return Err(RequestError::Field(format!(
@@ -348,16 +460,37 @@ fn checked(parsed: JsonBody<'_>) -> Result<IntrospectRequest<'_>, RequestError> 
         .string("token")?
         .filter(|t| !t.is_empty())
         .ok_or_else(|| RequestError::Field("missing `token`".to_owned()))?;
-    let scopes = match parsed.scope {
+    // A `scope` that is there but names no scope is refused, not read as "no scope
+    // required": whoever sent it meant to require one.
+    let empty_scope = |what: &str| {
+        RequestError::Field(format!(
+            "`scope` {what}; name the scopes the token must have, or leave `scope` out to require none"
+        ))
+    };
+    let scopes: Vec<Cow<'_, str>> = match parsed.scope {
         Field::Absent => Vec::new(),
-        Field::Str(s) => match s {
-            Cow::Borrowed(s) => s.split_whitespace().map(Cow::Borrowed).collect(),
-            Cow::Owned(s) => s
-                .split_whitespace()
-                .map(|s| Cow::Owned(s.to_owned()))
-                .collect(),
-        },
-        Field::Strings(all) => all,
+        Field::Str(s) => {
+            let scopes: Vec<_> = match s {
+                Cow::Borrowed(s) => s.split_whitespace().map(Cow::Borrowed).collect(),
+                Cow::Owned(s) => s
+                    .split_whitespace()
+                    .map(|s| Cow::Owned(s.to_owned()))
+                    .collect(),
+            };
+            if scopes.is_empty() {
+                return Err(empty_scope("is empty"));
+            }
+            scopes
+        }
+        Field::Strings(all) => {
+            if all.is_empty() {
+                return Err(empty_scope("is an empty array"));
+            }
+            if all.iter().any(|s| s.trim().is_empty()) {
+                return Err(empty_scope("names an empty scope"));
+            }
+            all
+        }
         Field::Other => {
             return Err(RequestError::Field(
                 "`scope` must be a string or an array of strings".to_owned(),
@@ -365,11 +498,40 @@ fn checked(parsed: JsonBody<'_>) -> Result<IntrospectRequest<'_>, RequestError> 
         }
     };
     let audience = parsed.audience.string("audience")?;
+    if audience.as_ref().is_some_and(|a| a.trim().is_empty()) {
+        return Err(RequestError::Field(
+            "`audience` is empty; give the audience the token must have, or leave `audience` out to require none".to_owned(),
+        ));
+    }
     Ok(IntrospectRequest {
         token,
         scopes,
         audience,
     })
+}
+
+/// The refusal of a field that is none of [`FIELDS`]: it names the field (its first 40
+/// characters), what it may have meant, and the fields there are.
+fn unknown_field(name: &str) -> RequestError {
+    // The same name but for case, `-` for `_`, a plural or a missing `_`: `scopes`, `Token`,
+    // `identityProvider`, `identity-provider`, `audiences`.
+    let loose = |name: &str| -> String {
+        let name: String = name
+            .chars()
+            .filter(|c| *c != '_' && *c != '-')
+            .flat_map(char::to_lowercase)
+            .collect();
+        name.strip_suffix('s').map(str::to_owned).unwrap_or(name)
+    };
+    let meant = FIELDS
+        .iter()
+        .find(|field| loose(field) == loose(name))
+        .map(|field| format!(" (did you mean `{field}`?)"))
+        .unwrap_or_default();
+    RequestError::Field(format!(
+        "unknown field `{}`{meant}: a request has `identity_provider` and `token`, and may have `scope` and `audience`; nothing else is accepted",
+        name.chars().take(40).collect::<String>()
+    ))
 }
 
 /// `{"active": true, ...claims}` without copying the claims, and with exactly one `active`
@@ -753,7 +915,8 @@ mod tests {
         .unwrap();
         assert_eq!((&*r.token, r.scopes.len()), ("t+x", 2));
         // null is no value; an escaped string is unescaped; the token is borrowed otherwise.
-        let body = br#"{"identity_provider":"maskinporten","token":"t.u","scope":null,"audience":null,"other":{"x":[1]}}"#;
+        let body =
+            br#"{"identity_provider":"maskinporten","token":"t.u","scope":null,"audience":null}"#;
         let r = parse_request(JSON, body).unwrap();
         assert_eq!((&*r.token, r.scopes.len(), r.audience), ("t.u", 0, None));
         let body = br#"{"identity_provider":"maskinporten","token":"abc"}"#;
@@ -761,6 +924,158 @@ mod tests {
         assert!(matches!(r.token, Cow::Borrowed("abc")));
         let r = parse_request(FORM, b"identity_provider=maskinporten&token=t&scope=a+b").unwrap();
         assert_eq!(r.scopes, ["a", "b"]);
+    }
+
+    #[test]
+    fn requests_that_would_mean_less_than_meant_are_refused() {
+        let err = |ct, body: &[u8]| parse_request(ct, body).unwrap_err().to_string();
+        let accepted = "a request has `identity_provider` and `token`, and may have `scope` and `audience`; nothing else is accepted";
+        // A field that is none of the four: named, with what it may have meant.
+        assert_eq!(
+            err(
+                JSON,
+                br#"{"identity_provider":"maskinporten","token":"t","scopes":"a"}"#
+            ),
+            format!("unknown field `scopes` (did you mean `scope`?): {accepted}")
+        );
+        assert_eq!(
+            err(JSON, br#"{"identityProvider":"maskinporten","token":"t"}"#),
+            format!(
+                "unknown field `identityProvider` (did you mean `identity_provider`?): {accepted}"
+            )
+        );
+        assert_eq!(
+            err(
+                JSON,
+                br#"{"identity_provider":"maskinporten","token":"t","x":null}"#
+            ),
+            format!("unknown field `x`: {accepted}")
+        );
+        // Before a missing token: the misspelt name is what to fix.
+        assert_eq!(
+            err(
+                JSON,
+                br#"{"identity_provider":"maskinporten","tok\u0065ns":"t"}"#
+            ),
+            format!("unknown field `tokens` (did you mean `token`?): {accepted}")
+        );
+        // An escaped name of a field is that field.
+        let r = parse_request(
+            JSON,
+            br#"{"identity_provider":"maskinporten","tok\u0065n":"t"}"#,
+        );
+        assert_eq!(r.unwrap().token, "t");
+        assert_eq!(
+            err(FORM, b"identity_provider=maskinporten&token=t&scopes=a"),
+            format!("unknown field `scopes` (did you mean `scope`?): {accepted}")
+        );
+        assert_eq!(
+            err(FORM, b"identity_provider=maskinporten&token=t&=a"),
+            format!("unknown field ``: {accepted}")
+        );
+        let long = format!(
+            r#"{{"identity_provider":"maskinporten","token":"t","{}":1}}"#,
+            "x".repeat(100)
+        );
+        assert!(
+            err(JSON, long.as_bytes()).starts_with(&format!("unknown field `{}`:", "x".repeat(40)))
+        );
+        // A repeated field in a form; `scope` may repeat.
+        for (body, field) in [
+            (
+                &b"identity_provider=maskinporten&token=abc&token=t"[..],
+                "token",
+            ),
+            (
+                b"identity_provider=x&identity_provider=maskinporten&token=t",
+                "identity_provider",
+            ),
+            (
+                b"identity_provider=maskinporten&token=t&audience=a&audience=b",
+                "audience",
+            ),
+        ] {
+            assert_eq!(
+                err(FORM, body),
+                format!(
+                    "`{field}` is given more than once in the form; give it once (only `scope` may repeat)"
+                )
+            );
+        }
+        // A body that is not an object.
+        let array = "request body is a JSON array; send a JSON object, {\"identity_provider\":\"maskinporten\",\"token\":\"...\"}";
+        assert_eq!(err(JSON, br#"["maskinporten","t"]"#), array);
+        assert_eq!(err(JSON, br#" [ "maskinporten", "t", "a", "b" ]"#), array);
+        for body in [&br#""maskinporten""#[..], b"1", b"null", b"true"] {
+            let text = err(JSON, body);
+            assert!(
+                text.starts_with(
+                    "request body is not a JSON object with string fields: invalid type: "
+                ) && text.contains(
+                    r#"expected a JSON object, {"identity_provider":"maskinporten","token":"..."}"#
+                ),
+                "{text}"
+            );
+        }
+        // An empty scope or audience.
+        let empty_scope = |what: &str| {
+            format!(
+                "`scope` {what}; name the scopes the token must have, or leave `scope` out to require none"
+            )
+        };
+        for (ct, body, what) in [
+            (
+                JSON,
+                &br#"{"identity_provider":"maskinporten","token":"t","scope":""}"#[..],
+                "is empty",
+            ),
+            (
+                JSON,
+                br#"{"identity_provider":"maskinporten","token":"t","scope":" "}"#,
+                "is empty",
+            ),
+            (
+                JSON,
+                br#"{"identity_provider":"maskinporten","token":"t","scope":[]}"#,
+                "is an empty array",
+            ),
+            (
+                JSON,
+                br#"{"identity_provider":"maskinporten","token":"t","scope":["a",""]}"#,
+                "names an empty scope",
+            ),
+            (
+                FORM,
+                b"identity_provider=maskinporten&token=t&scope=",
+                "is empty",
+            ),
+            (
+                FORM,
+                b"identity_provider=maskinporten&token=t&scope=a&scope=+",
+                "names an empty scope",
+            ),
+        ] {
+            assert_eq!(
+                err(ct, body),
+                empty_scope(what),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
+        let empty_audience = "`audience` is empty; give the audience the token must have, or leave `audience` out to require none";
+        for (ct, body) in [
+            (
+                JSON,
+                &br#"{"identity_provider":"maskinporten","token":"t","audience":""}"#[..],
+            ),
+            (
+                JSON,
+                br#"{"identity_provider":"maskinporten","token":"t","audience":" "}"#,
+            ),
+            (FORM, b"identity_provider=maskinporten&token=t&audience="),
+        ] {
+            assert_eq!(err(ct, body), empty_audience);
+        }
     }
 
     /// The request serde_json reads from a JSON body, with the hand-read path left out.
