@@ -81,6 +81,12 @@ fn main() -> std::io::Result<()> {
         "application/x-www-form-urlencoded\n{\"identity_provider\":\"maskinporten\"}".to_owned(),
         "text/plain\ntoken=x".to_owned(),
         "\n{}".to_owned(),
+        "application/json\n{\"token\":\"eyJraWQiOiJrMSIsImFsZyI6IlJTMjU2In0.eyJzY29wZSI6ImEifQ.c2ln\",\"identity_provider\":\"maskinporten\"}".to_owned(),
+        // Refused: an unknown member, an array, an empty scope and audience, a repeated field.
+        "application/json\n{\"identity_provider\":\"maskinporten\",\"token\":\"a.b.c\",\"scopes\":\"x\"}".to_owned(),
+        "application/json\n[\"maskinporten\",\"a.b.c\",\"x\",\"https://api/\"]".to_owned(),
+        "application/json\n{\"identity_provider\":\"maskinporten\",\"token\":\"a.b.c\",\"scope\":[],\"audience\":\"\"}".to_owned(),
+        "application/x-www-form-urlencoded\nidentity_provider=maskinporten&token=a.b.c&scope=&audience=x&audience=y&scopes=z".to_owned(),
     ]
     .into_iter()
     .map(String::into_bytes)
