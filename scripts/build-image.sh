@@ -12,7 +12,7 @@
 # which it holds.
 #
 # Usage: [PGO=0] scripts/build-image.sh [IMAGE=localhost/portvakt]   (tags IMAGE:VERSION and IMAGE:latest)
-# Needs: buildah (apt-get install buildah), ca-certificates, root (buildah's vfs storage); with
+# Needs: buildah (apt-get install buildah), file, ca-certificates, root (buildah's vfs storage); with
 # PGO (the default) also what scripts/build-pgo.sh needs (rustup, nginx, wrk, curl, python3).
 # Prints the image's size on the last line.
 set -euo pipefail
@@ -20,6 +20,7 @@ cd "$(dirname "$0")/.."
 IMAGE=${1:-localhost/portvakt}
 BUILDAH=(buildah --storage-driver vfs)
 command -v buildah >/dev/null || { echo "buildah is needed: apt-get install buildah" >&2; exit 2; }
+command -v file >/dev/null || { echo "file is needed (to check the binary is static): apt-get install file" >&2; exit 2; }
 BUNDLE=/etc/ssl/certs/ca-certificates.crt
 [[ -s $BUNDLE ]] || { echo "$BUNDLE is missing: apt-get install ca-certificates" >&2; exit 2; }
 

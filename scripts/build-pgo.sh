@@ -89,7 +89,9 @@ wait_for "http://$UPSTREAM/" "nginx (the upstream)" "$WORK/upstream/error.log"
 # shellcheck source=lib/tokens.sh
 . scripts/lib/tokens.sh
 long_lived_manifest
-RUST_LOG=warn "target/pgo/gen/$OUT/portvakt" serve --listen "$API" --dev-issuer-listen "$ISSUER" \
+# --dev: development mode is what is trained, also where KUBERNETES_SERVICE_HOST is set (a CI
+# runner in a pod), where serve would otherwise refuse it.
+RUST_LOG=warn "target/pgo/gen/$OUT/portvakt" serve --dev --listen "$API" --dev-issuer-listen "$ISSUER" \
   --manifest "$WORK/nais.yaml" --upstream "http://$UPSTREAM" --policy examples/policy.toml \
   --proxy-listen "$PROXY" 2>"$WORK/serve.log" &
 SERVE=$!

@@ -13,7 +13,8 @@
 # Prints the image size, the binary size and the sidecar's peak memory.
 #
 # Usage: sudo [PGO=0] scripts/check-image.sh [--no-build]   (root: buildah's vfs storage, mounts, chroot)
-# Needs: buildah, openssl, curl, python3, unshare and chroot (util-linux, coreutils).
+# Needs: buildah, openssl, curl, python3, unshare and chroot (util-linux, coreutils), pgrep and ps
+# (procps).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 IMAGE=localhost/portvakt:latest

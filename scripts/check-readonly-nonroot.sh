@@ -2,13 +2,16 @@
 # Runs `portvakt serve` the way NAIS runs its sidecar: as an unprivileged user (nobody), with a
 # read-only root filesystem, no writable directory and an empty environment; then checks that
 # it becomes ready and introspects a token from its development issuer. Needs root (for a
-# private mount namespace), unshare and setpriv (util-linux), curl and python3.
+# private mount namespace), unshare and setpriv (util-linux), ps (procps), curl and python3.
 #
 # Usage: sudo scripts/check-readonly-nonroot.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
+for tool in unshare setpriv ps curl python3; do
+  command -v "$tool" >/dev/null || { echo "$tool is needed (util-linux, procps, curl, python3)" >&2; exit 2; }
+done
 cargo build --release -q -p portvakt-cli --bin portvakt
-BIN=$PWD/target/release/portvakt
+BIN=${CARGO_TARGET_DIR:-$PWD/target}/release/portvakt
 MANIFEST=$PWD/examples/nais.yaml
 LOG=$(mktemp -p /dev/shm)
 trap 'rm -f "$LOG"' EXIT

@@ -614,11 +614,11 @@ const PAGE_PATHS: [&str; 4] = [
 
 #[tokio::test]
 async fn outside_development_mode_there_is_no_page() {
-    // Configured mode (an issuer that is not running: serve starts and retries), the manifest
-    // and --dev-issuer-listen flags given anyway.
+    // Configured mode (an issuer that is not running: serve starts and retries). The local
+    // issuer's flags would be refused here (tests/serve.rs), so none is given.
     let api = free_port();
     let _configured = spawn(
-        &args(&["serve", "--manifest", "examples/nais.yaml", "--listen"])
+        &args(&["serve", "--listen"])
             .into_iter()
             .chain([format!("127.0.0.1:{api}")])
             .collect::<Vec<_>>(),

@@ -104,7 +104,7 @@ pub struct ServeArgs {
     /// (the kernel's default; a woken thread preempts CPU-bound neighbours sooner).
     #[arg(long, env = "PORTVAKT_PROXY_SCHEDULING", default_value = "batch", value_parser = crate::proxy::Scheduling::parse, requires = "upstream")]
     pub proxy_scheduling: crate::proxy::Scheduling,
-    /// Check the policy file and exit (0 valid, 1 invalid).
+    /// Check the policy file and exit (0 valid, 1 invalid, 2 usage error or unreadable file).
     #[arg(long, requires = "policy")]
     pub check_policy: bool,
     /// Memory budget of the verified-token cache, in bytes (about 2 KiB per token; 0 disables
