@@ -131,15 +131,7 @@ fn spawn_issuer(extra: &[&str], stderr: Stdio) -> (Child, u16) {
 #[test]
 fn issuer_token_inspect_round_trip() {
     let (_issuer, base) = start_issuer(&[]);
-    let (code, token, stderr) = run(portvakt().args([
-        "token",
-        "--issuer",
-        &base,
-        "--scope",
-        READ,
-        "--orgno",
-        "889640782",
-    ]));
+    let (code, token, stderr) = run(&mut token_for_nav(&base));
     assert_eq!(code, 0, "{stderr}");
     let token = token.trim_end_matches('\n');
     assert_eq!(
@@ -410,15 +402,7 @@ fn token_with_an_audience() {
     assert_eq!(claims["scope"], READ);
     assert_eq!(claims["consumer"]["ID"], "0192:889640782");
     // Without --audience there is no `aud`, as Maskinporten does it.
-    let (code, token, stderr) = run(portvakt().args([
-        "token",
-        "--issuer",
-        &base,
-        "--scope",
-        READ,
-        "--orgno",
-        "889640782",
-    ]));
+    let (code, token, stderr) = run(&mut token_for_nav(&base));
     assert_eq!(code, 0, "{stderr}");
     assert!(payload(&token).get("aud").is_none());
 
@@ -832,21 +816,28 @@ fn issuer_that_refuses(refusal: Value) -> String {
     base
 }
 
+/// `portvakt token --issuer ISSUER --scope READ --orgno 889640782` (NAV, granted READ).
+fn token_for_nav(issuer: &str) -> Command {
+    let mut command = portvakt();
+    command.args([
+        "token",
+        "--issuer",
+        issuer,
+        "--scope",
+        READ,
+        "--orgno",
+        "889640782",
+    ]);
+    command
+}
+
 #[test]
 fn an_issuers_refusal_reaches_the_terminal_with_its_control_characters_escaped() {
     let base = issuer_that_refuses(serde_json::json!({
         "error": "invalid_scope\u{1b}]0;pwned\u{7}",
         "error_description": "no\r\u{1b}[2J\u{1b}[31mGRANTED\u{9b}1m\u{7} and more",
     }));
-    let (code, out, stderr) = run(portvakt().args([
-        "token",
-        "--issuer",
-        &base,
-        "--scope",
-        READ,
-        "--orgno",
-        "889640782",
-    ]));
+    let (code, out, stderr) = run(&mut token_for_nav(&base));
     assert_eq!(code, 1, "{stderr}");
     assert!(out.is_empty(), "{out}");
     assert_eq!(
@@ -863,15 +854,7 @@ fn an_issuers_refusal_reaches_the_terminal_with_its_control_characters_escaped()
         "error": "invalid_scope",
         "error_description": "x".repeat(100_000),
     }));
-    let (code, _, stderr) = run(portvakt().args([
-        "token",
-        "--issuer",
-        &base,
-        "--scope",
-        READ,
-        "--orgno",
-        "889640782",
-    ]));
+    let (code, _, stderr) = run(&mut token_for_nav(&base));
     assert_eq!(code, 1, "{stderr}");
     assert_eq!(
         stderr,
@@ -904,17 +887,7 @@ fn token_asks_the_issuer_the_maskinporten_variables_name() {
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(payload(&token)["iss"], format!("{base}/"));
     // --issuer wins over the environment.
-    let (code, token, stderr) = run(portvakt()
-        .args([
-            "token",
-            "--issuer",
-            &base,
-            "--scope",
-            READ,
-            "--orgno",
-            "889640782",
-        ])
-        .env("MASKINPORTEN_ISSUER", &nobody));
+    let (code, token, stderr) = run(token_for_nav(&base).env("MASKINPORTEN_ISSUER", &nobody));
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(payload(&token)["iss"], format!("{base}/"));
     // When the issuer a variable names cannot be reached, the error says which variable.
@@ -979,15 +952,7 @@ fn the_issuers_invalid_request_is_a_usage_error() {
         "error": "invalid_request",
         "error_description": "unknown parameter `x`",
     }));
-    let (code, out, stderr) = run(portvakt().args([
-        "token",
-        "--issuer",
-        &base,
-        "--scope",
-        READ,
-        "--orgno",
-        "889640782",
-    ]));
+    let (code, out, stderr) = run(&mut token_for_nav(&base));
     assert_eq!(code, 2, "{stderr}");
     assert!(out.is_empty(), "{out}");
     assert_eq!(stderr, "error: invalid_request: unknown parameter `x`\n");
@@ -996,15 +961,7 @@ fn the_issuers_invalid_request_is_a_usage_error() {
 #[test]
 fn inspect_with_issuer_uses_that_issuer_even_when_maskinporten_variables_are_set() {
     let (_issuer, base) = start_issuer(&[]);
-    let (code, token, stderr) = run(portvakt().args([
-        "token",
-        "--issuer",
-        &base,
-        "--scope",
-        READ,
-        "--orgno",
-        "889640782",
-    ]));
+    let (code, token, stderr) = run(&mut token_for_nav(&base));
     assert_eq!(code, 0, "{stderr}");
     let nobody = format!("http://127.0.0.1:{}/", free_port());
     let (code, out, stderr) = run(portvakt()
