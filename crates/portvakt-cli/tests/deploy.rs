@@ -65,6 +65,17 @@ fn nais_applications_pass_manifest_check_strict() {
     }
 }
 
+/// The value of the variable `name` in a container's (or NAIS spec's) `env` list.
+fn env_value<'a>(env: &'a Value, name: &str) -> &'a str {
+    env.as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == name)
+        .unwrap_or_else(|| panic!("no {name} in {env}"))["value"]
+        .as_str()
+        .unwrap()
+}
+
 #[test]
 fn nais_proxy_variant_runs_the_app_behind_the_proxy_on_its_service_port() {
     let app = &yaml_documents(&deploy("nais/proxy-in-container.yaml"))[0];
@@ -98,16 +109,7 @@ fn nais_proxy_variant_runs_the_app_behind_the_proxy_on_its_service_port() {
         .unwrap();
     assert!(check.status.success());
     // Probes on portvakt's probe port, which PROBE_BIND_ADDRESS opens.
-    let env = |name: &str| {
-        app["spec"]["env"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|e| e["name"] == name)
-            .unwrap()["value"]
-            .as_str()
-            .unwrap()
-    };
+    let env = |name: &str| env_value(&app["spec"]["env"], name);
     let probe = env("PROBE_BIND_ADDRESS");
     // Beside NAIS's own token sidecar, which holds 7164 and 7165 in every Maskinporten pod.
     for taken in ["7164", "7165"] {
@@ -202,17 +204,7 @@ fn kubernetes_sidecar_is_native_unprivileged_and_probed_on_the_probe_port() {
             .as_u64()
             .unwrap()
     };
-    let env = |name: &str| {
-        sidecar["env"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|e| e["name"] == name)
-            .unwrap()["value"]
-            .as_str()
-            .unwrap()
-            .to_owned()
-    };
+    let env = |name: &str| env_value(&sidecar["env"], name).to_owned();
     assert_eq!(
         env("PROBE_BIND_ADDRESS"),
         format!("0.0.0.0:{}", port("probes"))
