@@ -318,20 +318,40 @@ fn dev_page(
     let addr = listener
         .local_addr()
         .map_err(|e| format!("cannot read the listen address: {e}"))?;
-    if !config.development || !crate::devpage::serves_on(addr.ip()) {
+    if !config.development {
+        return Ok(None);
+    }
+    if !crate::devpage::serves_on(addr.ip()) {
+        tracing::warn!(
+            %addr,
+            "no development page: it mints tokens, so it is served only on a loopback address (--listen 127.0.0.1:PORT)"
+        );
         return Ok(None);
     }
     let issuer_url = config
         .issuer_url
         .clone()
         .unwrap_or_else(|| issuer_url_for(addr));
-    let validation = portvakt::Config::builder()
+    // The page validates against the issuer URL; one it cannot use (plain http to a host that
+    // is not loopback, which the issuer itself may name) costs the page, not the issuer.
+    let validation = match portvakt::Config::builder()
         .well_known_url(format!(
             "{issuer_url}.well-known/oauth-authorization-server"
         ))
         .build()
-        .map_err(|e| e.to_string())?;
+    {
+        Ok(validation) => validation,
+        Err(e) => {
+            tracing::warn!(error = %e, "no development page: it cannot validate against the issuer URL");
+            return Ok(None);
+        }
+    };
     let validator = portvakt::Validator::new(validation).map_err(|e| e.to_string())?;
+    // The issuer decides from its local Digdir, which a state file or the admin API may have
+    // changed since the manifest was read; the page's table is the manifest's.
+    let note = (config.state_file.is_some() || !config.admin_clients.is_empty()).then_some(
+        "The table shows this manifest's grants. The issuer decides from its local Digdir, which --state or the admin API (portvakt provision) may have changed: a minted token is the issuer's answer.",
+    );
     let page = crate::devpage::DevPage {
         manifest: std::sync::Arc::new(manifest),
         issuer_url,
@@ -339,7 +359,7 @@ fn dev_page(
         introspection: None,
         proxy: None,
         served_by: "portvakt issuer",
-        note: None,
+        note: note.map(str::to_owned),
     };
     Ok(Some((page.router(), format!("http://{addr}/"))))
 }

@@ -1045,3 +1045,45 @@ fn inspect_catches_a_misspelt_maskinporten_variable_as_serve_does() {
     assert_eq!(code, 1, "{out}{stderr}");
     assert_eq!(stderr, "", "no note: MASKINPORTEN_ISUER names no issuer");
 }
+
+#[test]
+fn an_issuer_named_by_a_plain_http_host_starts_without_its_page() {
+    // The page validates against the issuer URL, which must be https off loopback; the issuer
+    // itself may be named so (inside a compose network), and starts without the page.
+    let port = free_port();
+    let mut child = portvakt()
+        .args([
+            "issuer",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--issuer-url",
+            &format!("http://issuer.internal:{port}/"),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the issuer stopped instead of starting without its page"
+        );
+        assert!(Instant::now() < deadline, "portvakt issuer did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _running = Background(child);
+    let status = |path: &str| {
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut answer = String::new();
+        std::io::Read::read_to_string(&mut stream, &mut answer).unwrap();
+        answer.split(' ').nth(1).unwrap_or_default().to_owned()
+    };
+    assert_eq!(status("/.well-known/oauth-authorization-server"), "200");
+    assert_eq!(status("/"), "404", "no page");
+}

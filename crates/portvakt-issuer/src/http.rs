@@ -31,9 +31,14 @@ impl Issuer {
             .route("/token", post(token))
             .nest("/api/v1", crate::admin::router());
         if self.is_development() {
-            router = router
+            let development = Router::new()
                 .route("/dev/token", post(dev_token))
-                .route("/admin/rotate", post(rotate));
+                .route("/admin/rotate", post(rotate))
+                .route_layer(axum::middleware::from_fn_with_state(
+                    self.clone(),
+                    development_guard,
+                ));
+            router = router.merge(development);
         }
         router
             .fallback(not_found)
@@ -41,6 +46,77 @@ impl Issuer {
             .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
             .with_state(self.clone())
     }
+}
+
+/// The host part of a `Host` or `Origin` authority (`127.0.0.1:7166`, `[::1]:7166`,
+/// `localhost`).
+fn host_name(authority: &str) -> &str {
+    if let Some(rest) = authority.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or_default();
+    }
+    authority
+        .rsplit_once(':')
+        .map_or(authority, |(name, _)| name)
+}
+
+/// Whether `host` (a `Host` header value) names this machine: a loopback IP or `localhost`.
+pub fn is_loopback_host(host: &str) -> bool {
+    let name = host_name(host);
+    name.eq_ignore_ascii_case("localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// `/dev/token` and `/admin/rotate` mint tokens and rotate keys without a client assertion,
+/// so a web page the developer visits must not reach them: not through a DNS name rebound to
+/// 127.0.0.1 (the `Host` must be a loopback address, `localhost`, or the issuer URL's own
+/// host, so that `http://issuer:7166/` in a compose network still works: 421 otherwise), and
+/// not with a cross-site form (a browser's `Origin`, when sent, must name one of those hosts:
+/// 403 otherwise). Programs (`portvakt token`, curl) send no `Origin`.
+async fn development_guard(
+    State(issuer): State<Issuer>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let own = issuer.state.base.host_str().unwrap_or_default();
+    let allowed = |host: &str| is_loopback_host(host) || host_name(host).eq_ignore_ascii_case(own);
+    let headers = request.headers();
+    if let Some(host) = headers.get(header::HOST).and_then(|v| v.to_str().ok())
+        && !allowed(host)
+    {
+        return refusal(
+            StatusCode::MISDIRECTED_REQUEST,
+            format!(
+                "the development endpoints answer only under a loopback address, localhost or the issuer's own host ({own}), not {}",
+                portvakt::printable(host)
+            ),
+        );
+    }
+    if let Some(origin) = headers.get(header::ORIGIN) {
+        let authority = origin
+            .to_str()
+            .ok()
+            .and_then(|o| o.split_once("://"))
+            .map(|(_, authority)| authority);
+        if !authority.is_some_and(allowed) {
+            return refusal(
+                StatusCode::FORBIDDEN,
+                format!(
+                    "a request from another site's page ({}) may not use the development endpoints",
+                    portvakt::printable(origin.to_str().unwrap_or("(not text)"))
+                ),
+            );
+        }
+    }
+    next.run(request).await
+}
+
+/// A JSON OAuth `invalid_request` with `status`.
+fn refusal(status: StatusCode, description: String) -> Response {
+    let mut response = OAuthError::request(description).into_response();
+    *response.status_mut() = status;
+    response
 }
 
 async fn metadata(State(issuer): State<Issuer>) -> Json<serde_json::Value> {

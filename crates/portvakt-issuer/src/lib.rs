@@ -60,7 +60,7 @@ pub use assertion::{
 pub use clients::{ASSERTION_ALGORITHMS, ClientRegistry, RegisteredClient, generate_client_key};
 pub use error::{ClientError, ErrorCode, IssuerError, OAuthError};
 pub use grant::CONSUMER_AUTHORITY;
-pub use http::JWT_BEARER;
+pub use http::{JWT_BEARER, is_loopback_host};
 pub use issuer::{
     ALTINN_DELEGATION_SOURCE, CLIENT_AMR, DEFAULT_GRACE, DEFAULT_LISTEN,
     DEFAULT_MAX_TOKEN_LIFETIME, DEV_CLIENT_PREFIX, DevTokenRequest, Issuer, IssuerConfig,

@@ -1600,3 +1600,54 @@ async fn a_write_that_cannot_be_saved_changes_nothing() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A web page the developer visits cannot reach the development endpoints: not through a DNS
+/// name rebound to 127.0.0.1, and not with a cross-site form.
+#[tokio::test]
+async fn development_endpoints_refuse_rebound_hosts_and_cross_site_origins() {
+    let issuer = start(config()).await;
+    let http = reqwest::Client::new();
+    let form = format!("orgno={NAV}&scope={READ}");
+    let post = |path: &str, host: Option<&str>, origin: Option<&str>| {
+        let mut request = http
+            .post(format!("{}{path}", issuer.issuer_url()))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form.clone());
+        if let Some(host) = host {
+            request = request.header("host", host);
+        }
+        if let Some(origin) = origin {
+            request = request.header("origin", origin);
+        }
+        async move {
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            let body: Value = response.json().await.unwrap();
+            (status, body)
+        }
+    };
+    for path in ["dev/token", "admin/rotate"] {
+        let (status, body) = post(path, Some("attacker.example:7166"), None).await;
+        assert_eq!(status, 421, "{path}: {body}");
+        assert_eq!(body["error"], "invalid_request");
+        let (status, body) = post(path, None, Some("http://attacker.example")).await;
+        assert_eq!(status, 403, "{path}: {body}");
+        let (status, body) =
+            post(path, Some("localhost:7166"), Some("http://localhost:7166")).await;
+        assert_eq!(status, 200, "{path}: {body}");
+    }
+    // The issuer URL's own host is allowed (a compose network's `http://issuer:7166/`).
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let mut named = config();
+    named.issuer_url = Some("http://issuer.internal:7166/".to_owned());
+    let named = portvakt_issuer::serve(listener, named).await.unwrap();
+    let response = http
+        .post(format!("http://{}/dev/token", named.addr()))
+        .header("host", "issuer.internal:7166")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+}

@@ -60,11 +60,22 @@ fn consumers(table: &GrantsTable) -> Vec<&Consumer> {
     out
 }
 
+/// An organization number no scope of the table names, for the "any other organization"
+/// column: decided by the issuer's rules like every other cell (a scope accessible for all
+/// still refuses an organization when it does not allow Maskinporten clients).
+pub(super) fn outsider(consumers: &[&Consumer]) -> String {
+    (0..=consumers.len())
+        .map(|n| format!("{:09}", 999_999_999 - n))
+        .find(|orgno| !consumers.iter().any(|c| c.orgno == *orgno))
+        .expect("one of len + 1 numbers is nobody's")
+}
+
 /// The whole answer.
 pub fn report(page: &DevPage) -> Value {
     let manifest = &page.manifest;
     let table = manifest.grants();
     let consumers = consumers(&table);
+    let outsider = outsider(&consumers);
     let rows: Vec<Value> = table
         .scopes()
         .iter()
@@ -76,7 +87,12 @@ pub fn report(page: &DevPage) -> Value {
                     json!({"state": state.as_str(), "why": why})
                 })
                 .collect();
-            json!({"grant": grant, "cells": cells})
+            let (state, why) = cell(&table, &outsider, &grant.scope);
+            json!({
+                "grant": grant,
+                "cells": cells,
+                "other": {"state": state.as_str(), "why": why},
+            })
         })
         .collect();
     let diagnostics: Vec<Value> = manifest

@@ -161,20 +161,7 @@ fn refuse(status: StatusCode, message: &str) -> Response {
         .into_response()
 }
 
-/// The host part of a `Host` value (`127.0.0.1:7164`, `[::1]:7164`, `localhost`).
-fn host_name(host: &str) -> &str {
-    if let Some(rest) = host.strip_prefix('[') {
-        return rest.split(']').next().unwrap_or_default();
-    }
-    host.rsplit_once(':').map_or(host, |(name, _)| name)
-}
-
-/// Whether `host` (a `Host` header value) names this machine: a loopback IP or `localhost`.
-pub fn is_loopback_host(host: &str) -> bool {
-    let name = host_name(host);
-    name.eq_ignore_ascii_case("localhost")
-        || name.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
-}
+pub use portvakt_issuer::is_loopback_host;
 
 /// Why a request may not reach the page, if it may not.
 fn refusal(method: &Method, headers: &HeaderMap) -> Option<Response> {

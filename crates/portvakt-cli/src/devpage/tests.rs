@@ -79,3 +79,38 @@ spec:
         "organization 974761076 is not a consumer of scope \"nav:arbeid:some.scope.read\""
     );
 }
+
+#[test]
+fn any_other_organization_is_decided_by_the_issuers_rules_too() {
+    // Accessible for all, but not to Maskinporten clients: nobody gets it, and the column for
+    // organizations the manifest does not name says so (it read "all" when the page worked it
+    // out from `accessibleForAll` alone).
+    let manifest = portvakt_manifest::Manifest::parse(
+        r#"
+spec:
+  maskinporten:
+    enabled: true
+    scopes:
+      exposes:
+        - name: "open.read"
+          enabled: true
+          product: "arbeid"
+          accessibleForAll: true
+          allowedIntegrations: [krr]
+          consumers:
+            - orgno: "999999999"
+"#,
+        "nais.yaml",
+    );
+    let table = manifest.grants();
+    let consumers: Vec<&portvakt_manifest::Consumer> =
+        table.scopes().iter().flat_map(|g| &g.consumers).collect();
+    let outsider = grants::outsider(&consumers);
+    assert_eq!(outsider, "999999998", "not a consumer");
+    let (state, why) = grants::cell(&table, &outsider, "nav:arbeid:open.read");
+    assert_eq!(state, grants::Cell::NotGranted);
+    assert!(
+        why.contains("not available to Maskinporten clients"),
+        "{why}"
+    );
+}

@@ -127,7 +127,7 @@
     }
     for (const row of data.rows) {
       const g = row.grant;
-      const other = !g.enabled ? "disabled" : g.accessibleForAll ? "all" : "not-granted";
+      const other = row.other;
       body.append(el("tr", {},
         el("th", { scope: "row" },
           el("code", { class: "scope" }, g.scope),
@@ -135,7 +135,9 @@
         row.cells.map((c) => el("td", {},
           el("span", { class: `cell ${c.state}`, title: c.why }, CELL_TEXT[c.state]),
           el("span", { class: "visually-hidden" }, `: ${c.why}`))),
-        el("td", {}, el("span", { class: `cell ${other}` }, CELL_TEXT[other]))));
+        el("td", {},
+          el("span", { class: `cell ${other.state}`, title: other.why }, CELL_TEXT[other.state]),
+          el("span", { class: "visually-hidden" }, `: ${other.why}`))));
     }
 
     $("diagnostics-summary").textContent = data.summary;
