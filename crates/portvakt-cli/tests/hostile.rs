@@ -981,6 +981,14 @@ async fn proxy_bodies_declared_over_the_limit_are_refused_before_they_are_read()
     let (answers, _) = exchange(addr, request.as_bytes()).await;
     assert_eq!(answers, [200]);
     assert_eq!(upstream.received.lock().unwrap()[0].body.len(), 1000);
+    // A body of undeclared length is cut at the limit while it streams: 413 too, the client's
+    // doing, not a 502 counted as the upstream's failure.
+    let chunked = format!(
+        "POST /api/write/x HTTP/1.1\r\nhost: a\r\nauthorization: Bearer {write}\r\ntransfer-encoding: chunked\r\n\r\n7d0\r\n{}\r\n0\r\n\r\n",
+        "b".repeat(2000)
+    );
+    let (answers, _) = exchange(addr, chunked.as_bytes()).await;
+    assert_eq!(answers, [413]);
 
     // Without a limit, a refusal (no token) is still answered before a body is read.
     let (addr, upstream, _) = proxy_with(|_| {}).await;

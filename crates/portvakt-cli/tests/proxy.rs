@@ -813,6 +813,31 @@ async fn a_repeated_host_or_none_in_http_1_1_is_refused() {
 }
 
 #[tokio::test]
+async fn a_method_with_lower_case_letters_is_refused_before_routing() {
+    // Methods are case-sensitive; `delete` would pass a `DELETE` deny route and reach an
+    // upstream that upper-cases methods before routing.
+    let h = harness().await;
+    let token = token(READ);
+    for method in ["delete", "Delete", "get"] {
+        let (status, body) = raw(
+            h.proxy,
+            format!(
+                "{method} /api/read/x HTTP/1.1\r\nHost: api\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
+            ),
+        )
+        .await;
+        assert_eq!(status, 400, "{method}");
+        assert_eq!(
+            serde_json::from_str::<Value>(&body).unwrap()["error_description"],
+            format!(
+                "method `{method}` has lower-case letters; methods are case-sensitive: send it upper-case"
+            )
+        );
+    }
+    assert_eq!(h.upstream_hits(), 0);
+}
+
+#[tokio::test]
 async fn hop_by_hop_headers_are_removed() {
     let h = harness().await;
     let token = token(READ);

@@ -58,6 +58,18 @@ pub fn bad_host(problem: &'static str) -> Response {
     )
 }
 
+/// 400: a method with a lower-case letter (see `handle`).
+pub fn bad_method(method: &http::Method) -> Response {
+    json(
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
+        format!(
+            "method `{}` has lower-case letters; methods are case-sensitive: send it upper-case",
+            portvakt::printable(method.as_str())
+        ),
+    )
+}
+
 /// 413: the declared body is over the limit. On HTTP/1.1 the connection is closed, since the
 /// body is never read (`Connection` does not exist in HTTP/2, where the stream ends instead).
 pub fn too_large(limit: u64, version: http::Version) -> Response {

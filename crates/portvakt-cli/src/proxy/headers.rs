@@ -11,7 +11,7 @@
 //! | 2 | remove hop-by-hop headers | `Connection` and every header it names (never `Authorization` or `Host`), `Keep-Alive`, `Proxy-Connection`, `Proxy-Authenticate`, `Proxy-Authorization`, `TE`, `Trailer`, `Transfer-Encoding`, `Upgrade`, every `Proxy-*` and httpoxy's `Proxy` | they describe the client's connection, not the request (RFC 9110 section 7.6.1); WebSocket and other upgrades are not proxied |
 //! | 3 | to an HTTP/2 upstream, pass `TE: trailers` on (as exactly that) when the client sent it | `TE` | gRPC servers require it; it is the one `TE` HTTP/2 allows (RFC 9113 section 8.2.2) |
 //! | 4 | remove `Expect` | `Expect` | the proxy answers `100-continue` itself once the request is authorized |
-//! | 5 | remove what only the proxy may say | every `x-portvakt-*`, also spelt with `_` for `-` (`X_Portvakt_Consumer_Orgno`); `X-HTTP-Method-Override`, `X-HTTP-Method`, `X-Method-Override`, also with `_` | on every route, public or not, so a client can never forge an identity; CGI, WSGI, Rack and PHP map both spellings to one `HTTP_X_PORTVAKT_...` variable; the policy authorized the real method, and method-override middleware (Express `method-override`, ASP.NET `UseHttpMethodOverride`, Rack `MethodOverride`, Laravel, Spring's filter) would run an authorized `POST` as, say, a `DELETE` |
+//! | 5 | remove what only the proxy may say | every `x-portvakt-*`, also spelt with `_` for `-` (`X_Portvakt_Consumer_Orgno`); `X-HTTP-Method-Override`, `X-HTTP-Method`, `X-Method-Override`, `X-Original-URL`, `X-Rewrite-URL`, also with `_` | on every route, public or not, so a client can never forge an identity; CGI, WSGI, Rack and PHP map both spellings to one `HTTP_X_PORTVAKT_...` variable; the policy authorized the real method and path, and method-override middleware (Express `method-override`, ASP.NET `UseHttpMethodOverride`, Rack `MethodOverride`, Laravel, Spring's filter) would run an authorized `POST` as, say, a `DELETE`, as path overrides (Zend, Laminas, old Symfony) would serve another path |
 //! | 6 | set the identity, on routes that validated a token | the identity headers below | what the upstream authorizes on |
 //! | 7 | `Host`: keep the client's (for HTTP/2 clients, their `:authority`); or, without [`ProxyConfig::preserve_host`](super::ProxyConfig::preserve_host), remove it so the upstream's address is sent | `Host` | virtual hosts and redirects in the upstream see the name the client used |
 //! | 8 | from an HTTP/2 client to an HTTP/1.1 upstream, join the `Cookie` fields into one | `Cookie` | HTTP/2 may split them; HTTP/1.1 needs one (RFC 9113 section 8.2.3) |
@@ -324,14 +324,21 @@ fn same_name(name: &[u8], pattern: &[u8]) -> bool {
             .all(|(n, p)| n == p || (*n == b'_' && *p == b'-'))
 }
 
+/// Path-override headers: some frameworks route by them instead of the request line (Zend
+/// and Laminas, Symfony before CVE-2018-14773), so a request authorized for one path would be
+/// served as another.
+const PATH_OVERRIDE: [&[u8]; 2] = [b"x-original-url", b"x-rewrite-url"];
+
 /// Whether a client-sent header must not reach the upstream: any `x-portvakt-*` (the identity
-/// headers are the proxy's to set) and the method overrides, in either spelling.
+/// headers are the proxy's to set), the method overrides and the path overrides, in either
+/// spelling.
 fn is_client_forgery(name: &HeaderName) -> bool {
     let name = name.as_str().as_bytes();
     let prefix = HEADER_PREFIX.as_bytes();
     (name.len() >= prefix.len() && same_name(&name[..prefix.len()], prefix))
         || METHOD_OVERRIDE
             .iter()
+            .chain(&PATH_OVERRIDE)
             .any(|pattern| same_name(name, pattern))
 }
 

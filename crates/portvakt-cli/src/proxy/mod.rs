@@ -75,12 +75,13 @@
 //! |--------|----------------------------------------------------------|------------------------------------------------------------|
 //! | 400    | path refused (`..`, `//`, `%2F`, `;` ...)                | none                                                       |
 //! | 400    | `Host` repeated, or missing from an HTTP/1.1 request     | none                                                       |
+//! | 400    | a method with a lower-case letter (`delete`)             | none                                                       |
 //! | 400    | malformed `Authorization` (two headers, empty token ...) | `Bearer realm="...", error="invalid_request", ...`         |
 //! | 401    | no token (or another scheme such as `Basic`)             | `Bearer realm="..."`                                       |
 //! | 401    | token invalid (signature, expiry, issuer ...)            | `Bearer realm="...", error="invalid_token", error_description="..."` |
 //! | 403    | scope missing / consumer not allowed                     | `Bearer realm="...", error="insufficient_scope", error_description="...", scope="..."` |
 //! | 403    | a `deny = true` route, or no route and `default = "deny"` | none                                                      |
-//! | 413    | declared body over [`ProxyConfig::max_body_bytes`] (connection closed) | none                                         |
+//! | 413    | body over [`ProxyConfig::max_body_bytes`], declared (before it is read) or streamed (when it gets there); connection closed | none |
 //! | 503    | signing keys not fetched yet (`Retry-After: 5`)          | none                                                       |
 //!
 //! Tokens are never logged.
@@ -89,7 +90,7 @@
 //!
 //! `portvakt_requests_total{endpoint="proxy", outcome=...}` with outcome `forwarded` (token
 //! validated), `public` (forwarded without a token), `missing_token`, `bad_request` (path or
-//! `Authorization` malformed), `too_large` (declared body over the limit), `invalid_token`,
+//! `Authorization` malformed), `too_large` (body over the limit), `invalid_token`,
 //! `forbidden` (scope or consumer), `denied` (deny route or default), `unavailable`, `bad_gateway`, `gateway_timeout`; every validation in
 //! `portvakt_validations_total` and its duration histogram; the upstream's time to response
 //! headers in `portvakt_upstream_duration_seconds`.
@@ -171,7 +172,7 @@ pub struct ProxyConfig {
     /// The largest request body forwarded (default: no limit; the upstream's own applies).
     /// A request declaring a larger `Content-Length` is answered 413 before any of its body
     /// is read or anything is sent upstream; a body of undeclared length is cut at the limit
-    /// (the upstream sees the request aborted, the client gets 502).
+    /// (the upstream sees the request aborted, the client gets 413).
     pub max_body_bytes: Option<u64>,
     /// Threads the proxy runs on (default 1: the caller's runtime). With more, [`serve`] runs
     /// one single-threaded runtime per thread, each accepting from the same listening socket
@@ -579,6 +580,19 @@ fn handle(
 ) -> impl Future<Output = Response> + Send {
     async move {
         let inner = &*state.0;
+        // Methods are case-sensitive (RFC 9110 section 9.1), and routes name them upper-case:
+        // `delete` would pass a `DELETE` deny route, and frameworks that upper-case the method
+        // before routing (Django; ASP.NET Core compares it ignoring case) would run it.
+        if request
+            .method()
+            .as_str()
+            .bytes()
+            .any(|b| b.is_ascii_lowercase())
+        {
+            tracing::debug!(method = %request.method(), "proxy: method refused");
+            count(inner, "bad_request");
+            return answer::bad_method(request.method());
+        }
         if let Some(problem) = host_problem(&request) {
             tracing::debug!(method = %request.method(), problem, "proxy: Host refused");
             count(inner, "bad_request");
@@ -613,10 +627,11 @@ fn handle(
             },
         };
         let validated = identity.is_some();
+        let version = request.version();
         // Kept here, once, while it is sent: see `pool::Pool::send_from`.
         let mut upstream = Some(upstream_request(inner, request, identity.as_ref(), peer));
         drop(identity);
-        let (response, held) = match send(inner, &mut upstream).await {
+        let (response, held) = match send(inner, &mut upstream, version).await {
             Ok(sent) => sent,
             Err(failed) => return failed,
         };
@@ -704,6 +719,7 @@ fn upstream_request(
 async fn send(
     inner: &Inner,
     request: &mut Option<http::Request<Body>>,
+    version: Version,
 ) -> Result<(http::Response<Incoming>, Upstream), Response> {
     let started = Instant::now();
     let sent = tokio::time::timeout(inner.request_timeout, async {
@@ -725,6 +741,14 @@ async fn send(
 
     match sent {
         Ok(Ok(sent)) => Ok(sent),
+        Ok(Err(Some(error))) if error.is_body_too_large() => {
+            // A body of undeclared length cut at the limit: the client's doing, answered as a
+            // declared one is, not counted or logged as the upstream's failure.
+            let limit = inner.max_body_bytes.unwrap_or_default();
+            tracing::debug!(limit, "proxy: body over the limit while it streamed");
+            count(inner, "too_large");
+            Err(answer::too_large(limit, version))
+        }
         Ok(Err(error)) => {
             count(inner, "bad_gateway");
             let description = match &error {

@@ -151,6 +151,23 @@ impl Failure {
     pub fn is_connect(&self) -> bool {
         matches!(self, Failure::Connect(_))
     }
+
+    /// Whether the exchange failed because the client's body went over the proxy's limit
+    /// (`--max-body-bytes`, for a body of undeclared length): the client's doing, not the
+    /// upstream's.
+    pub fn is_body_too_large(&self) -> bool {
+        let Failure::Exchange(error) = self else {
+            return false;
+        };
+        let mut source = std::error::Error::source(error);
+        while let Some(cause) = source {
+            if cause.is::<http_body_util::LengthLimitError>() {
+                return true;
+            }
+            source = cause.source();
+        }
+        false
+    }
 }
 
 impl std::fmt::Display for Failure {

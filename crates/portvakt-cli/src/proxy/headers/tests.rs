@@ -183,7 +183,7 @@ fn rule_4_removes_expect() {
 }
 
 #[test]
-fn rule_5_removes_forged_identity_and_method_overrides_in_either_spelling() {
+fn rule_5_removes_forged_identity_method_and_path_overrides_in_either_spelling() {
     let forged = [
         ("x-portvakt-consumer-orgno", "974761076"),
         ("x_portvakt_consumer_orgno", "974761076"),
@@ -192,10 +192,13 @@ fn rule_5_removes_forged_identity_and_method_overrides_in_either_spelling() {
         ("x-http-method-override", "DELETE"),
         ("x_http_method", "DELETE"),
         ("x-method_override", "DELETE"),
+        ("x-original-url", "/api/v1/admin/secret"),
+        ("x_rewrite_url", "/api/v1/admin/secret"),
     ];
     let kept = [
         ("x-portvakt", "not the prefix"),
         ("x-http-method-overrides", "not an override"),
+        ("x-original-url-note", "not an override"),
     ];
     // A public route: nothing is set in their place.
     let map = to_upstream(&[&forged[..], &kept].concat(), None);
