@@ -91,11 +91,12 @@ pub enum ReadError {
         source: std::io::Error,
     },
     /// The file is larger than [`MAX_FILE_SIZE`].
-    #[error("{} is {size} bytes; a NAIS manifest is at most {MAX_FILE_SIZE} bytes", path.display())]
+    #[error("{} is {size} bytes or more; a NAIS manifest is at most {MAX_FILE_SIZE} bytes", path.display())]
     TooLarge {
         /// The path as given.
         path: PathBuf,
-        /// Its size in bytes.
+        /// Its size in bytes, or, for a pipe or device whose size is not known in advance,
+        /// how much was read before giving up (`MAX_FILE_SIZE + 1`).
         size: u64,
     },
 }
@@ -122,6 +123,9 @@ impl Manifest {
 
     /// Checks `source` with `options`. `file_name` is used in diagnostics.
     pub fn parse_with(source: &str, file_name: &str, options: &CheckOptions) -> Manifest {
+        // A UTF-8 byte-order mark is not content: go-yaml skips it, and editors do not count
+        // it as a column. Left in, the YAML parser would read it as part of the first key.
+        let source = source.strip_prefix('\u{feff}').unwrap_or(source);
         let checked = rules::check(source, file_name, options.strict);
         Manifest {
             file: file_name.to_owned(),
@@ -153,14 +157,27 @@ impl Manifest {
             path: path.to_owned(),
             source,
         };
-        let size = std::fs::metadata(path).map_err(io)?.len();
+        let too_large = |size| ReadError::TooLarge {
+            path: path.to_owned(),
+            size,
+        };
+        let file = std::fs::File::open(path).map_err(io)?;
+        // The reported size refuses a large regular file without reading it; pipes, devices
+        // and `/dev/stdin` report 0 (or a size that may change), so the read itself is bounded.
+        let size = file.metadata().map_err(io)?.len();
         if size > MAX_FILE_SIZE {
-            return Err(ReadError::TooLarge {
-                path: path.to_owned(),
-                size,
-            });
+            return Err(too_large(size));
         }
-        let bytes = std::fs::read(path).map_err(io)?;
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(
+            &mut std::io::Read::take(file, MAX_FILE_SIZE + 1),
+            &mut bytes,
+        )
+        .map_err(io)?;
+        let read = u64::try_from(bytes.len()).unwrap_or(u64::MAX);
+        if read > MAX_FILE_SIZE {
+            return Err(too_large(read));
+        }
         let file_name = path.display().to_string();
         Ok(Manifest::from_bytes(&bytes, &file_name, options))
     }
@@ -168,6 +185,8 @@ impl Manifest {
     /// Checks raw file content: like [`Manifest::parse_with`], but content that is not UTF-8 is
     /// reported as an `invalid-encoding` error at the first bad byte.
     pub fn from_bytes(bytes: &[u8], file_name: &str, options: &CheckOptions) -> Manifest {
+        // As in `parse_with`: a byte-order mark is not a column.
+        let bytes = bytes.strip_prefix("\u{feff}".as_bytes()).unwrap_or(bytes);
         match std::str::from_utf8(bytes) {
             Ok(source) => Manifest::parse_with(source, file_name, options),
             Err(e) => {
