@@ -84,6 +84,13 @@ pub enum Code {
     DuplicateConsumedScope,
     /// A consumed scope without the `prefix:` part every Maskinporten scope has.
     UnqualifiedConsumedScope,
+    /// A number written so that YAML 1.1 readers (Kubernetes) and YAML 1.2 readers see
+    /// different values: `0100` (octal 64 to one, 100 to the other), `6_00`.
+    AmbiguousNumber,
+    /// A document that is not read although it looks like a NAIS `Application`: its
+    /// `apiVersion` or `kind` is a near miss (`nais.io/v1alpha`, `application`), or it has
+    /// `spec.maskinporten` under another header, so its scopes would silently be left out.
+    SkippedDocument,
 }
 
 impl Code {
@@ -117,6 +124,8 @@ impl Code {
             Code::MaskinportenDisabled => "maskinporten-disabled",
             Code::DuplicateConsumedScope => "duplicate-consumed-scope",
             Code::UnqualifiedConsumedScope => "unqualified-consumed-scope",
+            Code::AmbiguousNumber => "ambiguous-number",
+            Code::SkippedDocument => "skipped-document",
         }
     }
 }
@@ -164,11 +173,83 @@ impl Diagnostic {
 }
 
 impl fmt::Display for Diagnostic {
+    /// Control characters in the file name or message are escaped: a value from the manifest
+    /// (`product: "x\nnais.yaml:1:1: warning: fake"`) must not forge a line, nor an escape
+    /// sequence reach the terminal. Messages are built with [`shown`] already; escaping again
+    /// here changes nothing in them and covers the file name.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
             "{}:{}:{}: {}: {} [{}]",
-            self.file, self.line, self.column, self.severity, self.message, self.code
+            printable(&self.file),
+            self.line,
+            self.column,
+            self.severity,
+            printable(&self.message),
+            self.code
         )
+    }
+}
+
+/// The longest piece of the manifest a message repeats, in characters.
+pub(crate) const MAX_ECHO: usize = 64;
+
+/// Whether `ch` must not reach a terminal or a log line as it is: control characters (line
+/// breaks, ESC, BEL, ...), the Unicode line and paragraph separators, and the bidirectional
+/// formatting characters that can make text display in another order than it is read.
+fn is_unsafe(ch: char) -> bool {
+    ch.is_control()
+        || matches!(
+            ch,
+            '\u{2028}' | '\u{2029}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}'
+                | '\u{2066}'..='\u{2069}'
+        )
+}
+
+/// `s` with every unsafe character (see [`is_unsafe`]) escaped as Rust does (`\n`,
+/// `\u{1b}`). Escaping is idempotent: the result has no unsafe character left.
+///
+/// The validator crate has `portvakt::printable` for the same purpose, but this crate does not
+/// depend on it (it is a leaf the validator, the issuer and the command all use), and a
+/// dependency for ten lines would reverse that; hence this small copy.
+pub(crate) fn printable(s: &str) -> String {
+    if !s.chars().any(is_unsafe) {
+        return s.to_owned();
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for ch in s.chars() {
+        if is_unsafe(ch) {
+            out.extend(ch.escape_default());
+        } else {
+            out.push(ch);
+        }
+    }
+    out
+}
+
+/// A value from the manifest as a message repeats it: escaped like [`printable`], and cut
+/// after [`MAX_ECHO`] characters (then `…`), so that a megabyte key does not become a
+/// megabyte line.
+pub(crate) fn shown(s: &str) -> String {
+    match s.char_indices().nth(MAX_ECHO) {
+        Some((at, _)) => format!("{}…", printable(&s[..at])),
+        None => printable(s),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_are_escaped_and_cut() {
+        assert_eq!(
+            printable("a\nb\u{1b}[2J\u{202e}"),
+            "a\\nb\\u{1b}[2J\\u{202e}"
+        );
+        assert_eq!(printable(&printable("a\nb")), "a\\nb");
+        assert_eq!(shown(&"x".repeat(100)), format!("{}…", "x".repeat(64)));
+        assert_eq!(shown(&"x".repeat(64)), "x".repeat(64));
+        assert_eq!(shown("æ\r"), "æ\\r");
     }
 }

@@ -1,6 +1,7 @@
 //! Text and JSON output for `portvakt manifest check` and `portvakt manifest scopes`, kept here
 //! so that it is tested with the library and the command stays a thin shell.
 
+use crate::diagnostic::printable;
 use crate::{Diagnostic, GrantsTable, Manifest, ReadError, ScopeGrant};
 
 /// What to tell the user when the manifest file cannot be read at all: the error, naming the
@@ -14,14 +15,15 @@ pub fn read_error(error: &ReadError) -> String {
         ReadError::Io { .. } => "check that the path is a readable file",
         ReadError::TooLarge { .. } => "pass the NAIS manifest itself, not a bundle or an archive",
     };
-    format!("error: {error}\n  = help: {help}")
+    format!("error: {}\n  = help: {help}", printable(&error.to_string()))
 }
 
 /// One diagnostic: `file:line:col: severity: message [code]`, followed by
-/// `  = help: ...` when there is advice.
+/// `  = help: ...` when there is advice. Control characters are escaped (see `Display` for
+/// [`Diagnostic`]), so one diagnostic is one line, or two with help.
 pub fn diagnostic(d: &Diagnostic) -> String {
     match &d.help {
-        Some(help) => format!("{d}\n  = help: {help}"),
+        Some(help) => format!("{d}\n  = help: {}", printable(help)),
         None => d.to_string(),
     }
 }
@@ -67,7 +69,8 @@ fn consumers_cell(g: &ScopeGrant) -> String {
     g.consumers
         .iter()
         .map(|c| match &c.name {
-            Some(name) => format!("{} ({name})", c.orgno),
+            // The name is free text from the manifest: no control characters to the terminal.
+            Some(name) => format!("{} ({})", c.orgno, printable(name)),
             None => c.orgno.clone(),
         })
         .collect::<Vec<_>>()

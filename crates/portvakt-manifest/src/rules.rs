@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 
-use crate::diagnostic::{Code, Diagnostic, Severity};
+use crate::diagnostic::{Code, Diagnostic, Severity, printable, shown};
 use crate::model::{
     Application, Consumer, DelegationSource, ExposedScope, Integration, Maskinporten, Visibility,
 };
@@ -16,6 +16,9 @@ use crate::scope_name::{
     suggest_scope_name,
 };
 use crate::yaml::{self, Kind, Node, Pos, Value};
+
+/// The `apiVersion` of a NAIS `Application`.
+const NAIS_API: &str = "nais.io/v1alpha1";
 
 /// `atMaxAge` bounds and default, in seconds.
 pub(crate) const AT_MAX_AGE_MIN: u32 = 30;
@@ -38,6 +41,9 @@ const EXPOSES_FIELDS: &[&str] = &[
     "delegationSource",
 ];
 const CONSUMER_FIELDS: &[&str] = &["orgno", "name"];
+/// The top-level fields of a Kubernetes object whose near misses are reported (`status` is
+/// also known, but never misspelt on purpose).
+const TOP_FIELDS: &[&str] = &["apiVersion", "kind", "metadata", "spec"];
 
 /// The result of reading one file.
 pub(crate) struct Checked {
@@ -87,7 +93,9 @@ impl Cx<'_> {
             line: pos.line,
             column: pos.column,
             code,
-            message,
+            // Values in messages are `shown` (escaped and cut) where they are written in;
+            // this catches anything missed, so no message can hold a line break.
+            message: printable(&message),
             value: None,
             suggestion: None,
             help: None,
@@ -121,7 +129,7 @@ impl DiagnosticExt for Diagnostic {
         self
     }
     fn help(&mut self, h: impl Into<String>) -> &mut Self {
-        self.help = Some(h.into());
+        self.help = Some(printable(&h.into()));
         self
     }
 }
@@ -165,11 +173,15 @@ fn read_file(cx: &mut Cx<'_>, source: &str) -> Vec<Application> {
     let mut seen_scopes: HashMap<String, (usize, Option<String>)> = HashMap::new();
     for doc in &docs {
         if !is_application(&doc.root) {
+            report_skipped(cx, &doc.root);
             continue;
         }
         report_duplicate_keys(cx, &doc.root, 0);
+        report_top_level_near_misses(cx, &doc.root);
         let app = read_application(cx, &doc.root);
-        if let Some(mp) = &app.maskinporten {
+        // An application with `maskinporten.enabled: false` provisions nothing (the grants
+        // table leaves it out), so its scopes neither clash with nor claim any other's.
+        if let Some(mp) = app.maskinporten.as_ref().filter(|mp| mp.enabled) {
             for s in &mp.exposes {
                 let key = format!(
                     "{}{}{}",
@@ -231,9 +243,140 @@ fn is_application(root: &Node) -> bool {
     }
     let text = |k: &str| root.get(k).and_then(|(_, v)| v.as_str());
     match (text("apiVersion"), text("kind")) {
-        (Some("nais.io/v1alpha1"), Some("Application")) => true,
+        (Some(NAIS_API), Some("Application")) => true,
         (None, None) => root.get("spec").is_some() && root.get("apiVersion").is_none(),
         _ => false,
+    }
+}
+
+/// The value of `spec`, or of a top-level near miss of it (`spce:`), when it is a mapping with
+/// `maskinporten` in it.
+fn maskinporten_under_spec(root: &Node) -> Option<&Node> {
+    let entries = root.entries()?;
+    entries
+        .iter()
+        .filter(|(k, _)| k.as_str().is_some_and(|name| is_near("spec", name)))
+        .find_map(|(_, v)| v.get("maskinporten").map(|(k, _)| k))
+}
+
+/// A document that is not read is reported when it looks like a NAIS `Application` that
+/// NAIS would refuse or that was meant to be one: an `apiVersion` of `nais.io/...` other than
+/// `v1alpha1` with an Application-like `kind`, a `kind` that is `Application` in another
+/// case, or `spec.maskinporten` with no other `kind` or `apiVersion` claiming the document
+/// (a misspelt header key, `kind: Applicaton`, ...). Other NAIS kinds (`Naisjob` under
+/// `nais.io/v1`, which has `spec.maskinporten` too) and other APIs are not ours and stay
+/// silent.
+fn report_skipped(cx: &mut Cx<'_>, root: &Node) {
+    if root.entries().is_none() {
+        return;
+    }
+    let header = |k: &str| {
+        root.get(k)
+            .and_then(|(_, v)| v.as_str().map(|text| (v.pos, text)))
+    };
+    let (api, kind) = (header("apiVersion"), header("kind"));
+    let app_kind = kind.is_none_or(|(_, k)| is_near("Application", k));
+    let nais_api = api.is_none_or(|(_, a)| a.starts_with("nais.io/") || is_near(NAIS_API, a));
+    let help = "a NAIS application starts with `apiVersion: nais.io/v1alpha1` and `kind: \
+                Application` (or is a bare `spec:` fragment)";
+    let mut reported = false;
+    if let Some((pos, a)) = api
+        && a.starts_with("nais.io/")
+        && a != NAIS_API
+        && app_kind
+    {
+        cx.error(
+            pos,
+            Code::SkippedDocument,
+            format!(
+                "`apiVersion: {}` is not the NAIS Application API, so this document is not \
+                 read (NAIS refuses it, and its scopes would be left out)",
+                shown(a)
+            ),
+        )
+        .value(a)
+        .suggest(NAIS_API)
+        .help(format!("use `apiVersion: {NAIS_API}`"));
+        reported = true;
+    }
+    if let Some((pos, k)) = kind
+        && k != "Application"
+        && k.eq_ignore_ascii_case("application")
+    {
+        cx.error(
+            pos,
+            Code::SkippedDocument,
+            format!(
+                "`kind: {}` is not `Application` (kinds are case-sensitive), so this document is \
+                 not read (NAIS refuses it, and its scopes would be left out)",
+                shown(k)
+            ),
+        )
+        .value(k)
+        .suggest("Application")
+        .help("use `kind: Application`");
+        reported = true;
+    }
+    if !app_kind || !nais_api {
+        return;
+    }
+    if !reported && let Some(key) = maskinporten_under_spec(root) {
+        cx.error(
+            key.pos,
+            Code::SkippedDocument,
+            "this document has `maskinporten` settings but is not read: it is not a NAIS \
+             Application, so its scopes would be left out"
+                .to_owned(),
+        )
+        .help(help);
+        reported = true;
+    }
+    if reported {
+        report_top_level_near_misses(cx, root);
+    }
+}
+
+/// Top-level keys that are near misses of `apiVersion`, `kind`, `metadata` or `spec`. A
+/// misspelt `spec` where the document has none is an error: the Application CRD requires
+/// `spec`, and every scope in it would be lost; the others are warnings, as unknown fields are.
+fn report_top_level_near_misses(cx: &mut Cx<'_>, root: &Node) {
+    let Some(entries) = root.entries() else {
+        return;
+    };
+    for (k, _) in entries {
+        let Some(name) = k.as_str() else {
+            continue;
+        };
+        if TOP_FIELDS.contains(&name) || name == "status" {
+            continue;
+        }
+        let Some(best) = closest(name, TOP_FIELDS) else {
+            continue;
+        };
+        let lost_spec = best == "spec" && root.get("spec").is_none();
+        let (severity, message) = if lost_spec {
+            (
+                Severity::Error,
+                format!(
+                    "unknown field `{}` and no `spec`: NAIS refuses an Application without \
+                     `spec`, and none of the settings under `{}` would be read",
+                    shown(name),
+                    shown(name)
+                ),
+            )
+        } else {
+            (
+                Severity::Warning,
+                format!(
+                    "unknown top-level field `{}`; NAIS would ignore it",
+                    shown(name)
+                ),
+            )
+        };
+        cx.report(severity, k.pos, Code::UnknownField, message)
+            .value(name)
+            .suggest(best)
+            .help(format!("did you mean `{best}`?"));
     }
 }
 
@@ -256,7 +399,7 @@ fn report_duplicate_keys(cx: &mut Cx<'_>, node: &Node, depth: usize) {
                         cx.error(
                             k.pos,
                             Code::DuplicateKey,
-                            format!("duplicate key `{name}` (first at line {first})"),
+                            format!("duplicate key `{}` (first at line {first})", shown(name)),
                         )
                         .value(name)
                         .help("Kubernetes refuses a mapping with a key twice: keep one");
@@ -309,7 +452,10 @@ fn read_application(cx: &mut Cx<'_>, root: &Node) -> Application {
                 cx.warning(
                     k.pos,
                     Code::UnknownField,
-                    format!("unknown field `{name}` in spec; NAIS would ignore it"),
+                    format!(
+                        "unknown field `{}` in spec; NAIS would ignore it",
+                        shown(&name)
+                    ),
                 )
                 .value(name)
                 .suggest("maskinporten")
@@ -334,7 +480,10 @@ fn report_unknown_fields(cx: &mut Cx<'_>, map: &Node, known: &[&str], path: &str
             .warning(
                 k.pos,
                 Code::UnknownField,
-                format!("unknown field `{name}` in {path}; NAIS would ignore it"),
+                format!(
+                    "unknown field `{}` in {path}; NAIS would ignore it",
+                    shown(&name)
+                ),
             )
             .value(name.clone());
         match closest(&name, known) {
@@ -348,39 +497,49 @@ fn report_unknown_fields(cx: &mut Cx<'_>, map: &Node, known: &[&str], path: &str
     }
 }
 
+/// Longest key or value (in characters) that gets a "did you mean" suggestion. Every real
+/// field and value is far shorter; past this, comparing costs time and says nothing.
+const MAX_SUGGEST_LEN: usize = 64;
+
 /// Edit distance over characters, counting a swap of neighbours as one edit (optimal string
-/// alignment), since `nmae` for `name` is as likely a typo as `nam`.
+/// alignment), since `nmae` for `name` is as likely a typo as `nam`. Three rows of the
+/// dynamic programme are kept (the swap looks two rows back), not the whole matrix.
 fn edit_distance(a: &str, b: &str) -> usize {
     let a: Vec<char> = a.chars().collect();
     let b: Vec<char> = b.chars().collect();
-    // d[i][j]: distance between a[..i] and b[..j].
-    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
-    for (i, row) in d.iter_mut().enumerate() {
-        row[0] = i;
-    }
-    for (j, cell) in d[0].iter_mut().enumerate() {
-        *cell = j;
-    }
+    // prev2, prev, cur: rows i-2, i-1 and i; row[j] is the distance between a[..i] and b[..j].
+    let mut prev2: Vec<usize> = vec![0; b.len() + 1];
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    let mut cur: Vec<usize> = vec![0; b.len() + 1];
     for i in 1..=a.len() {
+        cur[0] = i;
         for j in 1..=b.len() {
             let cost = usize::from(a[i - 1] != b[j - 1]);
-            let mut best = (d[i - 1][j] + 1)
-                .min(d[i][j - 1] + 1)
-                .min(d[i - 1][j - 1] + cost);
+            let mut best = (prev[j] + 1).min(cur[j - 1] + 1).min(prev[j - 1] + cost);
             if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
-                best = best.min(d[i - 2][j - 2] + 1);
+                best = best.min(prev2[j - 2] + 1);
             }
-            d[i][j] = best;
+            cur[j] = best;
         }
+        std::mem::swap(&mut prev2, &mut prev);
+        std::mem::swap(&mut prev, &mut cur);
     }
-    d[a.len()][b.len()]
+    prev[b.len()]
 }
 
-/// Whether `candidate` is probably a misspelling of `target`.
+/// Whether `candidate` is probably a misspelling of `target`. Cheap for any input: a length
+/// difference beyond the allowed distance, or a candidate longer than [`MAX_SUGGEST_LEN`], is
+/// "not near" without computing a distance.
 fn is_near(target: &str, candidate: &str) -> bool {
-    candidate.eq_ignore_ascii_case(target)
-        || edit_distance(&target.to_lowercase(), &candidate.to_lowercase())
-            <= (target.chars().count() / 4).clamp(1, 3)
+    if candidate.eq_ignore_ascii_case(target) {
+        return true;
+    }
+    let allowed = (target.chars().count() / 4).clamp(1, 3);
+    let (t_len, c_len) = (target.chars().count(), candidate.chars().count());
+    if c_len > MAX_SUGGEST_LEN || t_len.abs_diff(c_len) > allowed {
+        return false;
+    }
+    edit_distance(&target.to_lowercase(), &candidate.to_lowercase()) <= allowed
 }
 
 /// The known value `s` is most likely a misspelling of.
@@ -456,7 +615,8 @@ fn read_bool(cx: &mut Cx<'_>, field_name: &str, node: &Node) -> Option<bool> {
                     Code::AmbiguousBoolean,
                     format!(
                         "`{field_name}: {s}` is the boolean {b} to YAML 1.1 readers but the \
-                         string \"{s}\" to YAML 1.2 readers"
+                         string \"{s}\" to YAML 1.2 readers",
+                        s = shown(s)
                     ),
                 )
                 .value(s)
@@ -483,22 +643,44 @@ fn read_bool(cx: &mut Cx<'_>, field_name: &str, node: &Node) -> Option<bool> {
     }
 }
 
+/// A string field. A plain scalar that YAML 1.1 reads as something else (`no`, `on`, `6_00`)
+/// is an error: Kubernetes converts YAML 1.1 to JSON, so NAIS sees a boolean or a number where
+/// the CRD requires a string and refuses the manifest.
 fn read_string<'n>(cx: &mut Cx<'_>, field_name: &str, node: &'n Node) -> Option<&'n str> {
     let scalar = node.scalar();
     match scalar.map(|s| s.value()) {
         Some(Value::Str(s)) => {
             if let Some(b) = scalar.and_then(|sc| sc.yaml11_bool()) {
-                cx.warning(
+                cx.error(
                     node.pos,
                     Code::AmbiguousBoolean,
                     format!(
-                        "`{field_name}: {s}` is the string \"{s}\" to YAML 1.2 readers but the \
-                         boolean {b} to YAML 1.1 readers"
+                        "`{field_name}: {s}` is the boolean {b} to YAML 1.1 readers such as \
+                         Kubernetes, which refuse it where a string is required (YAML 1.2 \
+                         readers see the string \"{s}\")",
+                        s = shown(s)
                     ),
                 )
                 .value(s)
                 .suggest(format!("\"{s}\""))
-                .help(format!("quote it: `{field_name}: \"{s}\"`"));
+                .help(format!("quote it: `{field_name}: \"{}\"`", shown(s)));
+                return None;
+            }
+            if scalar.is_some_and(yaml::Scalar::ambiguous_number) {
+                cx.error(
+                    node.pos,
+                    Code::AmbiguousNumber,
+                    format!(
+                        "`{field_name}: {s}` is a number to YAML 1.1 readers such as Kubernetes, \
+                         which refuse it where a string is required (YAML 1.2 readers see the \
+                         string \"{s}\")",
+                        s = shown(s)
+                    ),
+                )
+                .value(s)
+                .suggest(format!("\"{s}\""))
+                .help(format!("quote it: `{field_name}: \"{}\"`", shown(s)));
+                return None;
             }
             Some(s)
         }
@@ -506,7 +688,7 @@ fn read_string<'n>(cx: &mut Cx<'_>, field_name: &str, node: &'n Node) -> Option<
             let text = scalar.map(|s| s.text.clone()).unwrap_or_default();
             type_error(cx, field_name, "a string", node)
                 .suggest(format!("\"{text}\""))
-                .help(format!("quote it: `{field_name}: \"{text}\"`"));
+                .help(format!("quote it: `{field_name}: \"{}\"`", shown(&text)));
             None
         }
         _ => {
@@ -577,7 +759,10 @@ fn read_maskinporten(cx: &mut Cx<'_>, key_pos: Pos, node: &Node) -> Option<Maski
                 cx.warning(
                     name_node.pos,
                     Code::DuplicateConsumedScope,
-                    format!("scope \"{name}\" is consumed more than once (first at line {line})"),
+                    format!(
+                        "scope \"{}\" is consumed more than once (first at line {line})",
+                        shown(name)
+                    ),
                 )
                 .value(name);
                 continue;
@@ -587,8 +772,9 @@ fn read_maskinporten(cx: &mut Cx<'_>, key_pos: Pos, node: &Node) -> Option<Maski
                     name_node.pos,
                     Code::UnqualifiedConsumedScope,
                     format!(
-                        "consumed scope \"{name}\" has no prefix; Maskinporten scopes look like \
-                         prefix:name"
+                        "consumed scope \"{}\" has no prefix; Maskinporten scopes look like \
+                         prefix:name",
+                        shown(name)
                     ),
                 )
                 .value(name)
@@ -699,11 +885,14 @@ fn read_scope_name<'n>(cx: &mut Cx<'_>, node: &'n Node) -> Option<&'n str> {
         .error(
             node.pos,
             Code::InvalidScopeName,
-            format!("scope name \"{name}\" does not match {NAME_PATTERN}: {problem}"),
+            format!(
+                "scope name \"{}\" does not match {NAME_PATTERN}: {problem}",
+                shown(name)
+            ),
         )
         .value(name);
     if let Some(s) = suggest_scope_name(name) {
-        d.suggest(s.clone()).help(format!("use \"{s}\""));
+        d.suggest(s.clone()).help(format!("use \"{}\"", shown(&s)));
     }
     None
 }
@@ -720,13 +909,14 @@ fn read_product<'n>(cx: &mut Cx<'_>, node: &'n Node) -> Option<&'n str> {
             node.pos,
             Code::InvalidProduct,
             format!(
-                "`product` \"{product}\" does not match {PRODUCT_PATTERN} (lowercase letters \
-                     a-z and digits only)"
+                "`product` \"{}\" does not match {PRODUCT_PATTERN} (lowercase letters a-z and \
+                 digits only)",
+                shown(product)
             ),
         )
         .value(product);
     if let Some(s) = suggest_product(product) {
-        d.suggest(s.clone()).help(format!("use \"{s}\""));
+        d.suggest(s.clone()).help(format!("use \"{}\"", shown(&s)));
     }
     None
 }
@@ -741,12 +931,16 @@ fn read_separator(cx: &mut Cx<'_>, node: &Node) -> Option<Separator> {
             .error(
                 node.pos,
                 Code::InvalidSeparator,
-                format!("`separator` \"{s}\" must be one of \"/\", \":\", \".\""),
+                format!(
+                    "`separator` \"{}\" must be one of \"/\", \":\", \".\"",
+                    shown(s)
+                ),
             )
             .value(s);
         let trimmed = s.trim();
         if Separator::parse(trimmed).is_some() {
-            d.suggest(trimmed).help(format!("use \"{trimmed}\""));
+            d.suggest(trimmed)
+                .help(format!("use \"{}\"", shown(trimmed)));
         }
     }
     sep
@@ -763,7 +957,10 @@ fn read_visibility(cx: &mut Cx<'_>, node: &Node) -> Option<Visibility> {
                 .error(
                     node.pos,
                     Code::InvalidVisibility,
-                    format!("`visibility` \"{s}\" must be \"public\" or \"private\""),
+                    format!(
+                        "`visibility` \"{}\" must be \"public\" or \"private\"",
+                        shown(s)
+                    ),
                 )
                 .value(s);
             if let Some(best) = closest(s, &["public", "private"]) {
@@ -784,7 +981,10 @@ fn read_delegation_source(cx: &mut Cx<'_>, node: &Node) -> Option<DelegationSour
         .error(
             node.pos,
             Code::InvalidDelegationSource,
-            format!("`delegationSource` \"{s}\" must be \"altinn\", the only delegation source"),
+            format!(
+                "`delegationSource` \"{}\" must be \"altinn\", the only delegation source",
+                shown(s)
+            ),
         )
         .value(s);
     if s.eq_ignore_ascii_case("altinn") {
@@ -874,32 +1074,66 @@ fn warn_consumers_with_accessible_for_all(
     .help("remove `accessibleForAll`, or the consumer list");
 }
 
+/// A float with no fraction (`60.0`, `6e1`) as the integer it is: Kubernetes converts YAML
+/// to JSON, where `60.0` becomes `60`, which the CRD's integer field accepts. Only magnitudes
+/// a float holds exactly are taken; others stay floats (and are type errors).
+fn integral_float(text: &str) -> Option<i64> {
+    let f: f64 = text.parse().ok()?;
+    // 2^53: every integer up to it is exact in an f64, so the conversion below is too.
+    const EXACT: f64 = 9_007_199_254_740_992.0;
+    #[allow(clippy::cast_possible_truncation)]
+    (f.is_finite() && f.fract() == 0.0 && f.abs() <= EXACT).then_some(f as i64)
+}
+
 fn read_at_max_age(cx: &mut Cx<'_>, node: &Node) -> Option<u32> {
     let expected = "an integer number of seconds";
-    match node.scalar().map(|s| s.value()) {
-        Some(Value::Int(i)) => {
-            let ok = i64::from(AT_MAX_AGE_MIN)..=i64::from(AT_MAX_AGE_MAX);
-            if ok.contains(&i) {
-                return u32::try_from(i).ok();
-            }
-            let nearest = if i < *ok.start() {
-                AT_MAX_AGE_MIN
-            } else {
-                AT_MAX_AGE_MAX
-            };
-            cx.error(
-                node.pos,
-                Code::InvalidAtMaxAge,
-                format!(
-                    "`atMaxAge` {i} is out of range: it must be between {AT_MAX_AGE_MIN} and \
-                     {AT_MAX_AGE_MAX} seconds"
-                ),
-            )
-            .value(i.to_string())
-            .suggest(nearest.to_string())
-            .help(format!("use {nearest}"));
-            None
+    if let Some(sc) = node.scalar().filter(|sc| sc.ambiguous_number()) {
+        cx.error(
+            node.pos,
+            Code::AmbiguousNumber,
+            format!(
+                "`atMaxAge: {}` is ambiguous: YAML 1.1 readers such as Kubernetes and YAML 1.2 \
+                 readers see different values in it (a leading zero is octal to one, an \
+                 underscore a string to the other)",
+                shown(&sc.text)
+            ),
+        )
+        .value(sc.text.clone())
+        .help(
+            "write the number of seconds plainly, in decimal without leading zeros or underscores",
+        );
+        return None;
+    }
+    let value = node.scalar().map(|s| s.value());
+    let int = match value {
+        Some(Value::Int(i)) => Some(i),
+        Some(Value::Float(f)) => integral_float(f),
+        _ => None,
+    };
+    if let Some(i) = int {
+        let ok = i64::from(AT_MAX_AGE_MIN)..=i64::from(AT_MAX_AGE_MAX);
+        if ok.contains(&i) {
+            return u32::try_from(i).ok();
         }
+        let nearest = if i < *ok.start() {
+            AT_MAX_AGE_MIN
+        } else {
+            AT_MAX_AGE_MAX
+        };
+        cx.error(
+            node.pos,
+            Code::InvalidAtMaxAge,
+            format!(
+                "`atMaxAge` {i} is out of range: it must be between {AT_MAX_AGE_MIN} and \
+                 {AT_MAX_AGE_MAX} seconds"
+            ),
+        )
+        .value(raw(node))
+        .suggest(nearest.to_string())
+        .help(format!("use {nearest}"));
+        return None;
+    }
+    match value {
         Some(Value::Str(s)) if s.trim().parse::<i64>().is_ok() => {
             let n = s.trim().to_owned();
             type_error(cx, "atMaxAge", expected, node)
@@ -928,8 +1162,9 @@ fn read_integrations(cx: &mut Cx<'_>, node: &Node) -> Vec<Integration> {
                     item.pos,
                     Code::UnknownIntegration,
                     format!(
-                        "unknown integration \"{other}\" in `allowedIntegrations`: known values \
+                        "unknown integration \"{}\" in `allowedIntegrations`: known values \
                          are {}",
+                        shown(other),
                         Integration::KNOWN.join(", ")
                     ),
                 )
@@ -994,14 +1229,15 @@ fn read_consumers(cx: &mut Cx<'_>, item: &Node, path: &str) -> Vec<Consumer> {
                     orgno_node.pos,
                     Code::InvalidOrgno,
                     format!(
-                        "organization number \"{orgno}\" must be exactly nine digits (^\\d{{9}}$)"
+                        "organization number \"{}\" must be exactly nine digits (^\\d{{9}}$)",
+                        shown(orgno)
                     ),
                 )
                 .value(orgno);
             let compact: String = orgno.chars().filter(|c| !c.is_whitespace()).collect();
             if compact != orgno && is_nine_digits(&compact) {
                 d.suggest(compact.clone())
-                    .help(format!("remove the spaces: \"{compact}\""));
+                    .help(format!("remove the spaces: \"{}\"", shown(&compact)));
             }
             continue;
         }
@@ -1065,5 +1301,69 @@ mod tests {
         assert_eq!(edit_distance("", "abc"), 3);
         assert_eq!(edit_distance("nmae", "name"), 1);
         assert_eq!(closest("nmae", CONSUMES_FIELDS), Some("name"));
+    }
+
+    /// The full-matrix optimal string alignment distance the rows replace.
+    fn matrix_distance(a: &str, b: &str) -> usize {
+        let a: Vec<char> = a.chars().collect();
+        let b: Vec<char> = b.chars().collect();
+        let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+        for (i, row) in d.iter_mut().enumerate() {
+            row[0] = i;
+        }
+        for (j, cell) in d[0].iter_mut().enumerate() {
+            *cell = j;
+        }
+        for i in 1..=a.len() {
+            for j in 1..=b.len() {
+                let cost = usize::from(a[i - 1] != b[j - 1]);
+                let mut best = (d[i - 1][j] + 1)
+                    .min(d[i][j - 1] + 1)
+                    .min(d[i - 1][j - 1] + cost);
+                if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                    best = best.min(d[i - 2][j - 2] + 1);
+                }
+                d[i][j] = best;
+            }
+        }
+        d[a.len()][b.len()]
+    }
+
+    #[test]
+    fn rows_give_the_matrix_distance() {
+        let words = [
+            "",
+            "a",
+            "ab",
+            "ba",
+            "abc",
+            "acb",
+            "name",
+            "nmae",
+            "scopes",
+            "scpoes",
+            "consumers",
+            "consumer",
+            "kitten",
+            "sitting",
+            "ca",
+            "abc",
+            "æøå",
+            "øæå",
+        ];
+        for a in words {
+            for b in words {
+                assert_eq!(edit_distance(a, b), matrix_distance(a, b), "{a} {b}");
+            }
+        }
+    }
+
+    #[test]
+    fn long_or_far_candidates_are_not_near_without_a_distance() {
+        assert!(!is_near("name", &"n".repeat(1_000_000)));
+        assert!(!is_near("name", "namexyz"));
+        let long = "a".repeat(MAX_SUGGEST_LEN + 1);
+        assert!(!is_near(&long, &format!("{long}b")));
+        assert!(is_near("spec", "spce"));
     }
 }

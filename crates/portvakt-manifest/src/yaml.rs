@@ -11,6 +11,8 @@ use std::collections::HashMap;
 
 use saphyr_parser::{Event, Parser, ScalarStyle, Span};
 
+use crate::diagnostic::shown;
+
 /// Deepest nesting accepted. Kubernetes manifests stay far below this; the limit keeps every
 /// recursive walk over the tree (including `Drop`) well inside a thread's stack.
 pub(crate) const MAX_DEPTH: usize = 100;
@@ -62,9 +64,28 @@ impl Scalar {
     /// are strings; plain ones may be null, booleans, integers or floats.
     pub fn value(&self) -> Value<'_> {
         let t = self.text.as_str();
+        // An explicit core tag decides, quoted or not, as it does for go-yaml: `!!int "60"` is
+        // the integer 60 and `!!bool "true"` the boolean true. A text the tag cannot read
+        // stays a string (go-yaml refuses it; the rules then report a type error).
         match self.tag.as_deref() {
             Some("!!str") => return Value::Str(t),
             Some("!!null") => return Value::Null,
+            Some("!!bool") => {
+                return match t {
+                    "true" | "True" | "TRUE" => Value::Bool(true),
+                    "false" | "False" | "FALSE" => Value::Bool(false),
+                    // YAML 1.1 spellings: go-yaml v2 reads them under `!!bool` too.
+                    _ => yaml11_bool_text(t).map_or(Value::Str(t), Value::Bool),
+                };
+            }
+            Some("!!int") => return parse_int(t).map_or(Value::Str(t), Value::Int),
+            Some("!!float") => {
+                return if parse_int(t).is_some() || is_float_or_big_int(t) {
+                    Value::Float(t)
+                } else {
+                    Value::Str(t)
+                };
+            }
             _ => {}
         }
         if !self.plain {
@@ -92,11 +113,58 @@ impl Scalar {
         if !self.plain || self.tag.is_some() {
             return None;
         }
-        match self.text.as_str() {
-            "y" | "Y" | "yes" | "Yes" | "YES" | "on" | "On" | "ON" => Some(true),
-            "n" | "N" | "no" | "No" | "NO" | "off" | "Off" | "OFF" => Some(false),
-            _ => None,
+        yaml11_bool_text(&self.text)
+    }
+
+    /// Whether YAML 1.1 readers (go-yaml v2, behind Kubernetes's YAML to JSON conversion) see
+    /// another value in this scalar than the YAML 1.2 core schema does: `0100` is octal 64
+    /// there and 100 here; `6_00` and `0b101` are numbers there and strings here. `0o17`,
+    /// `0x1f`, `089` and `07` read the same in both and are not ambiguous.
+    pub fn ambiguous_number(&self) -> bool {
+        let numeric_tag = matches!(self.tag.as_deref(), Some("!!int" | "!!float"));
+        let untagged_plain = self.plain && self.tag.is_none();
+        if !(numeric_tag || untagged_plain) {
+            return false;
         }
+        let t = self.text.as_str();
+        let body = t.strip_prefix(['-', '+']).unwrap_or(t);
+        let binary = |b: &str| {
+            b.strip_prefix("0b")
+                .is_some_and(|d| !d.is_empty() && d.bytes().all(|c| c == b'0' || c == b'1'))
+        };
+        // A leading zero: go-yaml v2 parses with Go's base prefix rules, so all-octal digits
+        // are octal. It matters only when the two readings differ.
+        if body.len() > 1
+            && body.starts_with('0')
+            && body.bytes().all(|b| (b'0'..=b'7').contains(&b))
+            && i64::from_str_radix(body, 8).ok() != body.parse::<i64>().ok()
+        {
+            return true;
+        }
+        if binary(body) {
+            return true;
+        }
+        if t.contains('_') {
+            let joined = t.replace('_', "");
+            let joined_body = joined.strip_prefix(['-', '+']).unwrap_or(&joined);
+            return parse_int(&joined).is_some()
+                || is_float_or_big_int(&joined)
+                || binary(joined_body)
+                || joined_body
+                    .strip_prefix("0o")
+                    .or_else(|| joined_body.strip_prefix("0x"))
+                    .is_some_and(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_hexdigit()));
+        }
+        false
+    }
+}
+
+/// The YAML 1.1 booleans that YAML 1.2 reads as strings.
+fn yaml11_bool_text(t: &str) -> Option<bool> {
+    match t {
+        "y" | "Y" | "yes" | "Yes" | "YES" | "on" | "On" | "ON" => Some(true),
+        "n" | "N" | "no" | "No" | "NO" | "off" | "Off" | "OFF" => Some(false),
+        _ => None,
     }
 }
 
@@ -240,8 +308,8 @@ impl Node {
                 Value::Null => "nothing (null)".to_owned(),
                 Value::Bool(b) => format!("the boolean {b}"),
                 Value::Int(i) => format!("the integer {i}"),
-                Value::Float(f) => format!("the number {f}"),
-                Value::Str(t) => format!("the string {t:?}"),
+                Value::Float(f) => format!("the number {}", shown(f)),
+                Value::Str(t) => format!("the string \"{}\"", shown(t)),
             },
         }
     }
@@ -382,7 +450,7 @@ impl Builder {
                     }) => (
                         Node {
                             pos,
-                            kind: Kind::Map(entries),
+                            kind: Kind::Map(apply_merge_keys(entries)?),
                         },
                         anchor,
                     ),
@@ -432,6 +500,83 @@ impl Builder {
         }
         Ok(())
     }
+}
+
+/// Whether `key` is YAML's merge key: a plain `<<`, untagged or tagged `!!merge` (a quoted
+/// `"<<"` is an ordinary string key, as in go-yaml).
+fn is_merge_key(key: &Node) -> bool {
+    key.scalar().is_some_and(|s| {
+        s.plain && s.text == "<<" && matches!(s.tag.as_deref(), None | Some("!!merge"))
+    })
+}
+
+/// Applies YAML merge keys (`<<: *base`, `<<: [*a, *b]`) to one mapping's entries, as go-yaml
+/// does before Kubernetes sees the document: a merged mapping supplies the keys the mapping
+/// does not have itself. Explicit keys win (and are not duplicates of merged ones); of several
+/// merged mappings the earlier wins. Merged entries keep their positions, which for an alias
+/// is where the alias is used.
+///
+/// Every mapping is resolved when it ends, so a merged mapping (an anchor's copy) has no merge
+/// key left in it. No node is added: merged entries are moved out of the merge value.
+fn apply_merge_keys(entries: Vec<(Node, Node)>) -> Result<Vec<(Node, Node)>, YamlError> {
+    if !entries.iter().any(|(k, _)| is_merge_key(k)) {
+        return Ok(entries);
+    }
+    let mut out = Vec::with_capacity(entries.len());
+    let mut merged = Vec::new();
+    let mut first_merge: Option<Pos> = None;
+    for (k, v) in entries {
+        if !is_merge_key(&k) {
+            out.push((k, v));
+            continue;
+        }
+        if let Some(first) = first_merge {
+            return Err(YamlError {
+                pos: k.pos,
+                message: format!(
+                    "the merge key `<<` twice in one mapping (first at line {}); merge several \
+                     mappings with one list: `<<: [*a, *b]`",
+                    first.line
+                ),
+            });
+        }
+        first_merge = Some(k.pos);
+        let not_a_map = |n: &Node| YamlError {
+            pos: n.pos,
+            message: format!(
+                "a merge key `<<` needs a mapping or a list of mappings, found {}",
+                n.describe()
+            ),
+        };
+        if let Kind::Scalar(_) = v.kind {
+            return Err(not_a_map(&v));
+        }
+        match v.kind {
+            Kind::Map(m) => merged.push(m),
+            Kind::Seq(items) => {
+                for item in items {
+                    match item.kind {
+                        Kind::Map(m) => merged.push(m),
+                        _ => return Err(not_a_map(&item)),
+                    }
+                }
+            }
+            Kind::Scalar(_) => {}
+        }
+    }
+    let mut keys: std::collections::HashSet<String> = out
+        .iter()
+        .filter_map(|(k, _)| k.scalar().map(|s| s.text.clone()))
+        .collect();
+    for m in merged {
+        for (k, v) in m {
+            match k.scalar() {
+                Some(s) if !keys.insert(s.text.clone()) => {}
+                _ => out.push((k, v)),
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// Reads every document of a YAML stream.

@@ -284,3 +284,37 @@ fn unreadable_files_are_read_errors() {
     let dir = Manifest::from_path(env!("CARGO_MANIFEST_DIR"));
     assert!(dir.is_err());
 }
+
+#[test]
+fn a_stream_is_read_only_up_to_the_size_limit() {
+    // /dev/zero reports size 0 and never ends: the read must stop at the limit.
+    let zero = std::path::Path::new("/dev/zero");
+    if !zero.exists() {
+        return;
+    }
+    let Err(e) = Manifest::from_path(zero) else {
+        panic!("expected an error");
+    };
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "/dev/zero is {} bytes or more; a NAIS manifest is at most {} bytes",
+            portvakt_manifest::MAX_FILE_SIZE + 1,
+            portvakt_manifest::MAX_FILE_SIZE
+        )
+    );
+}
+
+#[test]
+fn a_huge_key_is_cheap_and_not_echoed_whole() {
+    // Every unknown key is compared with every known field for a suggestion; a 2 MB key once
+    // cost hundreds of megabytes and seconds.
+    let key = "k".repeat(2 * 1024 * 1024);
+    let src = format!(
+        "spec:\n  maskinporten:\n    enabled: true\n    scopes:\n      exposes:\n        - name: ab\n          enabled: true\n          product: arbeid\n          ? {key}\n          : 1\n"
+    );
+    let m = Manifest::parse(&src, "nais.yaml");
+    let codes: Vec<Code> = m.diagnostics().iter().map(|d| d.code).collect();
+    assert_eq!(codes, [Code::UnknownField]);
+    assert!(m.diagnostics()[0].message.len() < 300);
+}

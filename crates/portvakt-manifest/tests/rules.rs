@@ -506,13 +506,100 @@ fn yaml_1_1_booleans_are_flagged() {
             "nais.yaml:3:14: warning: `enabled: yes` is the boolean true to YAML 1.1 readers but the string \"yes\" to YAML 1.2 readers [ambiguous-boolean]\n  = help: write `enabled: true`"
         ]
     );
-    // And in a string field: Norwegian for "no" is a boolean to some tools.
+    // In a string field it is an error: Norwegian for "no" is the boolean false to
+    // Kubernetes (YAML 1.1), and the CRD refuses a boolean where it requires a string.
     assert_eq!(
         check(&scope("ab", "no", "")),
         [
-            "nais.yaml:8:20: warning: `product: no` is the string \"no\" to YAML 1.2 readers but the boolean false to YAML 1.1 readers [ambiguous-boolean]\n  = help: quote it: `product: \"no\"`"
+            "nais.yaml:8:20: error: `product: no` is the boolean false to YAML 1.1 readers such as Kubernetes, which refuse it where a string is required (YAML 1.2 readers see the string \"no\") [ambiguous-boolean]\n  = help: quote it: `product: \"no\"`"
         ]
     );
+    let m = Manifest::parse(&scope("ab", "no", ""), "nais.yaml");
+    assert!(m.has_errors());
+    assert!(m.grants().is_empty());
+    // A consumer's name too.
+    let src = scope(
+        "ab",
+        "arbeid",
+        "          consumers:\n            - orgno: \"889640782\"\n              name: on\n",
+    );
+    assert_eq!(
+        check(&src),
+        [
+            "nais.yaml:11:21: error: `name: on` is the boolean true to YAML 1.1 readers such as Kubernetes, which refuse it where a string is required (YAML 1.2 readers see the string \"on\") [ambiguous-boolean]\n  = help: quote it: `name: \"on\"`"
+        ]
+    );
+    // Quoted, it is the string.
+    assert_eq!(check(&scope("ab", "\"no\"", "")), Vec::<String>::new());
+}
+
+#[test]
+fn explicit_core_tags_are_honoured() {
+    let src = scope(
+        "ab",
+        "arbeid",
+        "          atMaxAge: !!int \"60\"\n          accessibleForAll: !!bool \"true\"\n",
+    )
+    .replace(
+        "enabled: true\n          product",
+        "enabled: !!bool \"true\"\n          product",
+    );
+    let m = Manifest::parse(&src, "nais.yaml");
+    assert_eq!(m.diagnostics(), &[]);
+    let grants = m.grants();
+    let g = &grants.scopes()[0];
+    assert!(g.enabled && g.accessible_for_all);
+    assert_eq!(g.at_max_age_seconds, 60);
+    let m = Manifest::parse(
+        &scope("ab", "arbeid", "          atMaxAge: !!float \"120\"\n"),
+        "nais.yaml",
+    );
+    assert_eq!(m.diagnostics(), &[]);
+    assert_eq!(m.grants().scopes()[0].at_max_age_seconds, 120);
+    // A text the tag cannot read is an error, as in go-yaml.
+    assert_eq!(
+        check(&scope(
+            "ab",
+            "arbeid",
+            "          atMaxAge: !!int \"abc\"\n"
+        )),
+        [
+            "nais.yaml:9:27: error: `atMaxAge` must be an integer number of seconds, found the string \"abc\" [invalid-type]"
+        ]
+    );
+}
+
+#[test]
+fn numbers_yaml_1_1_reads_differently_are_errors() {
+    let age = |v: &str| scope("ab", "arbeid", &format!("          atMaxAge: {v}\n"));
+    assert_eq!(
+        check(&age("0100")),
+        [
+            "nais.yaml:9:21: error: `atMaxAge: 0100` is ambiguous: YAML 1.1 readers such as Kubernetes and YAML 1.2 readers see different values in it (a leading zero is octal to one, an underscore a string to the other) [ambiguous-number]\n  = help: write the number of seconds plainly, in decimal without leading zeros or underscores"
+        ]
+    );
+    for ambiguous in ["6_00", "0b1111000", "!!int 0100", "060"] {
+        let m = Manifest::parse(&age(ambiguous), "nais.yaml");
+        let codes: Vec<Code> = m.diagnostics().iter().map(|d| d.code).collect();
+        assert_eq!(codes, [Code::AmbiguousNumber], "{ambiguous}");
+    }
+    // The same in both readings: accepted.
+    // (`060` would be octal 48 to Kubernetes: ambiguous, like `0100`.)
+    for (same, secs) in [("0o100", 64), ("0x78", 120), ("60.0", 60), ("6e1", 60)] {
+        let m = Manifest::parse(&age(same), "nais.yaml");
+        assert_eq!(m.diagnostics(), &[], "{same}");
+        assert_eq!(m.grants().scopes()[0].at_max_age_seconds, secs, "{same}");
+    }
+    assert_eq!(
+        check(&age("700.0")),
+        [
+            "nais.yaml:9:21: error: `atMaxAge` 700 is out of range: it must be between 30 and 680 seconds [invalid-at-max-age]\n  = help: use 680"
+        ]
+    );
+    // A number with underscores in a string field is a number to Kubernetes.
+    let m = Manifest::parse(&scope("ab", "1_000", ""), "nais.yaml");
+    let codes: Vec<Code> = m.diagnostics().iter().map(|d| d.code).collect();
+    assert_eq!(codes, [Code::AmbiguousNumber]);
 }
 
 #[test]
@@ -832,4 +919,204 @@ fn invalid_utf8_is_reported_at_the_first_bad_byte() {
             "nais.yaml:2:6: error: the file is not valid UTF-8 [invalid-encoding]\n  = help: save the manifest as UTF-8"
         ]
     );
+}
+
+#[test]
+fn merge_keys_are_applied_as_go_yaml_does() {
+    let src = "spec:
+  maskinporten:
+    enabled: true
+    scopes:
+      exposes:
+        - &base
+          name: aa.read
+          enabled: true
+          product: arbeid
+        - <<: *base
+          name: bb.read
+";
+    let m = Manifest::parse(src, "nais.yaml");
+    assert_eq!(m.diagnostics(), &[]);
+    let grants = m.grants();
+    let names: Vec<&str> = grants.scopes().iter().map(|g| g.scope.as_str()).collect();
+    assert_eq!(names, ["nav:arbeid:aa.read", "nav:arbeid:bb.read"]);
+    // A merged mapping under `spec` gives the scopes, it does not silently drop them.
+    let src = "x-mp: &mp
+  maskinporten:
+    enabled: true
+    scopes:
+      exposes:
+        - {name: aa.read, enabled: true, product: arbeid}
+spec: {<<: *mp}
+";
+    let m = Manifest::parse(src, "nais.yaml");
+    assert_eq!(m.diagnostics(), &[]);
+    assert_eq!(m.grants().scopes().len(), 1);
+    // Several mappings: the earlier wins; explicit keys win over all and are no duplicates.
+    let src = "a: &a {name: aa.read, product: arbeid}
+b: &b {name: bb.read, product: helse, enabled: true}
+spec:
+  maskinporten:
+    enabled: true
+    scopes:
+      exposes:
+        - <<: [*a, *b]
+          product: pensjon
+";
+    let m = Manifest::parse(src, "nais.yaml");
+    assert_eq!(m.diagnostics(), &[]);
+    let grants = m.grants();
+    let names: Vec<&str> = grants.scopes().iter().map(|g| g.scope.as_str()).collect();
+    assert_eq!(names, ["nav:pensjon:aa.read"]);
+    // A diagnostic for a merged value points at the alias.
+    let src = "base: &base {name: aa.read, enabled: true, product: Arbeid}
+spec:
+  maskinporten:
+    enabled: true
+    scopes:
+      exposes:
+        - <<: *base
+";
+    assert_eq!(
+        check(src),
+        [
+            "nais.yaml:7:15: error: `product` \"Arbeid\" does not match ^[a-z0-9]+$ (lowercase letters a-z and digits only) [invalid-product]\n  = help: use \"arbeid\""
+        ]
+    );
+    // What go-yaml refuses is refused: a merge of something that is not a mapping.
+    assert_eq!(
+        check("spec:\n  <<: 5\n"),
+        [
+            "nais.yaml:2:7: error: invalid YAML: a merge key `<<` needs a mapping or a list of mappings, found the integer 5 [invalid-yaml]"
+        ]
+    );
+    // A quoted "<<" is an ordinary key.
+    assert_eq!(
+        check("spec:\n  \"<<\": {enabled: true}\n"),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
+fn a_byte_order_mark_is_skipped_without_shifting_columns() {
+    let src = format!("\u{feff}{}", scope("ab", "Arbeid", ""));
+    assert_eq!(
+        check(&src),
+        [
+            "nais.yaml:8:20: error: `product` \"Arbeid\" does not match ^[a-z0-9]+$ (lowercase letters a-z and digits only) [invalid-product]\n  = help: use \"arbeid\""
+        ]
+    );
+    assert_eq!(
+        check("\u{feff}spec: [x]\n"),
+        ["nais.yaml:1:7: error: `spec` must be a mapping, found a list [invalid-type]"]
+    );
+    let bytes = format!("\u{feff}{}", scope("ab", "arbeid", ""));
+    let m = Manifest::from_bytes(bytes.as_bytes(), "nais.yaml", &CheckOptions::default());
+    assert_eq!(m.diagnostics(), &[]);
+    assert_eq!(m.grants().scopes().len(), 1);
+}
+
+#[test]
+fn a_misspelt_top_level_field_is_reported() {
+    let app = |body: &str| {
+        format!(
+            "apiVersion: nais.io/v1alpha1\nkind: Application\nmetadata:\n  name: a\n{body}  maskinporten:\n    enabled: true\n"
+        )
+    };
+    assert_eq!(
+        check(&app("spce:\n")),
+        [
+            "nais.yaml:5:1: error: unknown field `spce` and no `spec`: NAIS refuses an Application without `spec`, and none of the settings under `spce` would be read [unknown-field]\n  = help: did you mean `spec`?"
+        ]
+    );
+    let src = app("spec:\n").replace("metadata:", "metdata:");
+    assert_eq!(
+        check(&src),
+        [
+            "nais.yaml:3:1: warning: unknown top-level field `metdata`; NAIS would ignore it [unknown-field]\n  = help: did you mean `metadata`?"
+        ]
+    );
+}
+
+#[test]
+fn near_misses_of_the_application_header_are_errors() {
+    let doc = |api: &str, kind: &str| {
+        format!(
+            "apiVersion: {api}\nkind: {kind}\nspec:\n  maskinporten:\n    enabled: true\n---\nspec: {{}}\n"
+        )
+    };
+    assert_eq!(
+        check(&doc("nais.io/v1alpha", "Application")),
+        [
+            "nais.yaml:1:13: error: `apiVersion: nais.io/v1alpha` is not the NAIS Application API, so this document is not read (NAIS refuses it, and its scopes would be left out) [skipped-document]\n  = help: use `apiVersion: nais.io/v1alpha1`"
+        ]
+    );
+    assert_eq!(
+        check(&doc("nais.io/v1alpha1", "application")),
+        [
+            "nais.yaml:2:7: error: `kind: application` is not `Application` (kinds are case-sensitive), so this document is not read (NAIS refuses it, and its scopes would be left out) [skipped-document]\n  = help: use `kind: Application`"
+        ]
+    );
+    let src = doc("nais.io/v1alpha1", "Application").replace("apiVersion:", "apiversion:");
+    assert_eq!(
+        check(&src),
+        [
+            "nais.yaml:1:1: warning: unknown top-level field `apiversion`; NAIS would ignore it [unknown-field]\n  = help: did you mean `apiVersion`?",
+            "nais.yaml:4:3: error: this document has `maskinporten` settings but is not read: it is not a NAIS Application, so its scopes would be left out [skipped-document]\n  = help: a NAIS application starts with `apiVersion: nais.io/v1alpha1` and `kind: Application` (or is a bare `spec:` fragment)",
+        ]
+    );
+    // Other kinds are not ours: a Naisjob (nais.io/v1) has `spec.maskinporten` too, and an
+    // Argo CD Application is another API.
+    assert_eq!(check(&doc("nais.io/v1", "Naisjob")), Vec::<String>::new());
+    assert_eq!(
+        check(&doc("argoproj.io/v1alpha1", "Application")),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
+fn a_disabled_application_does_not_claim_its_scopes() {
+    let app = |enabled: bool| {
+        format!(
+            "apiVersion: nais.io/v1alpha1\nkind: Application\nspec:\n  maskinporten:\n    enabled: {enabled}\n    scopes:\n      exposes:\n        - name: ab\n          enabled: true\n          product: arbeid\n"
+        )
+    };
+    let src = format!("{}---\n{}", app(false), app(true));
+    let m = Manifest::parse(&src, "nais.yaml");
+    let codes: Vec<Code> = m.diagnostics().iter().map(|d| d.code).collect();
+    assert_eq!(codes, [Code::MaskinportenDisabled]);
+    assert_eq!(m.grants().scopes().len(), 1);
+    // Two enabled copies still clash.
+    let src = format!("{}---\n{}", app(true), app(true));
+    let m = Manifest::parse(&src, "nais.yaml");
+    let codes: Vec<Code> = m.diagnostics().iter().map(|d| d.code).collect();
+    assert_eq!(codes, [Code::DuplicateScope]);
+}
+
+#[test]
+fn control_characters_never_reach_the_terminal() {
+    let src = scope("ab", "\"x\\nnais.yaml:1:1: warning: fake\\u001b[2J\"", "");
+    let out = check(&src);
+    assert_eq!(out.len(), 1);
+    assert_eq!(
+        out[0],
+        "nais.yaml:8:20: error: `product` \"x\\nnais.yaml:1:1: warning: fake\\u{1b}[2J\" does not match ^[a-z0-9]+$ (lowercase letters a-z and digits only) [invalid-product]"
+    );
+    assert!(!out[0].chars().any(char::is_control));
+    // A long value is cut in the message.
+    let long = "X".repeat(10_000);
+    let out = check(&scope("ab", &long, ""));
+    assert!(out[0].len() < 400, "{}", out[0].len());
+    assert!(out[0].contains(&format!("\"{}…\"", "X".repeat(64))));
+    // The scopes table escapes consumer names.
+    let src = scope(
+        "ab",
+        "arbeid",
+        "          consumers:\n            - orgno: \"889640782\"\n              name: \"a\\u001b]0;x\\u0007b\"\n",
+    );
+    let m = Manifest::parse(&src, "nais.yaml");
+    assert_eq!(m.diagnostics(), &[]);
+    let table = render::scopes_table(&m.grants());
+    assert!(table.contains("889640782 (a\\u{1b}]0;x\\u{7}b)"), "{table}");
+    assert!(!table.chars().any(|c| c.is_control() && c != '\n'));
 }
