@@ -121,14 +121,36 @@ async fn upstream_handler(State(state): State<Arc<Upstream>>, request: Request) 
         let status = StatusCode::from_u16(code.parse().unwrap()).unwrap();
         return (status, [("x-upstream", "yes")], "teapot body").into_response();
     }
+    if path == "/public/trailers" {
+        // A chunked answer announcing and sending trailers, one of them hop-by-hop.
+        let (mut tx, body) = http_body_util::channel::Channel::<axum::body::Bytes>::new(2);
+        tokio::spawn(async move {
+            let _ = tx.send_data("answer".into()).await;
+            let mut trailers = HeaderMap::new();
+            trailers.insert("x-checksum", "42".parse().unwrap());
+            trailers.insert("keep-alive", "timeout=1".parse().unwrap());
+            let _ = tx.send_trailers(trailers).await;
+        });
+        return ([("trailer", "x-checksum, keep-alive")], Body::new(body)).into_response();
+    }
     let (parts, mut body) = request.into_parts();
     let mut len = 0usize;
     let mut sum = 0u64;
     let mut first = true;
     let mut text = Vec::new();
+    let mut trailers = serde_json::Map::new();
     while let Some(frame) = body.frame().await {
-        let Ok(data) = frame.unwrap().into_data() else {
-            continue;
+        let data = match frame.unwrap().into_data() {
+            Ok(data) => data,
+            Err(frame) => {
+                for (name, value) in frame.into_trailers().iter().flatten() {
+                    trailers.insert(
+                        name.as_str().to_owned(),
+                        Value::String(String::from_utf8_lossy(value.as_bytes()).into_owned()),
+                    );
+                }
+                continue;
+            }
         };
         if first && path == "/api/write/gated-upload" {
             state.first_chunk_seen.notify_one();
@@ -160,6 +182,7 @@ async fn upstream_handler(State(state): State<Arc<Upstream>>, request: Request) 
         "body_len": len,
         "body_sum": sum,
         "body": if len <= 1024 { String::from_utf8_lossy(&text).into_owned() } else { String::new() },
+        "trailers": trailers,
     }))
     .into_response()
 }
@@ -846,7 +869,7 @@ async fn hop_by_hop_headers_are_removed() {
         format!(
             "GET /api/read/x HTTP/1.1\r\nHost: api\r\nAuthorization: Bearer {token}\r\n\
              Connection: close, x-secret-hop, authorization\r\nX-Secret-Hop: 1\r\nKeep-Alive: timeout=5\r\n\
-             Proxy-Authorization: Basic eDp5\r\nProxy: http://evil\r\nTE: trailers\r\nUpgrade: websocket\r\n\
+             Proxy-Authorization: Basic eDp5\r\nProxy: http://evil\r\nTE: gzip\r\nUpgrade: websocket\r\n\
              X-End-To-End: kept\r\n\r\n"
         ),
     )
@@ -1377,18 +1400,30 @@ async fn forwards_to_an_http2_upstream_with_te_trailers() {
 }
 
 #[tokio::test]
-async fn te_trailers_is_not_sent_to_an_http1_upstream() {
+async fn te_trailers_is_sent_to_an_http1_upstream_as_a_connection_option() {
     let h = harness().await;
     let echo = json_of(
         h.http
             .get(h.url("/public/x"))
-            .header("te", "trailers")
+            .header("te", "trailers, deflate")
             .send()
             .await
             .unwrap(),
     )
     .await;
     assert_eq!(echo["version"], "HTTP/1.1");
+    assert_eq!(echo["headers"]["te"], json!(["trailers"]));
+    assert_eq!(echo["headers"]["connection"], json!(["te"]));
+
+    let echo = json_of(
+        h.http
+            .get(h.url("/public/x"))
+            .header("te", "deflate")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(echo["headers"].get("te"), None);
 }
 
@@ -1804,4 +1839,193 @@ async fn zero_workers_is_refused() {
     config.workers = 0;
     let error = ProxyState::new(support::key_a_validator(), Metrics::new(), config).unwrap_err();
     assert_eq!(error.to_string(), "workers must be at least 1");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Trailers, request bodies of unknown length, and the host the upstream gets.
+
+/// Sends `request` over HTTP/2 with prior knowledge,
+/// with `data` as a body of undeclared length, then `trailers` if any; the echo.
+async fn h2_echo(
+    request: http::request::Builder,
+    data: &'static str,
+    trailers: Option<HeaderMap>,
+) -> Value {
+    use hyper_util::client::legacy::Client;
+    use hyper_util::rt::TokioExecutor;
+
+    let client: Client<_, http_body_util::channel::Channel<axum::body::Bytes>> =
+        Client::builder(TokioExecutor::new())
+            .http2_only(true)
+            .build_http();
+    let (mut tx, body) = http_body_util::channel::Channel::<axum::body::Bytes>::new(2);
+    let request = request.body(body).unwrap();
+    let pending = tokio::spawn(client.request(request));
+    tx.send_data(data.into()).await.unwrap();
+    if let Some(trailers) = trailers {
+        tx.send_trailers(trailers).await.unwrap();
+    }
+    drop(tx);
+    let response = pending.await.unwrap().unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.version(), http::Version::HTTP_2);
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    serde_json::from_slice(&body).unwrap()
+}
+
+/// A chunked POST to `/public/x` announcing and sending, besides `x-checksum`, trailers rule 5
+/// removes from headers and a hop-by-hop one; the echo.
+async fn chunked_post_with_trailers(h: &Harness) -> Value {
+    let (status, body) = raw(
+        h.proxy,
+        "POST /public/x HTTP/1.1\r\nHost: api\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\
+         Trailer: X-Portvakt-Consumer-Orgno, x-http-method-override,x_original_url, x-checksum, keep-alive\r\n\r\n\
+         3\r\nabc\r\n0\r\nx-portvakt-consumer-orgno: 889640782\r\nx-http-method-override: DELETE\r\n\
+         x_original_url: /api/write/admin/x\r\nx-checksum: 42\r\nkeep-alive: timeout=1\r\n\r\n"
+            .to_owned(),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    serde_json::from_str(&body).unwrap()
+}
+
+fn forged_trailers() -> HeaderMap {
+    let mut trailers = HeaderMap::new();
+    trailers.insert("x-portvakt-consumer-orgno", "889640782".parse().unwrap());
+    trailers.insert("x-http-method-override", "DELETE".parse().unwrap());
+    trailers.insert("x-checksum", "42".parse().unwrap());
+    trailers
+}
+
+#[tokio::test]
+async fn client_trailers_get_the_header_rules_on_the_way_to_an_http2_upstream() {
+    let h = harness_with(POLICY, |c| c.upstream_http2 = true).await;
+    let echo = chunked_post_with_trailers(&h).await;
+    assert_eq!(echo["version"], "HTTP/2.0");
+    assert_eq!(echo["body"], "abc");
+    assert_eq!(echo["trailers"], json!({"x-checksum": "42"}));
+    assert_eq!(echo["headers"]["trailer"], json!(["x-checksum"]));
+
+    // An HTTP/2 client's trailers, without a `Trailer` header (as gRPC clients send them).
+    let request = http::Request::post(h.url("/public/x"));
+    let echo = h2_echo(request, "abc", Some(forged_trailers())).await;
+    assert_eq!(echo["version"], "HTTP/2.0");
+    assert_eq!(echo["body"], "abc");
+    assert_eq!(echo["trailers"], json!({"x-checksum": "42"}));
+}
+
+#[tokio::test]
+async fn trailers_pass_over_http1_both_ways_filtered_by_the_rules() {
+    let h = harness().await;
+    let echo = chunked_post_with_trailers(&h).await;
+    assert_eq!(echo["version"], "HTTP/1.1");
+    assert_eq!(echo["body"], "abc");
+    assert_eq!(echo["trailers"], json!({"x-checksum": "42"}));
+    assert_eq!(echo["headers"]["trailer"], json!(["x-checksum"]));
+
+    // An HTTP/2 client announcing its trailers, with a body of known length: sent chunked, so
+    // that the trailers can follow it.
+    let request = http::Request::post(h.url("/public/x"))
+        .header("content-length", "3")
+        .header("trailer", "x-checksum, x-portvakt-consumer-orgno");
+    let echo = h2_echo(request, "abc", Some(forged_trailers())).await;
+    assert_eq!(echo["version"], "HTTP/1.1");
+    assert_eq!(echo["body"], "abc");
+    assert_eq!(echo["trailers"], json!({"x-checksum": "42"}));
+    assert_eq!(echo["headers"]["trailer"], json!(["x-checksum"]));
+    assert_eq!(echo["headers"].get("content-length"), None);
+
+    // The upstream's trailers reach an HTTP/1.1 client that accepts them, but for the
+    // hop-by-hop one (hyper, at both ends, sends trailers only to `TE: trailers`).
+    let (status, body) = raw(
+        h.proxy,
+        "GET /public/trailers HTTP/1.1\r\nHost: api\r\nConnection: close, te\r\nTE: trailers\r\n\r\n"
+            .to_owned(),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(
+        body.starts_with("6\r\nanswer\r\n0\r\n") && body.contains("x-checksum: 42\r\n"),
+        "{body:?}"
+    );
+    assert!(!body.contains("keep-alive"), "{body:?}");
+}
+
+#[tokio::test]
+async fn an_http2_upstream_gets_the_client_s_host_as_authority_and_no_host_header() {
+    let h = harness_with(POLICY, |c| c.upstream_http2 = true).await;
+    let echo = json_of(h.http.get(h.url("/public/x?q=1")).send().await.unwrap()).await;
+    assert_eq!(echo["version"], "HTTP/2.0");
+    assert_eq!(echo["uri"], format!("http://{}/public/x?q=1", h.proxy));
+    assert_eq!(echo["headers"].get("host"), None, "{echo}");
+
+    // An absolute-form target: its host, not the `Host` header (RFC 9112 section 3.2.2).
+    let (status, body) = raw(
+        h.proxy,
+        "GET http://tenant-a.example/public/x HTTP/1.1\r\nHost: tenant-b.example\r\nConnection: close\r\n\r\n"
+            .to_owned(),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let echo: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(echo["uri"], "http://tenant-a.example/public/x");
+    assert_eq!(echo["headers"].get("host"), None, "{echo}");
+
+    // An HTTP/2 client's `:authority`, not a `host` it also sent.
+    let request = http::Request::post(h.url("/public/x")).header("host", "tenant-b.example");
+    let echo = h2_echo(request, "", None).await;
+    assert_eq!(echo["uri"], format!("http://{}/public/x", h.proxy));
+    assert_eq!(echo["headers"].get("host"), None, "{echo}");
+
+    // Without preserve_host, the upstream's own address.
+    let (upstream_addr, _) = start_upstream().await;
+    let h = harness_with(POLICY, |c| {
+        c.upstream_http2 = true;
+        c.preserve_host = false;
+        c.upstream = format!("http://{upstream_addr}").parse().unwrap();
+    })
+    .await;
+    let echo = json_of(h.http.get(h.url("/public/x")).send().await.unwrap()).await;
+    assert_eq!(echo["uri"], format!("http://{upstream_addr}/public/x"));
+    assert_eq!(echo["headers"].get("host"), None, "{echo}");
+}
+
+#[tokio::test]
+async fn the_request_target_s_host_wins_over_host_for_an_http1_upstream() {
+    let h = harness().await;
+    let (status, body) = raw(
+        h.proxy,
+        "GET http://tenant-a.example/public/x HTTP/1.1\r\nHost: tenant-b.example\r\nConnection: close\r\n\r\n"
+            .to_owned(),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let echo: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(echo["uri"], "/public/x");
+    assert_eq!(echo["headers"]["host"], json!(["tenant-a.example"]));
+
+    let request = http::Request::post(h.url("/public/x")).header("host", "tenant-b.example");
+    let echo = h2_echo(request, "", None).await;
+    assert_eq!(echo["headers"]["host"], json!([h.proxy.to_string()]));
+}
+
+#[tokio::test]
+async fn get_bodies_of_unknown_length_reach_an_http1_upstream() {
+    let h = harness().await;
+    let (status, body) = raw(
+        h.proxy,
+        "GET /public/x HTTP/1.1\r\nHost: api\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n\
+         3\r\nabc\r\n0\r\n\r\n"
+            .to_owned(),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let echo: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(echo["method"], "GET");
+    assert_eq!(echo["body"], "abc");
+
+    // An HTTP/2 client's DATA without `content-length`.
+    let echo = h2_echo(http::Request::get(h.url("/public/x")), "abc", None).await;
+    assert_eq!(echo["method"], "GET");
+    assert_eq!(echo["body"], "abc");
 }

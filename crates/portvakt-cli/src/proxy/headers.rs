@@ -8,12 +8,12 @@
 //! | # | rule | headers | why |
 //! |---|------|---------|-----|
 //! | 1 | note whether the client's `TE` asks for `trailers` | `TE` | rule 3 needs it after rule 2 removed `TE` |
-//! | 2 | remove hop-by-hop headers | `Connection` and every header it names (never `Authorization` or `Host`), `Keep-Alive`, `Proxy-Connection`, `Proxy-Authenticate`, `Proxy-Authorization`, `TE`, `Trailer`, `Transfer-Encoding`, `Upgrade`, every `Proxy-*` and httpoxy's `Proxy` | they describe the client's connection, not the request (RFC 9110 section 7.6.1); WebSocket and other upgrades are not proxied |
-//! | 3 | to an HTTP/2 upstream, pass `TE: trailers` on (as exactly that) when the client sent it | `TE` | gRPC servers require it; it is the one `TE` HTTP/2 allows (RFC 9113 section 8.2.2) |
+//! | 2 | remove hop-by-hop headers, and their names from `Trailer`'s list | `Connection` and every header it names (never `Authorization` or `Host`), `Keep-Alive`, `Proxy-Connection`, `Proxy-Authenticate`, `Proxy-Authorization`, `TE`, `Transfer-Encoding`, `Upgrade`, every `Proxy-*` and httpoxy's `Proxy` | they describe the client's connection, not the request (RFC 9110 section 7.6.1); WebSocket and other upgrades are not proxied. `Trailer` is not one (it describes the message, and over HTTP/1.1 only the trailers it lists are sent) |
+//! | 3 | pass `TE: trailers` on (as exactly that) when the client sent it; to an HTTP/1.1 upstream with `Connection: te` | `TE`, `Connection` | the proxy passes trailers on, and servers send them only to a request that accepts them (hyper's HTTP/1.1 server, gRPC servers, which require it); it is the one `TE` HTTP/2 allows (RFC 9113 section 8.2.2), and HTTP/1.1 has its sender name it in `Connection` (RFC 9110 section 10.1.4) |
 //! | 4 | remove `Expect` | `Expect` | the proxy answers `100-continue` itself once the request is authorized |
-//! | 5 | remove what only the proxy may say | every `x-portvakt-*`, also spelt with `_` for `-` (`X_Portvakt_Consumer_Orgno`); `X-HTTP-Method-Override`, `X-HTTP-Method`, `X-Method-Override`, `X-Original-URL`, `X-Rewrite-URL`, also with `_` | on every route, public or not, so a client can never forge an identity; CGI, WSGI, Rack and PHP map both spellings to one `HTTP_X_PORTVAKT_...` variable; the policy authorized the real method and path, and method-override middleware (Express `method-override`, ASP.NET `UseHttpMethodOverride`, Rack `MethodOverride`, Laravel, Spring's filter) would run an authorized `POST` as, say, a `DELETE`, as path overrides (Zend, Laminas, old Symfony) would serve another path |
+//! | 5 | remove what only the proxy may say, and their names from `Trailer`'s list | every `x-portvakt-*`, also spelt with `_` for `-` (`X_Portvakt_Consumer_Orgno`); `X-HTTP-Method-Override`, `X-HTTP-Method`, `X-Method-Override`, `X-Original-URL`, `X-Rewrite-URL`, also with `_` | on every route, public or not, so a client can never forge an identity; CGI, WSGI, Rack and PHP map both spellings to one `HTTP_X_PORTVAKT_...` variable; the policy authorized the real method and path, and method-override middleware (Express `method-override`, ASP.NET `UseHttpMethodOverride`, Rack `MethodOverride`, Laravel, Spring's filter) would run an authorized `POST` as, say, a `DELETE`, as path overrides (Zend, Laminas, old Symfony) would serve another path |
 //! | 6 | set the identity, on routes that validated a token | the identity headers below | what the upstream authorizes on |
-//! | 7 | `Host`: keep the client's (for HTTP/2 clients, their `:authority`); or, without [`ProxyConfig::preserve_host`](super::ProxyConfig::preserve_host), remove it so the upstream's address is sent | `Host` | virtual hosts and redirects in the upstream see the name the client used |
+//! | 7 | `Host`: the request target's authority when it has one (an HTTP/2 client's `:authority`, an HTTP/1.1 absolute-form target), replacing a `Host` sent beside it, else the client's `Host`; or, without [`ProxyConfig::preserve_host`](super::ProxyConfig::preserve_host), none, so the upstream's address is sent. To an HTTP/2 upstream the pool sends it as `:authority`, with no `Host` header | `Host` | virtual hosts and redirects in the upstream see the name the client used; the target's host wins (RFC 9112 section 3.2.2, RFC 9113 section 8.3.1), and an HTTP/2 server reads `:authority` (and may refuse a `Host` that differs from it) |
 //! | 8 | from an HTTP/2 client to an HTTP/1.1 upstream, join the `Cookie` fields into one | `Cookie` | HTTP/2 may split them; HTTP/1.1 needs one (RFC 9113 section 8.2.3) |
 //! | 9 | append the client's address | `X-Forwarded-For` | |
 //! | 10 | `X-Forwarded-Proto: http`, unless the client (normally the ingress) set it | `X-Forwarded-Proto` | |
@@ -23,7 +23,19 @@
 //! x-forwarded-for` removes only what the client sent, never what the proxy adds; 5 before 6,
 //! so a forged identity header is gone before the real one is set.
 //!
-//! To the client, from the upstream's answer, rule 2 only.
+//! To the client, from the upstream's answer, rule 2 only, to its headers and its trailers.
+//!
+//! ## Trailers
+//!
+//! Trailers (fields after the body: a chunked HTTP/1.1 body's, or HTTP/2's last `HEADERS`)
+//! pass in both directions, through the same rules as the headers ([`TrailerRules`]): a
+//! request's lose what rules 2 and 5 remove (so a client cannot send as a trailer the
+//! identity or an override it cannot send as a header), an answer's what rule 2 removes.
+//! Over HTTP/1.1 they pass only as `Trailer` announces them (hyper writes only the trailers
+//! it lists, and only to a peer that sent `TE: trailers` when it is the server): an HTTP/2
+//! client's trailers without a `Trailer` header (gRPC's) reach an HTTP/2 upstream, not an
+//! HTTP/1.1 one. A request body that announces trailers goes to an HTTP/1.1 upstream
+//! chunked, whatever its length.
 //!
 //! An override in the body (`_method` form field) or the query string cannot be removed: do
 //! not enable those in the upstream.
@@ -43,8 +55,11 @@
 //!
 //! ## Cost
 //!
-//! The rules run on every request, so they allocate nothing unless the request needs it:
-//! only a `Connection` header naming headers, a client-sent `proxy-*` or forged header, split
+//! The rules run on every request, so they allocate nothing unless the request needs it
+//! (trailers are filtered only on a body that can have them: an HTTP/2 client's, or a chunked
+//! one; see [`Framing`]):
+//! only a `Connection` header naming headers, a client-sent `proxy-*` or forged header, a
+//! `Trailer` listing names the rules remove, split
 //! cookies, the identity values (one buffer) and an `X-Forwarded-For` value take memory; the
 //! proxy's own `X-Forwarded-For` value is made again only when the client's address differs
 //! from the last request's on the same worker thread. One look at the request's names tells
@@ -52,11 +67,13 @@
 
 use std::cell::RefCell;
 use std::net::IpAddr;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
 use http::header::{self, HeaderName};
 use http::uri::Authority;
 use http::{HeaderMap, HeaderValue, Version};
-use hyper::body::Bytes;
+use hyper::body::{Bytes, Frame, SizeHint};
 use portvakt::VerifiedToken;
 
 /// The consumer's organization number.
@@ -106,15 +123,29 @@ pub(crate) struct ClientSide<'a> {
     pub(crate) ip: Option<IpAddr>,
 }
 
+/// What the rules saw that forwarding the request's body depends on (see "Trailers" in the
+/// module documentation). Both false on the common path: a request with a known body length
+/// (or none) from an HTTP/1.1 client.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Framing {
+    /// The client sent `Transfer-Encoding` (removed by rule 2): an HTTP/1.1 body of unknown
+    /// length, which may end in trailers.
+    pub(crate) chunked: bool,
+    /// A `Trailer` header is forwarded (the client announced trailers, and rules 2 and 5 left
+    /// at least one name in it).
+    pub(crate) trailer: bool,
+}
+
 impl HeaderRules {
     /// Applies rules 1 to 10 to a request's headers, in order; `identity` is the token the
-    /// route validated (`None` on public routes).
+    /// route validated (`None` on public routes). Returns what the body's forwarding depends
+    /// on.
     pub(crate) fn to_upstream(
         self,
         headers: &mut HeaderMap,
         client: ClientSide<'_>,
         identity: Option<&VerifiedToken>,
-    ) {
+    ) -> Framing {
         let to_http2 = self.upstream_version == Version::HTTP_2;
         // What is there, from one look at each name: a rule whose headers are absent costs
         // nothing more (no lookup, no scan).
@@ -122,12 +153,17 @@ impl HeaderRules {
         // Room for what rules 6, 9 and 10 add, made once: hyper sizes the map for the headers
         // it parsed, and it would otherwise grow (and rehash) two or three times.
         headers.reserve(ADDED_AT_MOST);
-        let keep_te = to_http2 && seen.te && wants_trailers(headers); // 1
+        let keep_te = seen.te && wants_trailers(headers); // 1
         if seen.hop_by_hop {
             strip_hop_by_hop(headers); // 2
         }
         if keep_te {
             headers.insert(header::TE, HeaderValue::from_static("trailers")); // 3
+            if !to_http2 {
+                // HTTP/1.1 has the sender of `TE` name it in `Connection` (RFC 9110 section
+                // 10.1.4); rule 2 removed the client's `Connection`.
+                headers.insert(header::CONNECTION, HeaderValue::from_static("te")); // 3
+            }
         }
         if seen.expect {
             headers.remove(header::EXPECT); // 4
@@ -135,6 +171,9 @@ impl HeaderRules {
         if seen.forgery {
             strip_client_forgeries(headers); // 5
         }
+        // Rules 2 and 5 for the names `Trailer` lists (`Connection: trailer` may have removed
+        // it already).
+        let trailer = seen.trailer && filter_trailer(headers); // 2, 5
         if let Some(token) = identity {
             set_identity(headers, token); // 6
         }
@@ -156,6 +195,10 @@ impl HeaderRules {
         if !seen.forwarded_proto || !headers.contains_key(X_FORWARDED_PROTO) {
             headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http")); // 10
         }
+        Framing {
+            chunked: seen.chunked,
+            trailer,
+        }
     }
 
     /// Applies the rules for the upstream's answer (rule 2).
@@ -163,8 +206,26 @@ impl HeaderRules {
         strip_hop_by_hop(headers);
     }
 
-    /// Rule 7. An HTTP/1.1 client's `Host` is in the headers (`present`); an HTTP/2 client's
-    /// is the `:authority`, which hyper keeps in the URI, and the upstream URI is rewritten.
+    /// Rules 2 and 5 for a request's trailers: removes every hop-by-hop name and every name
+    /// rule 5 removes from headers (forged identity, method and path overrides), so that a
+    /// client cannot send in trailers what it cannot send in headers.
+    pub(crate) fn trailers_to_upstream(trailers: &mut HeaderMap) {
+        remove_names(trailers, |name| {
+            is_hop_by_hop(name) || is_client_forgery(name)
+        });
+    }
+
+    /// Rule 2 for the trailers of the upstream's answer.
+    pub(crate) fn trailers_to_client(trailers: &mut HeaderMap) {
+        remove_names(trailers, is_hop_by_hop);
+    }
+
+    /// Rule 7: the host the upstream gets, as a `Host` header (the pool sends it as HTTP/2's
+    /// `:authority`). With [`preserve_host`](Self::preserve_host), the request target's
+    /// authority when it has one (an HTTP/2 client's `:authority`, which hyper keeps in the
+    /// URI, or an HTTP/1.1 absolute-form target), replacing any `Host` the client sent (RFC
+    /// 9112 section 3.2.2; RFC 9113 section 8.3.1), and otherwise the client's `Host`; without,
+    /// none, so the pool sends the upstream's address.
     fn set_host(self, headers: &mut HeaderMap, present: bool, authority: Option<&Authority>) {
         if !self.preserve_host {
             if present {
@@ -172,13 +233,108 @@ impl HeaderRules {
             }
             return;
         }
-        if !present
-            && let Some(authority) = authority
-            && let Ok(host) = HeaderValue::from_str(authority.as_str())
-        {
-            headers.insert(header::HOST, host);
+        if let Some(authority) = authority {
+            // `Host` has no user information (`user@`), which an authority may carry.
+            let host = authority
+                .as_str()
+                .rsplit_once('@')
+                .map_or(authority.as_str(), |(_, host)| host);
+            if let Ok(host) = HeaderValue::from_str(host) {
+                headers.insert(header::HOST, host);
+            }
         }
     }
+}
+
+/// A body whose trailers get `rule` ([`HeaderRules::trailers_to_upstream`] or
+/// [`HeaderRules::trailers_to_client`]); its data passes as it is, one branch per frame.
+pub(crate) struct TrailerRules<B> {
+    body: B,
+    rule: fn(&mut HeaderMap),
+}
+
+impl<B> TrailerRules<B> {
+    /// `body`, its trailers passed through `rule`.
+    pub(crate) fn new(body: B, rule: fn(&mut HeaderMap)) -> TrailerRules<B> {
+        TrailerRules { body, rule }
+    }
+}
+
+impl<B: hyper::body::Body + Unpin> hyper::body::Body for TrailerRules<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
+        let this = self.get_mut();
+        let mut frame = std::task::ready!(Pin::new(&mut this.body).poll_frame(cx));
+        if let Some(Ok(frame)) = &mut frame
+            && let Some(trailers) = frame.trailers_mut()
+        {
+            (this.rule)(trailers);
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+/// Removes every header whose name `remove` picks. Allocates nothing; a name is cloned only
+/// when there is one to remove (a standard one without allocating, another sharing its bytes).
+fn remove_names(headers: &mut HeaderMap, remove: impl Fn(&HeaderName) -> bool) {
+    while let Some(name) = headers.keys().find(|name| remove(name)).cloned() {
+        headers.remove(name);
+    }
+}
+
+/// Rules 2 and 5 for `Trailer`'s list: removes the names that are hop-by-hop or that rule 5
+/// removes, and `Trailer` itself when none is left. Whether a `Trailer` header is left.
+/// Allocates only when there is a name to remove.
+fn filter_trailer(headers: &mut HeaderMap) -> bool {
+    let keep = |name: &str| !is_hop_by_hop_text(name) && !is_client_forgery_text(name);
+    let values = headers.get_all(header::TRAILER);
+    if values
+        .iter()
+        .all(|value| value.to_str().is_ok() && listed(value).all(keep))
+    {
+        // Nothing to remove, the usual case: no allocation.
+        return values.iter().any(|value| listed(value).next().is_some());
+    }
+    let kept = values
+        .iter()
+        .flat_map(listed)
+        .filter(|name| keep(name))
+        .collect::<Vec<_>>()
+        .join(", ");
+    match HeaderValue::from_str(&kept) {
+        Ok(value) if !kept.is_empty() => {
+            headers.insert(header::TRAILER, value);
+            true
+        }
+        _ => {
+            headers.remove(header::TRAILER);
+            false
+        }
+    }
+}
+
+/// The names a `Trailer` value lists, trimmed, without empty list elements; none from a value
+/// that is not visible ASCII (which names nothing a trailer could have).
+fn listed(value: &HeaderValue) -> impl Iterator<Item = &str> {
+    value
+        .to_str()
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|name| !name.is_empty())
 }
 
 /// What the rules look for in a request's headers, found in one pass over its names.
@@ -188,6 +344,11 @@ struct Seen {
     hop_by_hop: bool,
     /// `TE` (rule 1).
     te: bool,
+    /// `Transfer-Encoding`: an HTTP/1.1 client's body of unknown length, which may end in
+    /// trailers ([`Framing::chunked`]).
+    chunked: bool,
+    /// `Trailer` (rules 2 and 5 filter the names it lists).
+    trailer: bool,
     /// `Expect` (rule 4).
     expect: bool,
     /// Any header rule 5 removes.
@@ -216,6 +377,9 @@ impl Seen {
             } else if is_hop_by_hop(name) {
                 seen.hop_by_hop = true;
                 seen.te |= name == header::TE;
+                seen.chunked |= name == header::TRANSFER_ENCODING;
+            } else if name == header::TRAILER {
+                seen.trailer = true;
             } else if is_client_forgery(name) {
                 seen.forgery = true;
             }
@@ -226,7 +390,7 @@ impl Seen {
 
 /// Whether rule 2 removes `name` whatever `Connection` says: the hop-by-hop headers of RFC 9110
 /// section 7.6.1 (`Connection`, `Keep-Alive`, `Proxy-Connection`, `Proxy-Authenticate`,
-/// `Proxy-Authorization`, `TE`, `Trailer`, `Transfer-Encoding`, `Upgrade`), any other
+/// `Proxy-Authorization`, `TE`, `Transfer-Encoding`, `Upgrade`), any other
 /// `proxy-*` and httpoxy's `proxy`. A match on the name's text (which `HeaderMap` keeps in
 /// lower case): no lookups, no copies of a list of names.
 fn is_hop_by_hop(name: &HeaderName) -> bool {
@@ -234,12 +398,13 @@ fn is_hop_by_hop(name: &HeaderName) -> bool {
     HOP_BY_HOP.contains(&text) || text.starts_with("proxy-")
 }
 
-/// The names rule 2 removes by name (besides every `proxy-*`), in lower case.
-const HOP_BY_HOP: [&str; 7] = [
+/// The names rule 2 removes by name (besides every `proxy-*`), in lower case. Not `Trailer`:
+/// RFC 9110 section 7.6.1 does not list it, and without it hyper's HTTP/1.1 encoder writes no
+/// trailers at all (it writes only those `Trailer` lists).
+const HOP_BY_HOP: [&str; 6] = [
     "connection",
     "keep-alive",
     "te",
-    "trailer",
     "transfer-encoding",
     "upgrade",
     "proxy",
@@ -340,6 +505,24 @@ fn is_client_forgery(name: &HeaderName) -> bool {
             .iter()
             .chain(&PATH_OVERRIDE)
             .any(|pattern| same_name(name, pattern))
+}
+
+/// [`is_client_forgery`] for a name as `Trailer` lists it, in any case.
+fn is_client_forgery_text(name: &str) -> bool {
+    let name = name.as_bytes();
+    let same = |name: &[u8], pattern: &[u8]| {
+        name.len() == pattern.len()
+            && name
+                .iter()
+                .zip(pattern)
+                .all(|(n, p)| n.eq_ignore_ascii_case(p) || (*n == b'_' && *p == b'-'))
+    };
+    let prefix = HEADER_PREFIX.as_bytes();
+    (name.len() >= prefix.len() && same(&name[..prefix.len()], prefix))
+        || METHOD_OVERRIDE
+            .iter()
+            .chain(&PATH_OVERRIDE)
+            .any(|pattern| same(name, pattern))
 }
 
 /// Rule 5: removes every `x-portvakt-*` header (also spelt with `_`) and the method overrides.

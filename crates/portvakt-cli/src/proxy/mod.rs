@@ -13,9 +13,10 @@
 //!
 //! The request as sent, with the proxy's header rules applied in a stated order: hop-by-hop
 //! headers and `Expect` removed, every client-sent `x-portvakt-*` and method-override header
-//! removed, the identity headers set on routes that validated a token, `Host`,
-//! `X-Forwarded-For` and `X-Forwarded-Proto`. The rules, their order and the identity headers
-//! are in [`headers`].
+//! removed (from trailers too), the identity headers set on routes that validated a token,
+//! `Host` (the request target's host; over HTTP/2 as `:authority`), `X-Forwarded-For` and
+//! `X-Forwarded-Proto`. The rules, their order and the identity headers are in [`headers`].
+//! A body of unknown length goes to an HTTP/1.1 upstream chunked, also with a GET or HEAD.
 //!
 //! ## Upstream connections
 //!
@@ -687,21 +688,38 @@ async fn authorize(
 
 /// The request the upstream gets: the header rules applied ([`headers`]), the upstream's HTTP
 /// version. The path and query are unchanged; the pool points the URI at the upstream.
+///
+/// A body that may end in trailers (an HTTP/2 client's, or an HTTP/1.1 client's chunked one)
+/// has its trailers filtered as the headers are ([`headers::TrailerRules`]), and goes to an
+/// HTTP/1.1 upstream chunked when its length is not known (see [`chunked_to_http1`]). The
+/// common path, a request with a known body length (or none) from an HTTP/1.1 client, pays
+/// one branch on two flags the header rules found in their one look at the names.
 fn upstream_request(
     inner: &Inner,
     request: Request,
     identity: Option<&VerifiedToken>,
     peer: SocketAddr,
 ) -> http::Request<Body> {
-    let (mut parts, body) = request.into_parts();
+    let (mut parts, mut body) = request.into_parts();
     let client = headers::ClientSide {
         version: parts.version,
         authority: parts.uri.authority(),
         ip: Some(peer.ip()),
     };
-    inner
+    let framing = inner
         .header_rules
         .to_upstream(&mut parts.headers, client, identity);
+    if (framing.chunked || parts.version == Version::HTTP_2)
+        && !hyper::body::Body::is_end_stream(&body)
+    {
+        if inner.header_rules.upstream_version == Version::HTTP_11 {
+            chunked_to_http1(&mut parts.headers, &body, framing);
+        }
+        body = Body::new(headers::TrailerRules::new(
+            body,
+            headers::HeaderRules::trailers_to_upstream,
+        ));
+    }
     parts.version = inner.header_rules.upstream_version;
     let body = match inner.max_body_bytes {
         Some(limit) => Body::new(http_body_util::Limited::new(
@@ -711,6 +729,27 @@ fn upstream_request(
         None => body,
     };
     http::Request::from_parts(parts, body)
+}
+
+/// For an HTTP/1.1 upstream, sets `Transfer-Encoding: chunked` on a request whose body has
+/// not ended when its length is not known, or when it announces trailers (`Trailer`), which
+/// only a chunked body can carry. hyper's client decides the framing from the body unless the
+/// request sets it: it sends a GET, HEAD or CONNECT body of unknown length as no body at all
+/// (`Content-Length: 0` framing, the body dropped), and a body of known length with
+/// `Content-Length`, dropping its trailers. With the header set it sends the body chunked,
+/// and without `Content-Length` (`Client::set_length` in hyper's `proto/h1/role.rs`).
+///
+/// Forwarded rather than refused: a GET with a body is unusual but valid (RFC 9110 section
+/// 9.3.1 gives it no meaning, but neither forbids it), the client sent it, and an upstream
+/// that reads it (Elasticsearch's search, some GraphQL servers) must see what the client
+/// sent; an upstream that does not want it refuses it itself, as it would unproxied.
+fn chunked_to_http1(headers: &mut HeaderMap, body: &Body, framing: headers::Framing) {
+    if framing.trailer || hyper::body::Body::size_hint(body).exact().is_none() {
+        headers.insert(
+            http::header::TRANSFER_ENCODING,
+            http::HeaderValue::from_static("chunked"),
+        );
+    }
 }
 
 /// Sends the request (taken out of `request` as it is sent) once an in-flight slot is free,
@@ -773,14 +812,19 @@ async fn send(
     }
 }
 
-/// The upstream's answer as the client gets it: the header rules for answers applied, the
-/// version set back to HTTP/1.1 (the listener answers in the client's own version), the body
-/// streamed, holding the in-flight slot and the upstream connection until it ends.
+/// The upstream's answer as the client gets it: the header rules for answers applied (to its
+/// trailers too, one branch per frame of the body), the version set back to HTTP/1.1 (the
+/// listener answers in the client's own version), the body streamed, holding the in-flight
+/// slot and the upstream connection until it ends.
 fn client_response(response: http::Response<Incoming>, upstream: Upstream) -> Response {
     let (mut parts, body) = response.into_parts();
     headers::HeaderRules::to_client(&mut parts.headers);
     parts.version = Version::HTTP_11;
-    Response::from_parts(parts, Body::new(HeldBody::new(body, upstream)))
+    let body = headers::TrailerRules::new(
+        HeldBody::new(body, upstream),
+        headers::HeaderRules::trailers_to_client,
+    );
+    Response::from_parts(parts, Body::new(body))
 }
 
 /// What an exchange holds until the upstream's answer has been read to its end ([`HeldBody`]):

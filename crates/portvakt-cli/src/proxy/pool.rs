@@ -37,6 +37,8 @@
 //!   (the upstream may have acted on it), and if its connection breaks it is the client's 502;
 //! - HTTP/1.1 requests in origin form (`GET /path?query`), with `Host` set to the upstream's
 //!   address when the header rules removed the client's;
+//! - HTTP/2 requests with the request's `Host` as their `:authority`, and no `Host` header
+//!   (the upstream's address when the header rules removed the client's);
 //! - with HTTP/2, one connection per worker multiplexes every request: the requests of a
 //!   burst that finds none wait for the one being opened, and a closed one is replaced on the
 //!   next request.
@@ -296,8 +298,9 @@ impl Pool {
         &self.0.config
     }
 
-    /// Sends `request` (its URI's path and query, its headers as they are) to the upstream,
-    /// on an idle connection or a new one.
+    /// Sends `request` (its URI's path and query, its headers as they are, but for `Host`,
+    /// which HTTP/2 sends as `:authority`: see [`Shared::to_h2`]) to the upstream, on an idle
+    /// connection or a new one.
     pub async fn send(
         &self,
         request: Request<Body>,
@@ -419,12 +422,26 @@ impl Shared {
         }
     }
 
-    /// The request as HTTP/2 sends it: `:scheme` and `:authority` are taken from the URI, so
-    /// it is the upstream's.
+    /// The request as HTTP/2 sends it: `:scheme` and `:authority` are taken from the URI.
+    /// `:authority` is the request's `Host` (what the header rules leave there: the client's,
+    /// by default), which is taken out of the headers, so that the upstream sees one host
+    /// (RFC 9113 section 8.3.1: servers may refuse a `Host` that differs from `:authority`, and
+    /// most read `:authority` alone); the upstream's address when there is none, or when it is
+    /// no authority (such as a value with a space).
     fn to_h2(&self, request: &mut Request<Body>) {
+        let host = request.headers_mut().remove(header::HOST);
+        let authority = host
+            .and_then(|host| match request.uri().authority() {
+                // Already in the URI (an HTTP/2 client's `:authority`): shared, not parsed.
+                Some(authority) if authority.as_str().as_bytes() == host.as_bytes() => {
+                    Some(authority.clone())
+                }
+                _ => Authority::try_from(host.as_bytes()).ok(),
+            })
+            .unwrap_or_else(|| self.config.authority.clone());
         let mut uri = http::uri::Parts::default();
         uri.scheme = Some(Scheme::HTTP);
-        uri.authority = Some(self.config.authority.clone());
+        uri.authority = Some(authority);
         uri.path_and_query = Some(path_and_query(request));
         if let Ok(uri) = Uri::from_parts(uri) {
             *request.uri_mut() = uri;

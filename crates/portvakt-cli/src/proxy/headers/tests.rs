@@ -8,7 +8,7 @@ use http::{HeaderMap, HeaderValue, Version};
 use portvakt::{Algorithm, Config, KeySet, SigningKey, Validator, VerifiedToken};
 use serde_json::json;
 
-use super::{ClientSide, HeaderRules, ip_value};
+use super::{ClientSide, Framing, HeaderRules, ip_value};
 
 const PEER: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 1, 2, 3));
 
@@ -113,7 +113,6 @@ fn rule_2_removes_hop_by_hop_headers_and_what_connection_names() {
         ("proxy", "http://attacker.example/"),
         ("proxy-anything", "1"),
         ("te", "gzip"),
-        ("trailer", "x-checksum"),
         ("transfer-encoding", "chunked"),
         ("upgrade", "websocket"),
         ("x-secret", "1"),
@@ -160,20 +159,29 @@ fn rule_2_finds_what_connection_names_in_any_case_and_length_and_across_fields()
 }
 
 #[test]
-fn rules_1_and_3_pass_te_trailers_to_an_http2_upstream_only() {
+fn rules_1_and_3_pass_te_trailers_on_as_exactly_that() {
     let sent = [("te", "deflate;q=0.5, Trailers;q=1"), ("connection", "te")];
     let mut map = headers(&sent);
     rules(Version::HTTP_2).to_upstream(&mut map, http1_client(), None);
     // Noted before rule 2 removed `TE`, even though `Connection` named it.
     assert_eq!(values(&map, "te"), ["trailers"]);
+    assert!(
+        !map.contains_key("connection"),
+        "no connection header in HTTP/2"
+    );
 
+    // To HTTP/1.1, named in `Connection` as RFC 9110 section 10.1.4 asks.
     let mut map = headers(&sent);
     rules(Version::HTTP_11).to_upstream(&mut map, http1_client(), None);
-    assert!(!map.contains_key("te"));
+    assert_eq!(values(&map, "te"), ["trailers"]);
+    assert_eq!(values(&map, "connection"), ["te"]);
 
-    let mut map = headers(&[("te", "gzip")]);
-    rules(Version::HTTP_2).to_upstream(&mut map, http1_client(), None);
-    assert!(!map.contains_key("te"));
+    for version in [Version::HTTP_11, Version::HTTP_2] {
+        let mut map = headers(&[("te", "gzip"), ("connection", "te")]);
+        rules(version).to_upstream(&mut map, http1_client(), None);
+        assert!(!map.contains_key("te"));
+        assert!(!map.contains_key("connection"));
+    }
 }
 
 #[test]
@@ -264,13 +272,26 @@ fn rule_7_keeps_or_drops_host() {
         "from :authority"
     );
 
+    // The target's authority wins over a `Host` beside it (RFC 9112 section 3.2.2, RFC 9113
+    // section 8.3.1), for either upstream version (the pool sends it as `:authority`).
+    for version in [Version::HTTP_11, Version::HTTP_2] {
+        let mut map = headers(&[("host", "sent.example")]);
+        rules(version).to_upstream(&mut map, http2_client, None);
+        assert_eq!(values(&map, "host"), ["api.example:8443"], "{version:?}");
+    }
+    // Without user information, which a `Host` cannot carry.
+    let with_user = Authority::from_static("user:pw@tenant-a.example");
+    let absolute_form = ClientSide {
+        authority: Some(&with_user),
+        ..http1_client()
+    };
+    let mut map = headers(&[("host", "tenant-b.example")]);
+    rules(Version::HTTP_11).to_upstream(&mut map, absolute_form, None);
+    assert_eq!(values(&map, "host"), ["tenant-a.example"]);
+    // An origin-form request keeps its own.
     let mut map = headers(&[("host", "sent.example")]);
-    rules(Version::HTTP_11).to_upstream(&mut map, http2_client, None);
-    assert_eq!(
-        values(&map, "host"),
-        ["sent.example"],
-        "the client's Host wins"
-    );
+    rules(Version::HTTP_2).to_upstream(&mut map, http1_client(), None);
+    assert_eq!(values(&map, "host"), ["sent.example"]);
 
     let rules = HeaderRules {
         upstream_version: Version::HTTP_11,
@@ -460,4 +481,95 @@ fn to_client_removes_connection_whatever_options_it_lists_and_what_they_name() {
     ]);
     HeaderRules::to_client(&mut answer);
     assert_eq!(answer.len(), 1, "{answer:?}");
+}
+
+#[test]
+fn trailer_is_kept_without_the_names_rules_2_and_5_remove() {
+    let mut map = headers(&[
+        (
+            "trailer",
+            "X-Checksum, X-Portvakt-Consumer-Orgno, x_http_method",
+        ),
+        (
+            "trailer",
+            "keep-alive, x-original-url,, Proxy-Foo , x-digest",
+        ),
+        ("transfer-encoding", "chunked"),
+    ]);
+    let framing = rules(Version::HTTP_11).to_upstream(&mut map, http1_client(), None);
+    assert_eq!(values(&map, "trailer"), ["X-Checksum, x-digest"]);
+    assert_eq!(
+        framing,
+        Framing {
+            chunked: true,
+            trailer: true
+        }
+    );
+
+    // Nothing to remove: left as sent.
+    let sent = [
+        ("trailer", "x-checksum,x-digest"),
+        ("trailer", "grpc-status"),
+    ];
+    let mut map = headers(&sent);
+    let framing = rules(Version::HTTP_2).to_upstream(&mut map, http1_client(), None);
+    assert_eq!(
+        values(&map, "trailer"),
+        ["x-checksum,x-digest", "grpc-status"]
+    );
+    assert_eq!(
+        framing,
+        Framing {
+            chunked: false,
+            trailer: true
+        }
+    );
+
+    // Only what may not pass, or a value that is not text: gone. `Connection` can name it.
+    for sent in [
+        headers(&[("trailer", "x-portvakt-scopes, connection")]),
+        {
+            let mut map = HeaderMap::new();
+            map.insert(
+                "trailer",
+                HeaderValue::from_bytes(b"x-portvakt-scopes \xe9").unwrap(),
+            );
+            map
+        },
+        headers(&[("trailer", "x-checksum"), ("connection", "trailer")]),
+    ] {
+        let mut map = sent.clone();
+        let framing = rules(Version::HTTP_11).to_upstream(&mut map, http1_client(), None);
+        assert!(!map.contains_key("trailer"), "{sent:?}");
+        assert_eq!(framing, Framing::default(), "{sent:?}");
+    }
+    // The common request: nothing seen.
+    let mut map = headers(&[("host", "api"), ("content-length", "3")]);
+    let framing = rules(Version::HTTP_11).to_upstream(&mut map, http1_client(), None);
+    assert_eq!(framing, Framing::default());
+}
+
+#[test]
+fn trailers_get_rules_2_and_5_upstream_and_rule_2_to_the_client() {
+    let sent = [
+        ("x-portvakt-consumer-orgno", "889640782"),
+        ("x_portvakt_scopes", "admin"),
+        ("x-http-method-override", "DELETE"),
+        ("x-rewrite-url", "/admin"),
+        ("connection", "close"),
+        ("keep-alive", "1"),
+        ("proxy-x", "1"),
+        ("x-checksum", "42"),
+        ("grpc-status", "0"),
+    ];
+    let mut trailers = headers(&sent);
+    HeaderRules::trailers_to_upstream(&mut trailers);
+    assert_removed(&trailers, &sent[..7]);
+    assert_kept(&trailers, &sent[7..]);
+
+    let mut trailers = headers(&sent);
+    HeaderRules::trailers_to_client(&mut trailers);
+    assert_removed(&trailers, &sent[4..7]);
+    assert_kept(&trailers, &sent[..4]);
+    assert_kept(&trailers, &sent[7..]);
 }
