@@ -822,6 +822,33 @@ async fn smuggling_attempts_are_refused_or_forwarded_as_exactly_one_authorized_r
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
+/// What the upstream's bytes say for a GET or HEAD with a chunked body (sent chunked, not
+/// dropped as hyper's client would frame it) and an absolute-form target (its host in `Host`).
+#[tokio::test]
+async fn bodies_of_unknown_length_and_absolute_form_hosts_reach_the_upstream_as_sent() {
+    let (addr, upstream, _) = proxy_with(|c| {
+        c.policy = PolicyFile::parse("default = \"public\"", "public.toml").unwrap();
+    })
+    .await;
+    for method in ["GET", "HEAD"] {
+        let request = format!(
+            "{method} http://tenant-a.example/x HTTP/1.1\r\nhost: tenant-b.example\r\n\
+             transfer-encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
+        );
+        let (answers, _) = exchange(addr, request.as_bytes()).await;
+        assert_eq!(answers, [200], "{method}");
+    }
+    let received = upstream.received.lock().unwrap().clone();
+    assert_eq!(received.len(), 2, "{received:?}");
+    for (request, method) in received.iter().zip(["GET", "HEAD"]) {
+        assert_eq!(request.request_line(), format!("{method} /x HTTP/1.1"));
+        assert_eq!(request.body, b"abc", "{request:?}");
+        assert_eq!(request.header("transfer-encoding"), ["chunked"]);
+        assert!(request.header("content-length").is_empty(), "{request:?}");
+        assert_eq!(request.header("host"), ["tenant-a.example"]);
+    }
+}
+
 /// A slow request body through the proxy: the request timeout covers sending it, the client
 /// gets 504, and others are served meanwhile.
 #[tokio::test]
