@@ -175,7 +175,7 @@ impl Diagnostic {
 impl fmt::Display for Diagnostic {
     /// Control characters in the file name or message are escaped: a value from the manifest
     /// (`product: "x\nnais.yaml:1:1: warning: fake"`) must not forge a line, nor an escape
-    /// sequence reach the terminal. Messages are built with [`shown`] already; escaping again
+    /// sequence reach the terminal. Messages are built with `shown` already; escaping again
     /// here changes nothing in them and covers the file name.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(

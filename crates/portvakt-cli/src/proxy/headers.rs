@@ -28,7 +28,7 @@
 //! ## Trailers
 //!
 //! Trailers (fields after the body: a chunked HTTP/1.1 body's, or HTTP/2's last `HEADERS`)
-//! pass in both directions, through the same rules as the headers ([`TrailerRules`]): a
+//! pass in both directions, through the same rules as the headers (`TrailerRules`): a
 //! request's lose what rules 2 and 5 remove (so a client cannot send as a trailer the
 //! identity or an override it cannot send as a header), an answer's what rule 2 removes.
 //! Over HTTP/1.1 they pass only as `Trailer` announces them (hyper writes only the trailers
@@ -57,7 +57,7 @@
 //!
 //! The rules run on every request, so they allocate nothing unless the request needs it
 //! (trailers are filtered only on a body that can have them: an HTTP/2 client's, or a chunked
-//! one; see [`Framing`]):
+//! one; see `Framing`):
 //! only a `Connection` header naming headers, a client-sent `proxy-*` or forged header, a
 //! `Trailer` listing names the rules remove, split
 //! cookies, the identity values (one buffer) and an `X-Forwarded-For` value take memory; the

@@ -299,7 +299,7 @@ impl Pool {
     }
 
     /// Sends `request` (its URI's path and query, its headers as they are, but for `Host`,
-    /// which HTTP/2 sends as `:authority`: see [`Shared::to_h2`]) to the upstream, on an idle
+    /// which HTTP/2 sends as `:authority`: see `Shared::to_h2`) to the upstream, on an idle
     /// connection or a new one.
     pub async fn send(
         &self,
