@@ -157,7 +157,7 @@ for name in $CASES; do
     bare) line=$(grind bare "$FLOOR_DIR/hyper_floor" "$TARGET" "$UPSTREAM") ;;
     floor) line=$(grind floor "$FLOOR_DIR/proxy_floor" "$TARGET" "$UPSTREAM") ;;
     portvakt)
-      line=$(RUST_LOG=warn grind portvakt "$PORTVAKT_BIN" serve --listen "$API" \
+      line=$(RUST_LOG=warn grind portvakt "$PORTVAKT_BIN" serve --dev --listen "$API" \
         --dev-issuer-listen "$ISSUER" --manifest "$WORK/nais.yaml" \
         --upstream "http://$UPSTREAM" --policy examples/policy.toml --proxy-listen "$TARGET")
       ;;

@@ -22,7 +22,7 @@ mount --bind -o ro / / 2>/dev/null || mount -o remount,bind,ro /
 if touch /portvakt-write-probe 2>/dev/null; then echo "the root filesystem is still writable" >&2; exit 1; fi
 cd /
 setpriv --reuid=65534 --regid=65534 --clear-groups env -i PATH=/usr/bin \
-  "$BIN" serve --listen 127.0.0.1:27164 --dev-issuer-listen 127.0.0.1:27166 --manifest "$MANIFEST" >"$LOG" 2>&1 &
+  "$BIN" serve --dev --listen 127.0.0.1:27164 --dev-issuer-listen 127.0.0.1:27166 --manifest "$MANIFEST" >"$LOG" 2>&1 &
 SIDECAR=$!
 trap 'kill $SIDECAR 2>/dev/null || true' EXIT
 for _ in $(seq 100); do curl -sf http://127.0.0.1:27164/readyz >/dev/null && break; sleep 0.1; done

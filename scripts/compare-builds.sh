@@ -37,7 +37,7 @@ PIDS=()
 start() { # $1: i, $2: API port, $3: issuer port, $@: more flags
   local i=$1 api=$2 iss=$3
   shift 3
-  RUST_LOG=warn "${BINS[$i]}" serve --listen "127.0.0.1:$api" --dev-issuer-listen "127.0.0.1:$iss" \
+  RUST_LOG=warn "${BINS[$i]}" serve --dev --listen "127.0.0.1:$api" --dev-issuer-listen "127.0.0.1:$iss" \
     --manifest "$WORK/nais.yaml" "$@" 2>"$WORK/$i/serve-$api.log" &
   PIDS+=($!)
   for _ in $(seq 100); do curl -sf "http://127.0.0.1:$api/readyz" >/dev/null && return 0; sleep 0.1; done

@@ -31,7 +31,7 @@ cargo build --release -q -p portvakt-cli --bin portvakt
 BIN=target/release/portvakt
 for v in $(compgen -e | grep "^MASKINPORTEN_" || true); do unset "$v"; done
 
-RUST_LOG=warn "$BIN" serve --listen "$API" --dev-issuer-listen "$ISSUER" \
+RUST_LOG=warn "$BIN" serve --dev --listen "$API" --dev-issuer-listen "$ISSUER" \
   --max-connections "$CAP" 2>"$WORK/serve.log" &
 SIDECAR=$!
 for _ in $(seq 100); do

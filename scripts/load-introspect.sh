@@ -50,7 +50,7 @@ for v in $(compgen -e | grep "^MASKINPORTEN_" || true); do unset "$v"; done
 long_lived_manifest
 
 start_sidecar() { # "$@": more flags for serve
-  RUST_LOG=warn "$BIN" serve --listen "$API" --dev-issuer-listen "$ISSUER" \
+  RUST_LOG=warn "$BIN" serve --dev --listen "$API" --dev-issuer-listen "$ISSUER" \
     --manifest "$WORK/nais.yaml" "$@" 2>"$WORK/serve.log" &
   SIDECAR=$!
   for _ in $(seq 100); do

@@ -92,7 +92,7 @@ wait_for "http://$BARE/" "hyper's floor (examples/hyper_floor.rs)" "$WORK/bare.l
 . scripts/lib/tokens.sh
 long_lived_manifest
 serve() { # $1: log name, $2: API, $3: issuer, $4: proxy, $5: scheduling policy -> pid in $!
-  PORTVAKT_PROXY_SCHEDULING=$5 RUST_LOG=warn "$BIN" serve --listen "$2" --dev-issuer-listen "$3" \
+  PORTVAKT_PROXY_SCHEDULING=$5 RUST_LOG=warn "$BIN" serve --dev --listen "$2" --dev-issuer-listen "$3" \
     --manifest "$WORK/nais.yaml" \
     --upstream "http://$UPSTREAM" --policy examples/policy.toml --proxy-listen "$4" \
     2>"$WORK/$1.log" &
