@@ -495,12 +495,13 @@ async fn read_body(mut response: reqwest::Response) -> Result<Vec<u8>, String> {
 }
 
 /// The useful part of an error answer: Digdir's `error_description`/`message`/`error`, else
-/// the text, shortened.
+/// the text, shortened (300 characters) and with control characters escaped: it is printed to
+/// a terminal, and an escape sequence or `\r` from the server must not act there.
 fn answer_message(bytes: &[u8]) -> String {
     if let Ok(serde_json::Value::Object(object)) = serde_json::from_slice(bytes) {
         for key in ["error_description", "message", "error"] {
             if let Some(text) = object.get(key).and_then(serde_json::Value::as_str) {
-                return text.to_owned();
+                return portvakt::printable_at_most(text, 300);
             }
         }
     }
@@ -509,7 +510,7 @@ fn answer_message(bytes: &[u8]) -> String {
     if text.is_empty() {
         return "(no body)".to_owned();
     }
-    text.chars().take(300).collect()
+    portvakt::printable_at_most(text, 300)
 }
 
 fn describe(e: &reqwest::Error) -> String {

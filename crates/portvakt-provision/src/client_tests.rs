@@ -41,3 +41,19 @@ fn a_malformed_orgno_is_refused_before_any_request_with_the_path_it_would_have()
     );
     assert_eq!(e.attempts, 0);
 }
+
+#[test]
+fn an_answers_message_reaches_the_terminal_escaped_and_short() {
+    let hostile = br#"{"error_description":"no\r\u001b[2J\u001b[31mdone\u0007"}"#;
+    assert_eq!(
+        answer_message(hostile),
+        "no\\r\\u{1b}[2J\\u{1b}[31mdone\\u{7}"
+    );
+    let long = "x".repeat(1000);
+    assert_eq!(
+        answer_message(long.as_bytes()).chars().count(),
+        301,
+        "300 and the ellipsis"
+    );
+    assert_eq!(answer_message(b"  "), "(no body)");
+}
