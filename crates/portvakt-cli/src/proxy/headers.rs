@@ -458,10 +458,7 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
     for name in named {
         headers.remove(name);
     }
-    // Standard names clone without allocating; a `proxy-*` name shares its bytes.
-    while let Some(name) = headers.keys().find(|name| is_hop_by_hop(name)).cloned() {
-        headers.remove(name);
-    }
+    remove_names(headers, is_hop_by_hop);
 }
 
 /// [`is_hop_by_hop`] for a name as `Connection` lists it, in any case.
@@ -479,14 +476,15 @@ const METHOD_OVERRIDE: [&[u8]; 3] = [
     b"x-method-override",
 ];
 
-/// Whether `name` (lower-case, as `HeaderMap` keeps it) equals `pattern` (lower-case, with
-/// `-`) when every `_` in `name` is read as `-`: CGI-style servers cannot tell them apart.
+/// Whether `name` equals `pattern` (lower-case, with `-`) in any case, when every `_` in
+/// `name` is read as `-`: CGI-style servers cannot tell them apart. Any case, because
+/// `Trailer` lists names as the client wrote them (`HeaderMap` keeps its own in lower case).
 fn same_name(name: &[u8], pattern: &[u8]) -> bool {
     name.len() == pattern.len()
         && name
             .iter()
             .zip(pattern)
-            .all(|(n, p)| n == p || (*n == b'_' && *p == b'-'))
+            .all(|(n, p)| n.eq_ignore_ascii_case(p) || (*n == b'_' && *p == b'-'))
 }
 
 /// Path-override headers: some frameworks route by them instead of the request line (Zend
@@ -498,7 +496,12 @@ const PATH_OVERRIDE: [&[u8]; 2] = [b"x-original-url", b"x-rewrite-url"];
 /// headers are the proxy's to set), the method overrides and the path overrides, in either
 /// spelling.
 fn is_client_forgery(name: &HeaderName) -> bool {
-    let name = name.as_str().as_bytes();
+    is_client_forgery_text(name.as_str())
+}
+
+/// [`is_client_forgery`] for a name as text, in any case (as `Trailer` lists it).
+fn is_client_forgery_text(name: &str) -> bool {
+    let name = name.as_bytes();
     let prefix = HEADER_PREFIX.as_bytes();
     (name.len() >= prefix.len() && same_name(&name[..prefix.len()], prefix))
         || METHOD_OVERRIDE
@@ -507,35 +510,10 @@ fn is_client_forgery(name: &HeaderName) -> bool {
             .any(|pattern| same_name(name, pattern))
 }
 
-/// [`is_client_forgery`] for a name as `Trailer` lists it, in any case.
-fn is_client_forgery_text(name: &str) -> bool {
-    let name = name.as_bytes();
-    let same = |name: &[u8], pattern: &[u8]| {
-        name.len() == pattern.len()
-            && name
-                .iter()
-                .zip(pattern)
-                .all(|(n, p)| n.eq_ignore_ascii_case(p) || (*n == b'_' && *p == b'-'))
-    };
-    let prefix = HEADER_PREFIX.as_bytes();
-    (name.len() >= prefix.len() && same(&name[..prefix.len()], prefix))
-        || METHOD_OVERRIDE
-            .iter()
-            .chain(&PATH_OVERRIDE)
-            .any(|pattern| same(name, pattern))
-}
-
-/// Rule 5: removes every `x-portvakt-*` header (also spelt with `_`) and the method overrides.
+/// Rule 5: removes every `x-portvakt-*` header (also spelt with `_`), the method overrides
+/// and the path overrides.
 fn strip_client_forgeries(headers: &mut HeaderMap) {
-    // Nothing is allocated unless a client sent such a header.
-    let forged: Vec<HeaderName> = headers
-        .keys()
-        .filter(|name| is_client_forgery(name))
-        .cloned()
-        .collect();
-    for name in forged {
-        headers.remove(name);
-    }
+    remove_names(headers, is_client_forgery);
 }
 
 /// Rule 1: whether the client's `TE` asks for trailers (`TE: trailers`, possibly among
