@@ -421,15 +421,9 @@ pub(crate) fn parse_base(base: &str) -> Result<Url, ProvisionError> {
         ))
     };
     let mut url = Url::parse(base.trim()).map_err(|e| bad(&format!("is not a URL ({e})")))?;
-    let loopback = match url.host() {
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        Some(url::Host::Domain(d)) => d == "localhost",
-        None => false,
-    };
     match url.scheme() {
         "https" => {}
-        "http" if loopback => {}
+        "http" if portvakt::is_loopback_url(&url) => {}
         "http" => return Err(bad("uses http to a host that is not loopback; use https")),
         _ => return Err(bad("must be an https URL")),
     }

@@ -110,15 +110,6 @@ fn shown_as_path(value: &str) -> String {
     }
 }
 
-fn is_loopback(url: &Url) -> bool {
-    match url.host() {
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        Some(url::Host::Domain(d)) => d == "localhost",
-        None => false,
-    }
-}
-
 impl AdminSettings {
     /// Builds the client: checks the settings, finds the token endpoint through discovery.
     ///
@@ -138,7 +129,7 @@ impl AdminSettings {
             }
             other => other,
         })?;
-        let maskinporten = match (&self.maskinporten_url, is_loopback(&parsed)) {
+        let maskinporten = match (&self.maskinporten_url, portvakt::is_loopback_url(&parsed)) {
             (Some(url), _) => url.clone(),
             (None, true) => format!("{}/", parsed.origin().ascii_serialization()),
             (None, false) => {

@@ -466,8 +466,17 @@ fn derived_well_known(issuer: &str) -> Result<Url, ConfigError> {
     )
 }
 
-/// Whether a URL's host is a loopback address or `localhost`.
-pub(crate) fn is_loopback(url: &Url) -> bool {
+/// Whether a URL's host is a loopback address or `localhost`: where plain `http` is allowed
+/// (the validator's issuer documents; the CLI's upstream and admin API URLs ask the same).
+///
+/// ```
+/// let url = |u| url::Url::parse(u).unwrap();
+/// assert!(portvakt::is_loopback_url(&url("http://127.0.0.1:7166/")));
+/// assert!(portvakt::is_loopback_url(&url("http://LOCALHOST/")));
+/// assert!(portvakt::is_loopback_url(&url("http://[::1]:80/")));
+/// assert!(!portvakt::is_loopback_url(&url("http://issuer.internal/")));
+/// ```
+pub fn is_loopback_url(url: &Url) -> bool {
     match url.host() {
         Some(Host::Domain(domain)) => domain.eq_ignore_ascii_case("localhost"),
         Some(Host::Ipv4(ip)) => ip.is_loopback(),
@@ -485,7 +494,7 @@ pub(crate) fn checked_url(name: &'static str, value: &str) -> Result<Url, Config
     })?;
     match url.scheme() {
         "https" => Ok(url),
-        "http" if is_loopback(&url) => Ok(url),
+        "http" if is_loopback_url(&url) => Ok(url),
         "http" => Err(ConfigError::InsecureUrl {
             name,
             value: value.to_owned(),

@@ -55,7 +55,7 @@ pub use algorithm::Algorithm;
 pub use config::{
     Config, ConfigBuilder, ConfigError, DEFAULT_CACHE_BYTES, DEFAULT_LEEWAY,
     DEFAULT_MAX_TOKEN_SIZE, ENV_ALGORITHMS, ENV_AUDIENCE, ENV_ISSUER, ENV_JWKS_URI,
-    ENV_WELL_KNOWN_URL, MAX_HTTP_TIMEOUT, StartError, env_var,
+    ENV_WELL_KNOWN_URL, MAX_HTTP_TIMEOUT, StartError, env_var, is_loopback_url,
 };
 pub use error::{ErrorClass, Segment, ValidationError, printable, printable_at_most};
 pub use fetch::FetchError;

@@ -240,7 +240,7 @@ impl ProxyConfig {
     /// `file:line:col`, or what is wrong with the upstream.
     pub fn load(upstream: &str, policy: &Path) -> Result<ProxyConfig, String> {
         let upstream = parse_upstream(upstream)?;
-        if !is_loopback(&upstream) {
+        if !portvakt::is_loopback_url(&upstream) {
             tracing::warn!(
                 upstream = %upstream,
                 "the upstream is not on loopback: requests go to it in clear text, with their bearer tokens and the identity headers it authorizes on; the upstream is meant to be the application in the same pod (http://127.0.0.1:PORT), or one on a network only the proxy reaches"
@@ -289,16 +289,6 @@ pub fn parse_upstream(text: &str) -> Result<Url, String> {
     let url = Url::parse(text).map_err(|e| format!("upstream `{text}` is not a URL: {e}"))?;
     upstream_authority(&url).map_err(|e| e.to_string())?;
     Ok(url)
-}
-
-/// Whether the upstream is on this machine's loopback (`127.0.0.0/8`, `::1`, `localhost`).
-fn is_loopback(url: &Url) -> bool {
-    match url.host() {
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
-        None => false,
-    }
 }
 
 fn upstream_authority(url: &Url) -> Result<Authority, ProxyError> {
