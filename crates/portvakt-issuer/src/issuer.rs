@@ -850,14 +850,12 @@ pub async fn serve_with(
     // The routes are served where the issuer URL says they are: under its path, if it has one
     // (`http://HOST/mp/` serves `/mp/token`), so that what discovery and the JWKS advertise
     // answers.
-    let path = check_issuer_url(issuer.issuer_url())?
-        .path()
-        .trim_end_matches('/')
-        .to_owned();
+    // `Issuer::new` checked the URL and keeps it parsed.
+    let path = issuer.state.base.path().trim_end_matches('/');
     let router = if path.is_empty() {
         extra.merge(issuer.router())
     } else {
-        extra.merge(axum::Router::new().nest(&path, issuer.router()))
+        extra.merge(axum::Router::new().nest(path, issuer.router()))
     };
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {

@@ -118,16 +118,10 @@ impl KeyRing {
 
     fn install_arc(&mut self, key: Arc<SigningKey>, grace: Duration, now: Instant) -> Rotation {
         self.prune(now);
-        // `Issuer::new` bounds `grace` (`MAX_GRACE`); were it not, a grace beyond the clocks'
-        // range keeps the previous key published for as long as they can count, and never
-        // drops it halfway through the rotation.
-        let far = Duration::from_secs(100 * 366 * 24 * 60 * 60);
-        let until = now
-            .checked_add(grace)
-            .unwrap_or_else(|| now + grace.min(far));
-        let retired_until = SystemTime::now()
-            .checked_add(grace)
-            .unwrap_or_else(|| SystemTime::now() + grace.min(far));
+        // Cannot overflow: `Issuer::new` bounds `grace` (`MAX_GRACE`, a year). Computed before
+        // the key is replaced all the same, so that nothing is half done if it ever did.
+        let until = now + grace;
+        let retired_until = SystemTime::now() + grace;
         let previous = std::mem::replace(&mut self.current, key);
         let rotation = Rotation {
             new_kid: self.current.kid().to_owned(),
