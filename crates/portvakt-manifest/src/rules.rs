@@ -534,8 +534,8 @@ fn is_near(target: &str, candidate: &str) -> bool {
     if candidate.eq_ignore_ascii_case(target) {
         return true;
     }
-    let allowed = (target.chars().count() / 4).clamp(1, 3);
     let (t_len, c_len) = (target.chars().count(), candidate.chars().count());
+    let allowed = (t_len / 4).clamp(1, 3);
     if c_len > MAX_SUGGEST_LEN || t_len.abs_diff(c_len) > allowed {
         return false;
     }
